@@ -1,0 +1,135 @@
+# gatehouse build. Sources are discovered by directory, so adding a module
+# never needs an edit here:
+#   spoa/lib/*.c          -> build/libagent.a (the agent library)
+#   spoa/src/*.c          -> build/gatehouse-spoa
+#   mailproxy/src/*.c     -> build/gatehouse-mailproxy
+#   tools/gatehouse/*.c   -> build/gatehouse (operator CLI)
+#   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a)
+#   tests/fuzz/fuzz_*.c   -> build/fuzz/fuzz_* (libFuzzer, clang)
+#
+# BUILD selects the output directory; `make check-asan` uses build-asan/.
+
+BUILD    ?= build
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+SAN      ?=
+OPT      ?= -O2 -g
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+        -Wmissing-declarations -Wshadow -Wpointer-arith -Wsign-compare \
+        -Wcast-qual -Wformat=2 -Wno-format-nonliteral
+CPPFLAGS += -D_GNU_SOURCE -Ispoa/include -MMD -MP
+CFLAGS   += $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
+LDFLAGS  += $(SAN) -pthread
+LIBS     := -lldap -llber -lmemcached -lev -lssl -lcrypto -linih -lbsd
+
+LIB_SRC   := $(sort $(wildcard spoa/lib/*.c))
+SPOA_SRC  := $(sort $(wildcard spoa/src/*.c))
+MP_SRC    := $(sort $(wildcard mailproxy/src/*.c))
+CLI_SRC   := $(sort $(wildcard tools/gatehouse/*.c))
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+SPOA_OBJ  := $(SPOA_SRC:%.c=$(BUILD)/obj/%.o)
+MP_OBJ    := $(MP_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+BINS := $(BUILD)/libagent.a
+ifneq ($(SPOA_SRC),)
+BINS += $(BUILD)/gatehouse-spoa
+endif
+ifneq ($(MP_SRC),)
+BINS += $(BUILD)/gatehouse-mailproxy
+endif
+ifneq ($(CLI_SRC),)
+BINS += $(BUILD)/gatehouse
+endif
+
+.PHONY: all deps test unit integration check-asan fuzz bench bench-lookup \
+        bench-http bench-mail run clean
+
+all: $(BINS) $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libagent.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/gatehouse-spoa: $(SPOA_OBJ) $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $(SPOA_OBJ) $(BUILD)/libagent.a $(LIBS)
+
+$(BUILD)/gatehouse-mailproxy: $(MP_OBJ) $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $(MP_OBJ) $(BUILD)/libagent.a $(LIBS)
+
+$(BUILD)/gatehouse: $(CLI_OBJ) $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libagent.a $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libagent.a $(LIBS) -lcmocka
+
+# Install missing Debian packages (idempotent; a no-op when all are present).
+deps:
+	@bash tools/deps.sh
+
+unit: $(TESTS)
+	@set -e; fails=0; for t in $(TESTS); do \
+	  echo "== $$t"; $$t || fails=$$((fails+1)); done; \
+	  if [ $$fails -ne 0 ]; then echo "unit: $$fails test program(s) failed"; exit 1; fi
+
+integration: $(BINS)
+	GATEHOUSE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+# Every test, built and run under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan: deps
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) BUILD=build-asan unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) BUILD=build-asan integration
+
+# libFuzzer targets: each links the library sources it needs, built with clang.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -fsanitize=fuzzer,address,undefined
+FUZZ_TIME  ?= 20
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+
+fuzz: deps $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
+	  mkdir -p $(BUILD)/fuzz/work-$$n; \
+	  echo "== $$n ($(FUZZ_TIME)s)"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -max_len=65536 $(BUILD)/fuzz/work-$$n tests/fuzz/corpus/$$n; done
+
+bench: bench-lookup bench-http bench-mail
+
+bench-lookup: deps all
+	$(PYTHON) tools/bench/bench_lookup.py --build $(abspath $(BUILD))
+
+bench-http: deps all
+	$(PYTHON) tools/bench/bench_http.py --build $(abspath $(BUILD))
+
+bench-mail: deps all
+	$(PYTHON) tools/bench/bench_mail.py --build $(abspath $(BUILD))
+
+run: deps all
+	$(PYTHON) tools/demo/run.py --build $(abspath $(BUILD))
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

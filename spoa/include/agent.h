@@ -1,0 +1,57 @@
+/*
+ * The agent library context. A process creates one struct agent from its
+ * configuration; every thread that calls blocking lookups owns one
+ * struct agent_worker (its own LDAP and memcached handles). Nothing in the
+ * library is global: every call takes one of these.
+ */
+#ifndef GH_AGENT_H
+#define GH_AGENT_H
+
+#include <stdatomic.h>
+
+#include "cfg-t.h"
+#include "log.h"
+#include "metrics-t.h"
+
+struct lcache;   /* in-process route cache */
+struct dir;      /* one LDAP connection */
+struct mc;       /* one memcached handle */
+
+/* Process-wide library state. */
+struct agent {
+	const struct gh_config *cfg;   /* not owned; must outlive the agent */
+	const struct logger *log;      /* not owned */
+	struct metrics metrics;
+	struct lcache *lcache;         /* owned; NULL when local_ttl is 0 */
+	_Atomic int mc_down;           /* memcached outage in progress (log once) */
+	_Atomic int ldap_down;         /* LDAP outage in progress (log once) */
+};
+
+/* Per-thread handles for blocking calls; used by one thread at a time. */
+struct agent_worker {
+	struct agent *ag;
+	struct dir *dir;               /* NULL until first used */
+	struct mc *mc;                 /* NULL when no memcached servers */
+};
+
+/*
+ * Initialise <ag> for configuration <cfg> logging to <lg>. Both must stay
+ * valid until agent_free(). Returns 0, or -1 (logged) on failure.
+ */
+int agent_init(struct agent *ag, const struct gh_config *cfg, const struct logger *lg)
+	__attribute__((warn_unused_result));
+
+/* Release what <ag> owns. Workers must have been freed first. */
+void agent_free(struct agent *ag);
+
+/*
+ * Initialise worker <w> of <ag>: creates its memcached handle; the LDAP
+ * connection is opened on first use. Returns 0, or -1 (logged).
+ */
+int agent_worker_init(struct agent_worker *w, struct agent *ag)
+	__attribute__((warn_unused_result));
+
+/* Close <w>'s connections and free its handles. */
+void agent_worker_free(struct agent_worker *w);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * Configuration types: the parsed form of gatehouse.conf, shared by both
+ * daemons and the CLI. Durations are kept in milliseconds, sizes in bytes.
+ */
+#ifndef GH_CFG_T_H
+#define GH_CFG_T_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CFG_MAX_SERVERS   256   /* [server NAME] sections */
+#define CFG_MAX_LISTS     16    /* entries in a space-separated address list */
+#define CFG_NAME_MAX      64    /* a server name, an attribute name */
+#define CFG_STR_MAX       512   /* uris, filters, messages, paths */
+
+/* The protocols a mailbox server may serve; indexes cfg_server.port[]. */
+enum gh_proto {
+	PROTO_HTTP = 0,
+	PROTO_HTTPS,
+	PROTO_IMAP,
+	PROTO_IMAPS,
+	PROTO_POP3,
+	PROTO_POP3S,
+	PROTO__COUNT
+};
+
+/* A space-separated list of strings ("uri", "servers", "listen", ...). */
+struct cfg_list {
+	int n;
+	char item[CFG_MAX_LISTS][CFG_STR_MAX];
+};
+
+/* One mailbox server, as declared by a [server NAME] section. */
+struct cfg_server {
+	char name[CFG_NAME_MAX];       /* the value found in the LDAP host attribute */
+	char address[CFG_STR_MAX];     /* IP literal as written */
+	struct sockaddr_storage addr;  /* parsed address, port 0 */
+	socklen_t addrlen;
+	uint16_t port[PROTO__COUNT];   /* 0 = protocol not served */
+	char tls_name[CFG_STR_MAX];    /* name checked/sent as SNI upstream; default: NAME */
+	int line;                      /* where the section starts, for messages */
+};
+
+/* [log] */
+struct cfg_log {
+	char target[CFG_STR_MAX];      /* "stderr" or "syslog" */
+	char level[CFG_NAME_MAX];      /* err, warning, notice, info, debug */
+	char facility[CFG_NAME_MAX];   /* syslog facility: mail, daemon, local0..7 */
+};
+
+/* [ldap] */
+struct cfg_ldap {
+	struct cfg_list uri;           /* tried in order */
+	char bind_dn[CFG_STR_MAX];
+	char bind_password_file[CFG_STR_MAX];
+	char bind_password[CFG_STR_MAX]; /* read from the file at load; never logged */
+	char base[CFG_STR_MAX];
+	char account_filter[CFG_STR_MAX];/* %s = escaped name, may appear several times */
+	char id_filter[CFG_STR_MAX];
+	char name_attr[CFG_NAME_MAX];
+	char host_attr[CFG_NAME_MAX];
+	char id_attr[CFG_NAME_MAX];
+	char default_domain[CFG_STR_MAX];/* appended to names without '@'; empty = none */
+	uint32_t timeout_ms;           /* connect and search timeout */
+};
+
+/* [memcached] */
+struct cfg_memcached {
+	struct cfg_list servers;       /* host:port; consistent hashing over all */
+	uint32_t ttl_s;                /* route cache entry lifetime */
+	uint32_t negative_ttl_s;       /* unknown-user entry lifetime */
+	uint32_t timeout_ms;           /* connect / poll timeout */
+	uint32_t retry_s;              /* how long a failed server is skipped */
+	uint32_t local_ttl_ms;         /* in-process cache lifetime, 0 = off */
+	uint32_t local_size;           /* in-process cache entries */
+};
+
+/* [throttle]; a max of 0 means unlimited. */
+struct cfg_throttle {
+	uint32_t ip_max, ip_ttl_s;         /* login attempts per client ip (group) */
+	uint32_t user_max, user_ttl_s;     /* login attempts per account */
+	uint32_t ip_fail_max, ip_fail_ttl_s;     /* failed logins per ip */
+	uint32_t user_fail_max, user_fail_ttl_s; /* failed logins per account */
+	uint32_t ipv6_prefix;              /* IPv6 clients are counted per this prefix */
+	char ip_reject_message[CFG_STR_MAX];
+	char user_reject_message[CFG_STR_MAX];
+	struct cfg_list whitelist;         /* CIDRs never throttled */
+};
+
+/* [spoa] */
+struct cfg_spoa {
+	struct cfg_list listen;        /* host:port, SO_REUSEPORT */
+	uint32_t threads;              /* lookup worker threads */
+	uint32_t queue_size;           /* job queue bound; full = immediate "busy" */
+	uint32_t max_frame_size;       /* offered to HAProxy, <= its own */
+	uint32_t deadline_ms;          /* answer with an error var after this */
+	uint32_t idle_timeout_ms;      /* close an idle HAProxy connection */
+	uint32_t max_connections;
+	char metrics[CFG_STR_MAX];     /* host:port of the Prometheus endpoint; empty = off */
+	int strict_hosts;              /* check Host against vhosts */
+	struct cfg_list vhosts;        /* allowed virtual host names (exact or *.domain) */
+};
+
+/* [mailproxy] */
+struct cfg_mailproxy {
+	struct cfg_list imap, imaps, pop3, pop3s; /* listen addresses */
+	char certs[CFG_STR_MAX];       /* directory of PEM files, shared with HAProxy */
+	int cleartext_login;           /* allow LOGIN/USER before TLS */
+	int upstream_tls;              /* connect to mailbox servers' imaps/pop3s ports */
+	char upstream_ca[CFG_STR_MAX]; /* CA file for upstream verification */
+	int upstream_verify;           /* verify the upstream certificate */
+	int send_id;                   /* IMAP ID with the client address */
+	int send_xoip;                 /* POP3 XOIP with the client address */
+	uint32_t threads;              /* lookup worker threads */
+	uint32_t queue_size;
+	uint32_t connect_timeout_ms;   /* to the mailbox server */
+	uint32_t upstream_timeout_ms;  /* greeting / login answer from the mailbox server */
+	uint32_t login_timeout_ms;     /* whole pre-auth phase */
+	uint32_t handshake_timeout_ms; /* TLS handshake */
+	uint32_t imap_idle_timeout_ms; /* after login */
+	uint32_t pop3_idle_timeout_ms;
+	uint32_t shutdown_grace_ms;    /* SIGTERM: how long sessions may finish */
+	uint32_t max_connections;
+	uint32_t max_handshakes;       /* concurrent TLS handshakes */
+	uint32_t max_bad_commands;     /* then BYE and close */
+	uint32_t upstream_retries;     /* connect attempts to the mailbox server */
+	uint32_t buffer_size;          /* relay buffer per direction */
+	char greeting_imap[CFG_STR_MAX];
+	char greeting_pop3[CFG_STR_MAX];
+	char metrics[CFG_STR_MAX];
+	char audit_log[CFG_STR_MAX];   /* file for one line per login; empty = main log */
+};
+
+/* The whole file. Plain data: copyable, no pointers to free. */
+struct gh_config {
+	char path[CFG_STR_MAX];
+	struct cfg_log log;
+	struct cfg_ldap ldap;
+	struct cfg_memcached memcached;
+	struct cfg_throttle throttle;
+	struct cfg_spoa spoa;
+	struct cfg_mailproxy mailproxy;
+	int nservers;
+	struct cfg_server servers[CFG_MAX_SERVERS];
+};
+
+#endif

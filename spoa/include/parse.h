@@ -1,0 +1,44 @@
+/*
+ * Number, duration, boolean and address parsing used by the configuration,
+ * the CLI and the daemons: one place, strict, bounded.
+ */
+#ifndef GH_PARSE_H
+#define GH_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/*
+ * Parse decimal <s> (whole string) into <out>, which must be <= <max>.
+ * Returns 0, or -1 on junk, sign, overflow or a value above <max>.
+ */
+int parse_uint(const char *s, uint64_t max, uint64_t *out) __attribute__((warn_unused_result));
+
+/*
+ * Parse a duration <s>: a whole number followed by ms, s, m, h or d; a bare
+ * number means seconds. Stores milliseconds in <ms>. Returns 0 or -1.
+ */
+int parse_duration_ms(const char *s, uint64_t *ms) __attribute__((warn_unused_result));
+
+/*
+ * Parse a boolean <s>: yes/no, on/off, true/false, 1/0 (any case).
+ * Stores 1 or 0 in <out>. Returns 0 or -1.
+ */
+int parse_bool(const char *s, int *out) __attribute__((warn_unused_result));
+
+/*
+ * Parse "<ip>:<port>", "[<ipv6>]:<port>" or "<ip>" (then <default_port> is
+ * used; 0 means a port is required) into <ss>/<len>. Only IP literals are
+ * accepted: no name resolution. Returns 0 or -1.
+ */
+int parse_addr(const char *s, uint16_t default_port, struct sockaddr_storage *ss,
+               socklen_t *len) __attribute__((warn_unused_result));
+
+/*
+ * Format <sa> as "ip:port" or "[ip6]:port" into <buf> of <len> bytes
+ * (port omitted when <with_port> is 0). Returns <buf>; "?" on failure.
+ */
+const char *parse_addr_str(const struct sockaddr *sa, int with_port, char *buf, size_t len);
+
+#endif

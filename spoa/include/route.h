@@ -1,0 +1,42 @@
+/*
+ * Route lookup: in-process cache, then memcached, then LDAP, then the
+ * server table. See DESIGN.md "Route lookup" for the steps and cache keys.
+ */
+#ifndef GH_ROUTE_H
+#define GH_ROUTE_H
+
+#include "agent.h"
+#include "route-t.h"
+
+/*
+ * Look up <key> of <kind> for protocol <proto> using worker <w>'s handles.
+ * Blocking (memcached, LDAP): call it on a worker thread, never on an event
+ * loop. Always fills <out> (status and source); returns 0 when
+ * out->status is ROUTE_OK, -1 otherwise.
+ */
+int route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
+                 enum gh_proto proto, struct route_result *out);
+
+/*
+ * Answer <key> from the in-process cache of <ag> only. Never blocks on the
+ * network: safe on an event loop. Returns 1 and fills <out> (status OK,
+ * UNKNOWN or REFUSED) on a hit, 0 on a miss.
+ */
+int route_cached(struct agent *ag, enum route_kind kind, const char *key,
+                 enum gh_proto proto, struct route_result *out);
+
+/*
+ * Remove every cached entry for account name <name> (the name itself, its
+ * canonical name and account id as found in the cache or LDAP) from
+ * memcached and the in-process cache. Blocking. Returns the number of
+ * memcached entries deleted, or -1 when memcached could not be reached.
+ */
+int route_purge(struct agent_worker *w, const char *name);
+
+/* Return a short name for <s> ("ok", "unknown", ...). */
+const char *route_status_name(enum route_status s);
+
+/* Return a short name for <s> ("local", "memcached", "ldap", "none"). */
+const char *route_source_name(enum route_source s);
+
+#endif

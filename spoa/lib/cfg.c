@@ -1,0 +1,616 @@
+/*
+ * gatehouse.conf loader. The file is INI (libinih does the tokenising); one
+ * keyword table below names every key with its section, type, destination
+ * and default. Defaults are applied by parsing the default strings through
+ * the same setters, so a default can never disagree with the syntax.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cfg.h"
+#include "parse.h"
+
+enum kw_type {
+	KW_STR,       /* char[CFG_STR_MAX] or char[CFG_NAME_MAX] (size in kw) */
+	KW_LIST,      /* struct cfg_list: space-separated, repeatable */
+	KW_U32,       /* uint32_t, 0..max */
+	KW_MS,        /* duration into uint32_t milliseconds */
+	KW_SEC,       /* duration into uint32_t seconds */
+	KW_BOOL,      /* int 0/1 */
+	KW_ADDRLIST,  /* struct cfg_list of "ip:port" checked at load */
+	KW_FILTER,    /* a filter with at least one %s and no other % */
+};
+
+/* One configuration key. */
+struct kw {
+	const char *section;
+	const char *name;
+	enum kw_type type;
+	size_t off;          /* offset in struct gh_config */
+	size_t size;         /* destination size for strings */
+	uint64_t max;        /* maximum for numbers */
+	const char *def;     /* default, parsed by the same setter; NULL = empty */
+};
+
+#define S(sec, field) offsetof(struct gh_config, sec.field), sizeof(((struct gh_config *)0)->sec.field)
+
+static const struct kw keywords[] = {
+	{ "log", "target", KW_STR, S(log, target), 0, "stderr" },
+	{ "log", "level", KW_STR, S(log, level), 0, "info" },
+	{ "log", "facility", KW_STR, S(log, facility), 0, "mail" },
+
+	{ "ldap", "uri", KW_LIST, S(ldap, uri), 0, NULL },
+	{ "ldap", "bind_dn", KW_STR, S(ldap, bind_dn), 0, NULL },
+	{ "ldap", "bind_password_file", KW_STR, S(ldap, bind_password_file), 0, NULL },
+	{ "ldap", "base", KW_STR, S(ldap, base), 0, NULL },
+	{ "ldap", "account_filter", KW_FILTER, S(ldap, account_filter), 0,
+	  "(&(objectClass=inetOrgPerson)(|(mail=%s)(mailLocalAddress=%s)))" },
+	{ "ldap", "id_filter", KW_FILTER, S(ldap, id_filter), 0, "(entryUUID=%s)" },
+	{ "ldap", "name_attr", KW_STR, S(ldap, name_attr), 0, "mail" },
+	{ "ldap", "host_attr", KW_STR, S(ldap, host_attr), 0, "mailHost" },
+	{ "ldap", "id_attr", KW_STR, S(ldap, id_attr), 0, "entryUUID" },
+	{ "ldap", "default_domain", KW_STR, S(ldap, default_domain), 0, NULL },
+	{ "ldap", "timeout", KW_MS, S(ldap, timeout_ms), 600000, "3s" },
+
+	{ "memcached", "servers", KW_LIST, S(memcached, servers), 0, NULL },
+	{ "memcached", "ttl", KW_SEC, S(memcached, ttl_s), 2592000, "3600" },
+	{ "memcached", "negative_ttl", KW_SEC, S(memcached, negative_ttl_s), 2592000, "60" },
+	{ "memcached", "timeout", KW_MS, S(memcached, timeout_ms), 60000, "500ms" },
+	{ "memcached", "retry", KW_SEC, S(memcached, retry_s), 86400, "10" },
+	{ "memcached", "local_ttl", KW_MS, S(memcached, local_ttl_ms), 3600000, "10s" },
+	{ "memcached", "local_size", KW_U32, S(memcached, local_size), 10000000, "65536" },
+
+	{ "throttle", "ip_max", KW_U32, S(throttle, ip_max), UINT32_MAX, "0" },
+	{ "throttle", "ip_ttl", KW_SEC, S(throttle, ip_ttl_s), 2592000, "3600" },
+	{ "throttle", "user_max", KW_U32, S(throttle, user_max), UINT32_MAX, "0" },
+	{ "throttle", "user_ttl", KW_SEC, S(throttle, user_ttl_s), 2592000, "3600" },
+	{ "throttle", "ip_fail_max", KW_U32, S(throttle, ip_fail_max), UINT32_MAX, "0" },
+	{ "throttle", "ip_fail_ttl", KW_SEC, S(throttle, ip_fail_ttl_s), 2592000, "900" },
+	{ "throttle", "user_fail_max", KW_U32, S(throttle, user_fail_max), UINT32_MAX, "0" },
+	{ "throttle", "user_fail_ttl", KW_SEC, S(throttle, user_fail_ttl_s), 2592000, "900" },
+	{ "throttle", "ipv6_prefix", KW_U32, S(throttle, ipv6_prefix), 128, "64" },
+	{ "throttle", "ip_reject_message", KW_STR, S(throttle, ip_reject_message), 0,
+	  "Login rejected for this location" },
+	{ "throttle", "user_reject_message", KW_STR, S(throttle, user_reject_message), 0,
+	  "Login rejected for this user" },
+	{ "throttle", "whitelist", KW_LIST, S(throttle, whitelist), 0, NULL },
+
+	{ "spoa", "listen", KW_ADDRLIST, S(spoa, listen), 0, NULL },
+	{ "spoa", "threads", KW_U32, S(spoa, threads), 256, "4" },
+	{ "spoa", "queue_size", KW_U32, S(spoa, queue_size), 1000000, "4096" },
+	{ "spoa", "max_frame_size", KW_U32, S(spoa, max_frame_size), 1048576, "16380" },
+	{ "spoa", "deadline", KW_MS, S(spoa, deadline_ms), 600000, "400ms" },
+	{ "spoa", "idle_timeout", KW_MS, S(spoa, idle_timeout_ms), 86400000, "60s" },
+	{ "spoa", "max_connections", KW_U32, S(spoa, max_connections), 1000000, "10000" },
+	{ "spoa", "metrics", KW_STR, S(spoa, metrics), 0, NULL },
+	{ "spoa", "strict_hosts", KW_BOOL, S(spoa, strict_hosts), 0, "no" },
+	{ "spoa", "vhosts", KW_LIST, S(spoa, vhosts), 0, NULL },
+
+	{ "mailproxy", "imap", KW_ADDRLIST, S(mailproxy, imap), 0, NULL },
+	{ "mailproxy", "imaps", KW_ADDRLIST, S(mailproxy, imaps), 0, NULL },
+	{ "mailproxy", "pop3", KW_ADDRLIST, S(mailproxy, pop3), 0, NULL },
+	{ "mailproxy", "pop3s", KW_ADDRLIST, S(mailproxy, pop3s), 0, NULL },
+	{ "mailproxy", "certs", KW_STR, S(mailproxy, certs), 0, "certs" },
+	{ "mailproxy", "cleartext_login", KW_BOOL, S(mailproxy, cleartext_login), 0, "no" },
+	{ "mailproxy", "upstream_tls", KW_BOOL, S(mailproxy, upstream_tls), 0, "no" },
+	{ "mailproxy", "upstream_ca", KW_STR, S(mailproxy, upstream_ca), 0, NULL },
+	{ "mailproxy", "upstream_verify", KW_BOOL, S(mailproxy, upstream_verify), 0, "yes" },
+	{ "mailproxy", "send_id", KW_BOOL, S(mailproxy, send_id), 0, "yes" },
+	{ "mailproxy", "send_xoip", KW_BOOL, S(mailproxy, send_xoip), 0, "yes" },
+	{ "mailproxy", "threads", KW_U32, S(mailproxy, threads), 256, "4" },
+	{ "mailproxy", "queue_size", KW_U32, S(mailproxy, queue_size), 1000000, "4096" },
+	{ "mailproxy", "connect_timeout", KW_MS, S(mailproxy, connect_timeout_ms), 600000, "5s" },
+	{ "mailproxy", "upstream_timeout", KW_MS, S(mailproxy, upstream_timeout_ms), 600000, "15s" },
+	{ "mailproxy", "login_timeout", KW_MS, S(mailproxy, login_timeout_ms), 3600000, "60s" },
+	{ "mailproxy", "handshake_timeout", KW_MS, S(mailproxy, handshake_timeout_ms), 600000, "10s" },
+	{ "mailproxy", "imap_idle_timeout", KW_MS, S(mailproxy, imap_idle_timeout_ms), 86400000, "30m" },
+	{ "mailproxy", "pop3_idle_timeout", KW_MS, S(mailproxy, pop3_idle_timeout_ms), 86400000, "10m" },
+	{ "mailproxy", "shutdown_grace", KW_MS, S(mailproxy, shutdown_grace_ms), 86400000, "30s" },
+	{ "mailproxy", "max_connections", KW_U32, S(mailproxy, max_connections), 10000000, "10000" },
+	{ "mailproxy", "max_handshakes", KW_U32, S(mailproxy, max_handshakes), 1000000, "256" },
+	{ "mailproxy", "max_bad_commands", KW_U32, S(mailproxy, max_bad_commands), 1000, "3" },
+	{ "mailproxy", "upstream_retries", KW_U32, S(mailproxy, upstream_retries), 10, "2" },
+	{ "mailproxy", "buffer_size", KW_U32, S(mailproxy, buffer_size), 16777216, "65536" },
+	{ "mailproxy", "greeting_imap", KW_STR, S(mailproxy, greeting_imap), 0, "gatehouse IMAP proxy ready" },
+	{ "mailproxy", "greeting_pop3", KW_STR, S(mailproxy, greeting_pop3), 0, "gatehouse POP3 proxy ready" },
+	{ "mailproxy", "metrics", KW_STR, S(mailproxy, metrics), 0, NULL },
+	{ "mailproxy", "audit_log", KW_STR, S(mailproxy, audit_log), 0, NULL },
+};
+
+/* Keys of a [server NAME] section, by protocol. */
+static const char *server_port_keys[PROTO__COUNT] = {
+	"http", "https", "imap", "imaps", "pop3", "pop3s"
+};
+
+/* Parser state passed through libinih. */
+struct load {
+	struct gh_config *cfg;
+	const char *path;
+	FILE *fp;
+	int line;                    /* line of the last line read */
+	int failed;
+	char *err;
+	size_t errlen;
+	unsigned char seen[sizeof(keywords) / sizeof(keywords[0])];
+	struct cfg_server *server;   /* current [server NAME], or NULL */
+	unsigned server_seen;        /* bit per key of the current server */
+};
+
+static void
+load_fail(struct load *ld, const char *key, const char *fmt, const char *arg)
+{
+	char why[256];
+	int n;
+
+	if (ld->failed++)
+		return;
+	n = snprintf(why, sizeof(why), fmt, arg ? arg : "");
+	if (n < 0)
+		why[0] = '\0';
+	snprintf(ld->err, ld->errlen, "%s:%d: %s: %s", ld->path, ld->line, key, why);
+}
+
+static int
+set_string(char *dst, size_t size, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n >= size)
+		return -1;
+	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+/* Append the space-separated words of <value> to <list>. */
+static int
+set_list(struct cfg_list *list, const char *value, int check_addr)
+{
+	char buf[CFG_STR_MAX * 2];
+	char *save = NULL, *tok;
+
+	if (set_string(buf, sizeof(buf), value) < 0)
+		return -1;
+	for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		if (list->n >= CFG_MAX_LISTS)
+			return -1;
+		if (check_addr) {
+			struct sockaddr_storage ss;
+			socklen_t len;
+
+			if (parse_addr(tok, 0, &ss, &len) < 0)
+				return -1;
+		}
+		if (set_string(list->item[list->n], sizeof(list->item[0]), tok) < 0)
+			return -1;
+		list->n++;
+	}
+	return 0;
+}
+
+/* A filter must contain %s at least once and no other conversion. */
+static int
+check_filter(const char *f)
+{
+	int seen = 0;
+
+	for (; *f; f++) {
+		if (*f != '%')
+			continue;
+		if (f[1] != 's')
+			return -1;
+		seen = 1;
+		f++;
+	}
+	return seen ? 0 : -1;
+}
+
+static int
+kw_set(struct gh_config *cfg, const struct kw *k, const char *value, const char **why)
+{
+	char *base = (char *)cfg + k->off;
+	uint64_t v;
+
+	switch (k->type) {
+	case KW_STR:
+		*why = "value too long";
+		return set_string(base, k->size, value);
+	case KW_FILTER:
+		*why = "a filter needs %s for the value and no other %";
+		if (check_filter(value) < 0)
+			return -1;
+		return set_string(base, k->size, value);
+	case KW_LIST:
+		*why = "too many or too long entries";
+		return set_list((struct cfg_list *)(void *)base, value, 0);
+	case KW_ADDRLIST:
+		*why = "expected ip:port or [ipv6]:port entries";
+		return set_list((struct cfg_list *)(void *)base, value, 1);
+	case KW_U32:
+		*why = "expected a whole number in range";
+		if (parse_uint(value, k->max, &v) < 0)
+			return -1;
+		*(uint32_t *)(void *)base = (uint32_t)v;
+		return 0;
+	case KW_MS:
+	case KW_SEC:
+		*why = "expected a duration (500ms, 30s, 5m, 1h, 1d) in range";
+		if (parse_duration_ms(value, &v) < 0)
+			return -1;
+		if (k->type == KW_SEC) {
+			if (v % 1000 != 0)
+				return -1;
+			v /= 1000;
+		}
+		if (v > k->max)
+			return -1;
+		*(uint32_t *)(void *)base = (uint32_t)v;
+		return 0;
+	case KW_BOOL:
+		*why = "expected yes or no";
+		return parse_bool(value, (int *)(void *)base);
+	}
+	return -1;
+}
+
+static int
+server_key(struct load *ld, const char *name, const char *value)
+{
+	struct cfg_server *srv = ld->server;
+	unsigned bit;
+	uint64_t v;
+	int i;
+
+	for (i = 0; i < PROTO__COUNT; i++) {
+		if (strcmp(name, server_port_keys[i]) != 0)
+			continue;
+		bit = 1u << i;
+		if (ld->server_seen & bit)
+			goto dup;
+		ld->server_seen |= bit;
+		if (parse_uint(value, 65535, &v) < 0 || v == 0) {
+			load_fail(ld, name, "expected a port number, got '%s'", value);
+			return 0;
+		}
+		srv->port[i] = (uint16_t)v;
+		return 1;
+	}
+	if (strcmp(name, "address") == 0) {
+		bit = 1u << 16;
+		if (ld->server_seen & bit)
+			goto dup;
+		ld->server_seen |= bit;
+		if (set_string(srv->address, sizeof(srv->address), value) < 0 ||
+		    parse_addr(value, 1, &srv->addr, &srv->addrlen) < 0) {
+			load_fail(ld, name, "expected an IP address, got '%s'", value);
+			return 0;
+		}
+		if (srv->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&srv->addr)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&srv->addr)->sin6_port = 0;
+		return 1;
+	}
+	if (strcmp(name, "tls_name") == 0) {
+		bit = 1u << 17;
+		if (ld->server_seen & bit)
+			goto dup;
+		ld->server_seen |= bit;
+		if (set_string(srv->tls_name, sizeof(srv->tls_name), value) < 0) {
+			load_fail(ld, name, "value too long", NULL);
+			return 0;
+		}
+		return 1;
+	}
+	load_fail(ld, name, "unknown key in [server %s]", srv->name);
+	return 0;
+dup:
+	load_fail(ld, name, "duplicate key in [server %s]", srv->name);
+	return 0;
+}
+
+static int
+server_check(struct load *ld)
+{
+	struct cfg_server *srv = ld->server;
+	int i, any = 0;
+
+	if (srv == NULL)
+		return 0;
+	for (i = 0; i < PROTO__COUNT; i++)
+		any |= srv->port[i] != 0;
+	if (srv->address[0] == '\0') {
+		snprintf(ld->err, ld->errlen, "%s:%d: address: missing in [server %s]",
+		         ld->path, srv->line, srv->name);
+		return -1;
+	}
+	if (!any) {
+		snprintf(ld->err, ld->errlen, "%s:%d: [server %s]: no port (http, https, imap, "
+		         "imaps, pop3, pop3s) given", ld->path, srv->line, srv->name);
+		return -1;
+	}
+	if (srv->tls_name[0] == '\0')
+		(void)set_string(srv->tls_name, sizeof(srv->tls_name), srv->name);
+	return 0;
+}
+
+static int
+valid_server_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) >= CFG_NAME_MAX)
+		return 0;
+	for (; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+on_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct load *ld = user;
+	size_t i;
+
+	if (ld->failed)
+		return 0;
+	if (strncmp(section, "server ", 7) == 0) {
+		const char *sname = section + 7;
+
+		while (*sname == ' ')
+			sname++;
+		if (ld->server == NULL || strcmp(ld->server->name, sname) != 0) {
+			if (server_check(ld) < 0) {
+				ld->failed++;
+				return 0;
+			}
+			if (!valid_server_name(sname)) {
+				load_fail(ld, section, "bad server name (letters, digits, . - _)", NULL);
+				return 0;
+			}
+			if (cfg_server_find(ld->cfg, sname) != NULL) {
+				load_fail(ld, section, "server declared twice", NULL);
+				return 0;
+			}
+			if (ld->cfg->nservers >= CFG_MAX_SERVERS) {
+				load_fail(ld, section, "too many servers", NULL);
+				return 0;
+			}
+			ld->server = &ld->cfg->servers[ld->cfg->nservers++];
+			memset(ld->server, 0, sizeof(*ld->server));
+			(void)set_string(ld->server->name, sizeof(ld->server->name), sname);
+			ld->server->line = ld->line;
+			ld->server_seen = 0;
+		}
+		return server_key(ld, name, value);
+	}
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
+		const struct kw *k = &keywords[i];
+		const char *why = "bad value";
+
+		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+			continue;
+		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST) {
+			load_fail(ld, name, "duplicate key in [%s]", section);
+			return 0;
+		}
+		if (!ld->seen[i] && (k->type == KW_LIST || k->type == KW_ADDRLIST))
+			((struct cfg_list *)(void *)((char *)ld->cfg + k->off))->n = 0;
+		ld->seen[i] = 1;
+		if (kw_set(ld->cfg, k, value, &why) < 0) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "%s", why);
+			load_fail(ld, name, "%s", msg);
+			return 0;
+		}
+		return 1;
+	}
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
+		if (strcmp(keywords[i].section, section) == 0) {
+			load_fail(ld, name, "unknown key in [%s]", section);
+			return 0;
+		}
+	}
+	load_fail(ld, section[0] ? section : name, "unknown section", NULL);
+	return 0;
+}
+
+/* libinih reads through this so that we know the current line number. */
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct load *ld = stream;
+	char *r = fgets(str, num, ld->fp);
+
+	if (r != NULL)
+		ld->line++;
+	return r;
+}
+
+static int
+read_password(struct load *ld)
+{
+	struct cfg_ldap *l = &ld->cfg->ldap;
+	FILE *fp;
+	size_t n;
+
+	if (l->bind_password_file[0] == '\0')
+		return 0;
+	fp = fopen(l->bind_password_file, "r");
+	if (fp == NULL) {
+		snprintf(ld->err, ld->errlen, "%s: bind_password_file: cannot read %s: %s",
+		         ld->path, l->bind_password_file, strerror(errno));
+		return -1;
+	}
+	n = fread(l->bind_password, 1, sizeof(l->bind_password) - 1, fp);
+	fclose(fp);
+	l->bind_password[n] = '\0';
+	while (n > 0 && (l->bind_password[n - 1] == '\n' || l->bind_password[n - 1] == '\r'))
+		l->bind_password[--n] = '\0';
+	return 0;
+}
+
+static int
+check_required(struct load *ld, unsigned need)
+{
+	struct gh_config *c = ld->cfg;
+	const char *miss = NULL;
+	const struct cfg_throttle *t = &c->throttle;
+
+	if ((need & CFG_NEED_LDAP) && c->ldap.uri.n == 0)
+		miss = "[ldap] uri";
+	else if ((need & CFG_NEED_LDAP) && c->ldap.base[0] == '\0')
+		miss = "[ldap] base";
+	else if ((need & CFG_NEED_SERVERS) && c->nservers == 0)
+		miss = "a [server NAME] section";
+	else if ((need & CFG_NEED_SPOA) && c->spoa.listen.n == 0)
+		miss = "[spoa] listen";
+	else if ((need & CFG_NEED_MAILPROXY) && c->mailproxy.imap.n + c->mailproxy.imaps.n +
+	         c->mailproxy.pop3.n + c->mailproxy.pop3s.n == 0)
+		miss = "[mailproxy] imap, imaps, pop3 or pop3s";
+	else if (c->memcached.servers.n == 0 && (t->ip_max || t->user_max ||
+	         t->ip_fail_max || t->user_fail_max))
+		miss = "[memcached] servers (throttling keeps its counters there)";
+	if (miss != NULL) {
+		snprintf(ld->err, ld->errlen, "%s: missing %s", ld->path, miss);
+		return -1;
+	}
+	if (c->ldap.bind_dn[0] != '\0' && c->ldap.bind_password_file[0] == '\0') {
+		snprintf(ld->err, ld->errlen, "%s: [ldap] bind_dn needs bind_password_file", ld->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Allocate a configuration holding every default. Returns NULL when out of
+ * memory.
+ */
+struct gh_config *
+cfg_new(void)
+{
+	struct gh_config *cfg = calloc(1, sizeof(*cfg));
+	size_t i;
+
+	if (cfg == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
+		const char *why;
+
+		if (keywords[i].def != NULL && kw_set(cfg, &keywords[i], keywords[i].def, &why) < 0) {
+			free(cfg);	/* a broken default is a programming error */
+			return NULL;
+		}
+	}
+	return cfg;
+}
+
+/*
+ * Load <path> into <cfg> and check the parts named by <need>. Returns 0, or
+ * -1 with "file:line: key: reason" in <err>.
+ */
+int
+cfg_load(struct gh_config *cfg, const char *path, unsigned need, char *err, size_t errlen)
+{
+	struct load ld;
+	int rc;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.cfg = cfg;
+	ld.path = path;
+	ld.err = err;
+	ld.errlen = errlen;
+	if (set_string(cfg->path, sizeof(cfg->path), path) < 0) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	ld.fp = fopen(path, "r");
+	if (ld.fp == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_stream(reader, &ld, on_entry, &ld);
+	fclose(ld.fp);
+	if (rc != 0 && !ld.failed) {
+		/* a syntax error found by the tokenizer itself */
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
+		         path, rc > 0 ? rc : ld.line);
+		return -1;
+	}
+	if (ld.failed)
+		return -1;
+	if (server_check(&ld) < 0)
+		return -1;
+	if (check_required(&ld, need) < 0)
+		return -1;
+	return read_password(&ld);
+}
+
+/*
+ * Find the server called <name> (case-insensitive) in <cfg>. Returns it or
+ * NULL.
+ */
+const struct cfg_server *
+cfg_server_find(const struct gh_config *cfg, const char *name)
+{
+	int i;
+
+	for (i = 0; i < cfg->nservers; i++)
+		if (strcasecmp(cfg->servers[i].name, name) == 0)
+			return &cfg->servers[i];
+	return NULL;
+}
+
+/*
+ * Find the server whose address equals the address of <sa> (port ignored).
+ * Returns it or NULL.
+ */
+const struct cfg_server *
+cfg_server_by_addr(const struct gh_config *cfg, const struct sockaddr *sa)
+{
+	int i;
+
+	for (i = 0; i < cfg->nservers; i++) {
+		const struct sockaddr_storage *a = &cfg->servers[i].addr;
+
+		if (a->ss_family != sa->sa_family)
+			continue;
+		if (sa->sa_family == AF_INET &&
+		    memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		           &((const struct sockaddr_in *)sa)->sin_addr, 4) == 0)
+			return &cfg->servers[i];
+		if (sa->sa_family == AF_INET6 &&
+		    memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		           &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0)
+			return &cfg->servers[i];
+	}
+	return NULL;
+}
+
+/* Return the name of protocol <p>. */
+const char *
+cfg_proto_name(enum gh_proto p)
+{
+	return (p >= 0 && p < PROTO__COUNT) ? server_port_keys[p] : "?";
+}
+
+/* Parse protocol name <s> into <p>. Returns 0 or -1. */
+int
+cfg_proto_parse(const char *s, enum gh_proto *p)
+{
+	int i;
+
+	for (i = 0; i < PROTO__COUNT; i++) {
+		if (strcasecmp(s, server_port_keys[i]) == 0) {
+			*p = (enum gh_proto)i;
+			return 0;
+		}
+	}
+	return -1;
+}
