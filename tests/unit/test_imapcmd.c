@@ -1,0 +1,547 @@
+/*
+ * Unit tests for the IMAP pre-auth command parser. Every case is checked fed
+ * whole, byte by byte, and split in two at every point: the event sequence
+ * (results, tags, arguments) must be the same each way.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "imapcmd.h"
+
+#define EV_MAX 65536
+
+static const char *const kind_names[] = {
+	"NONE", "CAPABILITY", "NOOP", "LOGOUT", "ID", "STARTTLS", "LOGIN",
+	"AUTHENTICATE", "UNKNOWN", "SASL", "CANCEL",
+};
+
+/* Append printf-style text to the event string <ev>. */
+static void __attribute__((format(printf, 2, 3)))
+ev_add(char *ev, const char *fmt, ...)
+{
+	size_t n = strlen(ev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ev + n, EV_MAX - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Describe the result <rc> of <st> into <ev>, acting like the daemon. */
+static void
+ev_result(struct imapcmd *st, enum imapcmd_rc rc, char *ev)
+{
+	unsigned i;
+
+	switch (rc) {
+	case IMAPCMD_DONE:
+		ev_add(ev, "D:%s:%s", kind_names[st->kind], st->tag);
+		if (st->id_nil)
+			ev_add(ev, " NIL");
+		for (i = 0; i < st->nargs; i++) {
+			size_t len, k;
+			const char *a = imapcmd_arg(st, i, &len);
+			ev_add(ev, " %c", "aqln"[st->args[i].type]);
+			if (a == NULL)
+				continue;
+			ev_add(ev, "'");
+			for (k = 0; k < len; k++) {
+				unsigned char c = (unsigned char)a[k];
+				if (c >= 0x20 && c < 0x7f && c != '\'' && c != '%')
+					ev_add(ev, "%c", c);
+				else
+					ev_add(ev, "%%%02X", c);
+			}
+			ev_add(ev, "'%s", (st->args[i].flags & IMAPCMD_ARG_TRUNCATED) ? "!" : "");
+		}
+		/* like the daemon: AUTHENTICATE without IR waits for a SASL line */
+		if (st->kind == IMAPCMD_AUTHENTICATE && st->nargs == 1)
+			imapcmd_expect_sasl(st);
+		break;
+	case IMAPCMD_LITERAL:
+		ev_add(ev, "L%zu", st->literal_size);
+		break;
+	case IMAPCMD_ERROR:
+		ev_add(ev, "E:%s:%s", st->tag, st->error);
+		break;
+	case IMAPCMD_FATAL:
+		ev_add(ev, "F:%s", st->error);
+		break;
+	default:
+		ev_add(ev, "?%d", (int)rc);
+	}
+	ev_add(ev, "|");
+}
+
+/* Feed <len> octets in chunks of <chunk> (0: whole), the first of <first>. */
+static void
+run(const char *in, size_t len, size_t first, size_t chunk, char *ev,
+    const struct imapcmd_limits *lim)
+{
+	static struct imapcmd st;
+	size_t off = 0;
+	int fatal_seen = 0;
+
+	imapcmd_init(&st, lim);
+	ev[0] = '\0';
+	while (off < len && !fatal_seen) {
+		size_t n = len - off;
+		size_t pos = 0;
+
+		if (off == 0 && first != 0)
+			n = first < n ? first : n;
+		else if (chunk != 0)
+			n = chunk < n ? chunk : n;
+		/* one chunk: call until it is used up */
+		while (pos < n) {
+			size_t used = 99999;
+			enum imapcmd_rc rc = imapcmd_parse(&st, in + off + pos, n - pos, &used);
+			assert_true(used <= n - pos);
+			if (rc == IMAPCMD_AGAIN) {
+				assert_int_equal(used, n - pos);
+			} else {
+				ev_result(&st, rc, ev);
+			}
+			pos += used;
+			if (rc == IMAPCMD_FATAL) {
+				fatal_seen = 1;
+				break;
+			}
+		}
+		off += n;
+	}
+}
+
+/* Check <in> gives <want>, whole, byte by byte and split at every point. */
+static void
+check_lim(const char *in, size_t len, const char *want, const struct imapcmd_limits *lim)
+{
+	static char ev[EV_MAX], ev2[EV_MAX];
+	size_t k;
+
+	run(in, len, 0, 0, ev, lim);
+	if (strcmp(ev, want) != 0) {
+		print_error("input: %.*s\nwant: %s\ngot:  %s\n", (int)len, in, want, ev);
+		fail();
+	}
+	run(in, len, 0, 1, ev2, lim);
+	if (strcmp(ev, ev2) != 0) {
+		print_error("byte by byte differs: %s\n", ev2);
+		fail();
+	}
+	for (k = 1; k < len; k++) {
+		run(in, len, k, 0, ev2, lim);
+		if (strcmp(ev, ev2) != 0) {
+			print_error("split at %zu differs: %s\n", k, ev2);
+			fail();
+		}
+	}
+}
+
+#define CHECK(in, want) check_lim((in), sizeof(in) - 1, (want), NULL)
+
+static void
+test_simple_commands(void **state)
+{
+	(void)state;
+	CHECK("a1 CAPABILITY\r\n", "D:CAPABILITY:a1|");
+	CHECK("a1 capability\r\n", "D:CAPABILITY:a1|");
+	CHECK("x NOOP\r\n", "D:NOOP:x|");
+	CHECK("x.1 LogOut\r\n", "D:LOGOUT:x.1|");
+	CHECK("T:9] STARTTLS\r\n", "D:STARTTLS:T:9]|");
+	CHECK("a NOOP\n", "D:NOOP:a|");    /* bare LF accepted */
+	CHECK("a NOOP \r\n", "D:NOOP:a|"); /* trailing space tolerated */
+	CHECK("a NOOP x\r\n", "E:a:unexpected argument|");
+}
+
+static void
+test_pipelining(void **state)
+{
+	(void)state;
+	CHECK("a NOOP\r\nb CAPABILITY\r\nc LOGOUT\r\n",
+	      "D:NOOP:a|D:CAPABILITY:b|D:LOGOUT:c|");
+	CHECK("a STARTTLS\r\nb NOOP\r\n", "D:STARTTLS:a|D:NOOP:b|");
+}
+
+static void
+test_login_forms(void **state)
+{
+	(void)state;
+	CHECK("a LOGIN user pass\r\n", "D:LOGIN:a a'user' a'pass'|");
+	CHECK("a LOGIN \"us er\" \"p\\\"a\\\\ss\"\r\n",
+	      "D:LOGIN:a q'us er' q'p\"a\\ss'|");
+	CHECK("a LOGIN \"\" \"\"\r\n", "D:LOGIN:a q'' q''|");
+	CHECK("a LOGIN {4}\r\nuser {5}\r\np ss!\r\n",
+	      "L4|L5|D:LOGIN:a l'user' l'p ss!'|");
+	CHECK("a LOGIN {4+}\r\nuser {3+}\r\n\r\n\xff\r\n",
+	      "D:LOGIN:a l'user' l'%0D%0A%FF'|");
+	CHECK("a LOGIN user {0}\r\n\r\n", "L0|D:LOGIN:a a'user' l''|");
+	CHECK("a LOGIN {0+}\r\n {0+}\r\n\r\n", "D:LOGIN:a l'' l''|");
+	CHECK("a LOGIN user\r\n", "E:a:wrong number of arguments|");
+	CHECK("a LOGIN a b c\r\n", "E:a:too many arguments|");
+	CHECK("a LOGIN a b {3}\r\n", "E:a:too many arguments|");
+	CHECK("a LOGIN {1}\r\nab c\r\nb NOOP\r\n",
+	      "L1|E:a:missing space after argument|D:NOOP:b|");
+	CHECK("a login \"x\"\"y\"\r\n", "E:a:missing space after argument|");
+}
+
+static void
+test_authenticate(void **state)
+{
+	(void)state;
+	CHECK("a AUTHENTICATE PLAIN AHVzZXIAcGFzcw==\r\n",
+	      "D:AUTHENTICATE:a a'PLAIN' a'AHVzZXIAcGFzcw=='|");
+	CHECK("a AUTHENTICATE PLAIN =\r\n", "D:AUTHENTICATE:a a'PLAIN' a'='|");
+	CHECK("a AUTHENTICATE PLAIN\r\nAHVzZXIAcGFzcw==\r\nb NOOP\r\n",
+	      "D:AUTHENTICATE:a a'PLAIN'|D:SASL:a a'AHVzZXIAcGFzcw=='|D:NOOP:b|");
+	CHECK("a AUTHENTICATE PLAIN\r\n*\r\n", "D:AUTHENTICATE:a a'PLAIN'|D:CANCEL:a a'*'|");
+	CHECK("a AUTHENTICATE PLAIN\r\n\r\n", "D:AUTHENTICATE:a a'PLAIN'|D:SASL:a a''|");
+	CHECK("a AUTHENTICATE PLAIN\r\nab\0c\r\nb NOOP\r\n",
+	      "D:AUTHENTICATE:a a'PLAIN'|E:a:NUL in command|D:NOOP:b|");
+	/* no literal recognition in SASL lines */
+	CHECK("a AUTHENTICATE PLAIN\r\nab\0{3+}\r\nb NOOP\r\n",
+	      "D:AUTHENTICATE:a a'PLAIN'|E:a:NUL in command|D:NOOP:b|");
+	CHECK("a AUTHENTICATE \"PLAIN\"\r\n", "E:a:AUTHENTICATE arguments must be atoms|");
+	CHECK("a AUTHENTICATE\r\n", "E:a:wrong number of arguments|");
+	CHECK("a AUTHENTICATE PLAIN x y\r\n", "E:a:too many arguments|");
+}
+
+static void
+test_id(void **state)
+{
+	(void)state;
+	CHECK("a ID NIL\r\n", "D:ID:a NIL|");
+	CHECK("a id nil\r\n", "D:ID:a NIL|");
+	CHECK("a ID ()\r\n", "D:ID:a|");
+	CHECK("a ID (\"name\" \"mutt\" \"version\" NIL)\r\n",
+	      "D:ID:a q'name' q'mutt' q'version' n|");
+	CHECK("a ID (\"name\" {4}\r\nmutt \"os\" {2+}\r\nab)\r\n",
+	      "L4|D:ID:a q'name' l'mutt' q'os' l'ab'|");
+	CHECK("a ID (\"name\")\r\n", "E:a:ID list needs field/value pairs|");
+	CHECK("a ID (NIL \"x\")\r\n", "E:a:ID field must be a string|");
+	CHECK("a ID (\"a\" \"b\"\r\n", "E:a:wrong number of arguments|");
+	CHECK("a ID ((\"a\" \"b\"))\r\n", "E:a:unexpected list|");
+	CHECK("a ID \"x\"\r\n", "E:a:ID expects NIL or a list|");
+	CHECK("a ID foo\r\n", "E:a:ID expects NIL or a list|");
+	CHECK("a ID NIL NIL\r\n", "E:a:unexpected argument|");
+	CHECK("a ID (\"a\" \"b\") x\r\n", "E:a:unexpected argument|");
+}
+
+/* Build "a ID (" + <pairs> pairs with values of <vlen> + ")\r\n" into <out>. */
+static size_t
+build_id(char *out, size_t outlen, unsigned pairs, size_t vlen)
+{
+	size_t n = 0;
+	unsigned i;
+
+	n += (size_t)snprintf(out + n, outlen - n, "a ID (");
+	for (i = 0; i < pairs; i++) {
+		n += (size_t)snprintf(out + n, outlen - n, "%s\"f%u\" \"", i ? " " : "", i);
+		memset(out + n, 'v', vlen);
+		n += vlen;
+		out[n++] = '"';
+	}
+	n += (size_t)snprintf(out + n, outlen - n, ")\r\n");
+	return n;
+}
+
+static void
+test_id_limits(void **state)
+{
+	static char in[65536];
+	static struct imapcmd st;
+	size_t n, used;
+	enum imapcmd_rc rc;
+	struct imapcmd_limits lim = { .line_max = 65536 };
+	(void)state;
+
+	/* 30 pairs of 1024-octet values: accepted, values truncated */
+	n = build_id(in, sizeof(in), 30, 1024);
+	imapcmd_init(&st, &lim);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_DONE);
+	assert_int_equal(used, n);
+	assert_int_equal(st.nargs, 60);
+	assert_int_equal(st.args[1].len, IMAPCMD_ID_VALUE_KEEP);
+	assert_true(st.args[1].flags & IMAPCMD_ARG_TRUNCATED);
+	assert_false(st.args[0].flags & IMAPCMD_ARG_TRUNCATED);
+
+	n = build_id(in, sizeof(in), 31, 1);
+	imapcmd_init(&st, &lim);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_ERROR);
+	assert_string_equal(st.error, "too many ID pairs");
+
+	n = build_id(in, sizeof(in), 1, 1025);
+	imapcmd_init(&st, &lim);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_ERROR);
+	assert_string_equal(st.error, "ID value too long");
+
+	/* the 8 KiB default line limit applies to the same list */
+	n = build_id(in, sizeof(in), 30, 1024);
+	imapcmd_init(&st, NULL);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_FATAL);
+	assert_string_equal(st.error, "line too long");
+}
+
+static void
+test_unknown(void **state)
+{
+	(void)state;
+	CHECK("a SELECT INBOX\r\n", "D:UNKNOWN:a|");
+	CHECK("a1 APPEND INBOX {5+}\r\nb NOO\r\nc NOOP\r\n", "D:UNKNOWN:a1|D:NOOP:c|");
+	CHECK("a1 APPEND INBOX {5}\r\nb NOOP\r\n", "D:UNKNOWN:a1|D:NOOP:b|");
+	CHECK("a1 X {2+}\r\n{3+}\r\nb NOOP\r\n", "D:UNKNOWN:a1|D:NOOP:b|");
+	CHECK("a1 X \"{2+}\"\r\nb NOOP\r\n", "D:UNKNOWN:a1|D:NOOP:b|");
+	CHECK("a X\0\r\nb NOOP\r\n", "E:a:NUL in command|D:NOOP:b|");
+	CHECK("a VERYLONGCOMMANDNAMEVERYLONGCOMMANDNAMEX\r\n", "D:UNKNOWN:a|");
+	CHECK("a ID\r\n", "E:a:wrong number of arguments|");
+}
+
+static void
+test_bad_input(void **state)
+{
+	(void)state;
+	CHECK("\r\n", "E::empty command line|");
+	CHECK("\n", "E::empty command line|");
+	CHECK("\r\na NOOP\r\n", "E::empty command line|D:NOOP:a|");
+	CHECK("a NOOP\rx\r\nb NOOP\r\n", "E:a:CR without LF|D:NOOP:b|");
+	CHECK("a\r\n", "E:a:missing command|");
+	CHECK("a \r\n", "E:a:missing command|");
+	CHECK(" a NOOP\r\n", "E::invalid tag|");
+	CHECK("a+b NOOP\r\n", "E::invalid tag|");
+	CHECK("a\0 NOOP\r\nb NOOP\r\n", "E::NUL in command|D:NOOP:b|");
+	CHECK("\0\r\n", "E::NUL in command|");
+	CHECK("a LOGIN \"u\0\" p\r\n", "E:a:NUL in command|");
+	CHECK("a LOGIN {1}\r\n\0 p\r\nb NOOP\r\n", "L1|E:a:NUL in literal|D:NOOP:b|");
+	CHECK("a LOGIN {3+}\r\nx\0y p\r\nb NOOP\r\n", "E:a:NUL in literal|D:NOOP:b|");
+	CHECK("a LOGIN \"x\\y\" p\r\nb NOOP\r\n",
+	      "E:a:invalid escape in quoted string|D:NOOP:b|");
+	CHECK("a LOGIN \"x\xc3\xa9\" p\r\n", "E:a:8-bit octet in quoted string|");
+	CHECK("a LOGIN \"pass\r\nb NOOP\r\n", "E:a:unterminated quoted string|D:NOOP:b|");
+	CHECK("a LOGIN u\xc3\xa9 p\r\n", "E:a:invalid argument|");
+	CHECK("a LOGIN u%x p\r\n", "E:a:invalid argument|");
+	CHECK("a LOGIN {x}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {3} \r\nb NOOP\r\n", "E:a:literal must end the line|D:NOOP:b|");
+	/* an error before a {n+} literal: its data is skipped, not executed */
+	CHECK("a LOGIN \"x\\y\" {8+}\r\nb NOOP\r\n\r\nc NOOP\r\n",
+	      "E:a:invalid escape in quoted string|D:NOOP:c|");
+}
+
+static void
+test_tag_limit(void **state)
+{
+	(void)state;
+	CHECK("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa NOOP\r\n",
+	      "D:NOOP:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|");
+	CHECK("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa NOOP\r\nb NOOP\r\n",
+	      "E::tag too long|D:NOOP:b|");
+}
+
+static void
+test_literal_limits(void **state)
+{
+	static char in[20000];
+	size_t n;
+	(void)state;
+
+	CHECK("a LOGIN {99999999999999999999}\r\nb NOOP\r\n", "E:a:literal too long|D:NOOP:b|");
+	CHECK("a LOGIN {99999999999999999999+}\r\nxx\r\n", "F:literal too long|");
+	CHECK("a LOGIN {8193}\r\nb NOOP\r\n", "E:a:literal too long|D:NOOP:b|");
+	CHECK("a X {8193+}\r\nb NOOP\r\n", "F:literal too long|");
+	CHECK("a X {99999999999999999999}\r\nb NOOP\r\n", "D:UNKNOWN:a|D:NOOP:b|");
+
+	/* two maximal literals fit */
+	n = (size_t)snprintf(in, sizeof(in), "a LOGIN {8192+}\r\n");
+	memset(in + n, 'u', 8192);
+	n += 8192;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, " {8192+}\r\n");
+	memset(in + n, 'p', 8192);
+	n += 8192;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\n");
+	{
+		static struct imapcmd st;
+		size_t used, len;
+		imapcmd_init(&st, NULL);
+		assert_int_equal(imapcmd_parse(&st, in, n, &used), IMAPCMD_DONE);
+		assert_int_equal(used, n);
+		assert_non_null(imapcmd_arg(&st, 1, &len));
+		assert_int_equal(len, 8192);
+	}
+	/* a smaller configured literal limit */
+	{
+		struct imapcmd_limits lim = { .literal_max = 4 };
+		const char s[] = "a LOGIN {5}\r\nb LOGIN {4}\r\nuser {4+}\r\npass\r\n";
+		check_lim(s, sizeof(s) - 1, "E:a:literal too long|L4|D:LOGIN:b l'user' l'pass'|", &lim);
+	}
+}
+
+static void
+test_line_limit(void **state)
+{
+	static char in[9000];
+	static struct imapcmd st;
+	size_t n, used, len;
+	(void)state;
+
+	/* 8192 octets including CRLF pass; 8193 do not */
+	n = (size_t)snprintf(in, sizeof(in), "a LOGIN u ");
+	memset(in + n, 'p', sizeof(in) - n);
+	memcpy(in + 8190, "\r\n", 2);
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, in, 8192, &used), IMAPCMD_DONE);
+	assert_int_equal(used, 8192);
+	assert_non_null(imapcmd_arg(&st, 1, &len));
+	assert_int_equal(len, 8190 - n);
+
+	memcpy(in + 8190, "p\r\n", 3);
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, in, 8193, &used), IMAPCMD_FATAL);
+	assert_string_equal(st.error, "line too long");
+	/* fed byte by byte: the same */
+	imapcmd_init(&st, NULL);
+	for (n = 0; n < 8193; n++) {
+		enum imapcmd_rc rc = imapcmd_parse(&st, in + n, 1, &used);
+		if (rc != IMAPCMD_AGAIN) {
+			assert_int_equal(rc, IMAPCMD_FATAL);
+			break;
+		}
+	}
+	assert_int_equal(n, 8192);
+}
+
+static void
+test_line_limit_small(void **state)
+{
+	struct imapcmd_limits lim = { .line_max = 20 };
+	const char ok[] = "a LOGIN uuuu pppp\r\n";          /* 19 */
+	const char bad[] = "a LOGIN uuuu ppppppp\r\n";      /* 22 */
+	const char lit[] = "a LOGIN {4}\r\nuuuu {4}\r\npppp\r\n"; /* 21 + 8 literal */
+	struct imapcmd_limits lim21 = { .line_max = 21 };
+	(void)state;
+
+	check_lim(ok, sizeof(ok) - 1, "D:LOGIN:a a'uuuu' a'pppp'|", &lim);
+	check_lim(bad, sizeof(bad) - 1, "F:line too long|", &lim);
+	/* literal data does not count toward the line */
+	check_lim(lit, sizeof(lit) - 1, "L4|L4|D:LOGIN:a l'uuuu' l'pppp'|", &lim21);
+}
+
+static void
+test_after_fatal(void **state)
+{
+	static struct imapcmd st;
+	size_t used;
+	const char s[] = "a X {9999999+}\r\n";
+	(void)state;
+
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, s, sizeof(s) - 1, &used), IMAPCMD_FATAL);
+	assert_int_equal(imapcmd_parse(&st, "b NOOP\r\n", 8, &used), IMAPCMD_FATAL);
+	assert_int_equal(used, 0);
+	imapcmd_wipe(&st);
+	assert_int_equal(imapcmd_parse(&st, "b NOOP\r\n", 8, &used), IMAPCMD_DONE);
+}
+
+static void
+test_results_stable(void **state)
+{
+	static struct imapcmd st;
+	size_t used, len;
+	const char s[] = "a LOGIN bob secret\r\nb NOOP\r\n";
+	(void)state;
+
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, s, sizeof(s) - 1, &used), IMAPCMD_DONE);
+	assert_int_equal(used, 20);
+	assert_string_equal(imapcmd_arg(&st, 1, &len), "secret");
+	assert_null(imapcmd_arg(&st, 2, &len));
+	assert_int_equal(len, 0);
+	/* an empty feed between lines keeps nothing stale */
+	assert_int_equal(imapcmd_parse(&st, s + used, 0, &used), IMAPCMD_AGAIN);
+	assert_int_equal(st.nargs, 0);
+	assert_int_equal(st.buf[0], 0);
+}
+
+static void
+test_quote(void **state)
+{
+	char out[64];
+	size_t split;
+	(void)state;
+
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "bob", 3, 0, &split), 5);
+	assert_string_equal(out, "\"bob\"");
+	assert_int_equal(split, 0);
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "", 0, 0, &split), 2);
+	assert_string_equal(out, "\"\"");
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "a b", 3, 0, &split), 5);
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "a\"b", 3, 0, &split), 8);
+	assert_string_equal(out, "{3}\r\na\"b");
+	assert_int_equal(split, 5);
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "a\\b", 3,
+	                               IMAPCMD_QUOTE_LITERALPLUS, &split), 9);
+	assert_string_equal(out, "{3+}\r\na\\b");
+	assert_int_equal(split, 0);
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "\xc3\xa9\r\n", 4, 0, &split), 9);
+	assert_int_equal(imapcmd_quote(out, sizeof(out), "a\0b", 3, 0, &split), -1);
+	assert_int_equal(imapcmd_quote(out, 5, "bob", 3, 0, &split), -1);
+	assert_int_equal(imapcmd_quote(out, 6, "bob", 3, 0, &split), 5);
+	assert_int_equal(imapcmd_quote(out, 8, "a\"b", 3, 0, &split), -1);
+	assert_int_equal(imapcmd_quote(out, 9, "a\"b", 3, 0, &split), 8);
+}
+
+/* A quoted or literal re-encoding parses back to the same value. */
+static void
+test_quote_roundtrip(void **state)
+{
+	static const char *const vals[] = { "bob", "p a\"s\\s", "", "\xff\r\n", "{3}" };
+	static struct imapcmd st;
+	char out[64], line[128];
+	size_t split, used, i, len;
+	(void)state;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		ssize_t n = imapcmd_quote(out, sizeof(out), vals[i], strlen(vals[i]),
+		                          IMAPCMD_QUOTE_LITERALPLUS, &split);
+		int m;
+		assert_true(n >= 0);
+		m = snprintf(line, sizeof(line), "t LOGIN x %s\r\n", out);
+		imapcmd_init(&st, NULL);
+		assert_int_equal(imapcmd_parse(&st, line, (size_t)m, &used), IMAPCMD_DONE);
+		assert_string_equal(imapcmd_arg(&st, 1, &len), vals[i]);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_commands),
+		cmocka_unit_test(test_pipelining),
+		cmocka_unit_test(test_login_forms),
+		cmocka_unit_test(test_authenticate),
+		cmocka_unit_test(test_id),
+		cmocka_unit_test(test_id_limits),
+		cmocka_unit_test(test_unknown),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_tag_limit),
+		cmocka_unit_test(test_literal_limits),
+		cmocka_unit_test(test_line_limit),
+		cmocka_unit_test(test_line_limit_small),
+		cmocka_unit_test(test_after_fatal),
+		cmocka_unit_test(test_results_stable),
+		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_quote_roundtrip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
