@@ -108,7 +108,8 @@ void spop_ack_begin(struct spop_writer *w, uint8_t *buf, size_t len, size_t max_
 /*
  * Append a set-var action for variable <name> in <scope> with value <v>
  * (NULL, BOOL, the int types, IPV4, IPV6, STR, BIN) to the ACK in <w>.
- * Returns 0, or -1 when it does not fit (the writer then stays failed).
+ * Returns 0, or -1 when it does not fit or <v> has a bad type: that action
+ * is then left out and the ACK built so far stays valid.
  */
 int spop_ack_set_var(struct spop_writer *w, enum spop_scope scope, const char *name,
                      const struct spop_data *v);
