@@ -1,0 +1,390 @@
+/*
+ * Login throttling with counters kept in memcached, so that every gatehouse
+ * node shares them.
+ *
+ * Each limit is a fixed window: the first attempt creates the counter with
+ * a lifetime of the limit's *_ttl seconds, later attempts only increment it
+ * (an increment never extends the lifetime), and the counter vanishes when
+ * the window ends. A window therefore starts at the first attempt after the
+ * previous one ended; up to twice the limit can pass around a window
+ * boundary, as with any fixed window.
+ *
+ * Exactness: every attempt is one atomic create-or-increment in memcached
+ * (mc_incr), which hands each of K concurrent attempts a distinct value;
+ * an attempt is admitted iff its value is <= the limit, so exactly the
+ * first L of them pass. Rejected attempts are counted too: a client that
+ * keeps trying while rejected stays rejected until the window ends.
+ *
+ * Order of checks: whitelist, attempts per IP, failures per IP, then (when
+ * the account is known) attempts per account and failures per account. The
+ * first one that rejects decides; counters after it are not touched. The
+ * failure counters are only read here: throttle_record_failure() increments
+ * them and throttle_record_success() clears the IP's.
+ *
+ * memcached unavailable: the attempt is allowed (THROTTLE_FAIL_OPEN). The
+ * outage is logged when it starts and when it ends, not per request.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cidr.h"
+#include "keys.h"
+#include "log.h"
+#include "mc.h"
+#include "metrics.h"
+#include "name.h"
+#include "throttle.h"
+
+/* What a key passed to throttle_show()/throttle_clear() names. */
+struct subject {
+	int is_ip;
+	char text[KEYS_MAX];      /* IP group or normalised account name */
+};
+
+/* Note a memcached failure: count it, and log when an outage starts. */
+static void
+mc_trouble(struct agent *ag)
+{
+	metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
+	if (atomic_exchange(&ag->mc_down, 1) == 0) {
+		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
+		log_warnx(ag->log, "memcached unavailable: login throttling fails open "
+		          "until it is back");
+	}
+}
+
+/* Note a memcached success: log when an outage ends. */
+static void
+mc_fine(struct agent *ag)
+{
+	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
+	    atomic_exchange(&ag->mc_down, 0) == 1)
+		log_notice(ag->log, "memcached back: login throttling active again");
+}
+
+/*
+ * Build the key of <kind> for <text> into <key>. Returns 0 or -1.
+ */
+static int
+make_key(char *key, const char *kind, const char *text)
+{
+	return keys_make(key, KEYS_MAX, kind, text);
+}
+
+/*
+ * Read counter <kind>/<text> into <val> (0 when absent). Returns 0, or -1
+ * when memcached failed.
+ */
+static int
+read_counter(struct agent_worker *w, const char *kind, const char *text, uint64_t *val)
+{
+	char key[KEYS_MAX], buf[32];
+	enum mc_rc rc;
+
+	*val = 0;
+	if (make_key(key, kind, text) < 0)
+		return -1;
+	rc = mc_get(w->mc, key, buf, sizeof(buf));
+	if (rc == MC_ERR) {
+		mc_trouble(w->ag);
+		return -1;
+	}
+	mc_fine(w->ag);
+	/* a counter holds a decimal number; anything else counts as absent */
+	if (rc == MC_OK) {
+		char *end;
+		unsigned long long v = strtoull(buf, &end, 10);
+
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		if (end != buf && *end == '\0')
+			*val = v;
+	}
+	return 0;
+}
+
+/*
+ * Add one to counter <kind>/<text> (created with lifetime <ttl_s>) and
+ * store the new value in <val>. Returns 0, or -1 when memcached failed.
+ */
+static int
+bump_counter(struct agent_worker *w, const char *kind, const char *text, uint32_t ttl_s,
+             uint64_t *val)
+{
+	char key[KEYS_MAX];
+
+	if (make_key(key, kind, text) < 0)
+		return -1;
+	/* a TTL of 0 would mean "never expires": a window must end */
+	if (mc_incr(w->mc, key, 1, ttl_s ? ttl_s : 1, val) != MC_OK) {
+		mc_trouble(w->ag);
+		return -1;
+	}
+	mc_fine(w->ag);
+	return 0;
+}
+
+/*
+ * Delete counter <kind>/<text>. Returns 0, or -1 when memcached failed.
+ */
+static int
+drop_counter(struct agent_worker *w, const char *kind, const char *text)
+{
+	char key[KEYS_MAX];
+
+	if (make_key(key, kind, text) < 0)
+		return -1;
+	if (mc_delete(w->mc, key) == MC_ERR) {
+		mc_trouble(w->ag);
+		return -1;
+	}
+	mc_fine(w->ag);
+	return 0;
+}
+
+/*
+ * Tell whether <ip> is in the [throttle] whitelist of <ag>. Entries that
+ * do not parse are skipped (the configuration check reports them).
+ */
+static int
+whitelisted(const struct agent *ag, const struct cidr *ip)
+{
+	const struct cfg_list *wl = &ag->cfg->throttle.whitelist;
+	struct cidr c;
+	int i;
+
+	for (i = 0; i < wl->n; i++)
+		if (cidr_parse(wl->item[i], &c) == 0 && cidr_match(&c, ip))
+			return 1;
+	return 0;
+}
+
+/* Fill <out> with a rejection; returns 1 (rejected). */
+static int
+reject(struct agent *ag, struct throttle_result *out, enum throttle_verdict v, enum metric m,
+       uint64_t count, uint64_t limit, uint32_t window, const char *message)
+{
+	out->verdict = v;
+	out->count = count;
+	out->limit = limit;
+	out->retry_after = window;
+	out->message = (message != NULL && message[0] != '\0') ? message : NULL;
+	metrics_inc(&ag->metrics, m);
+	return 1;
+}
+
+/* Fill <out> with a fail-open verdict; returns 0 (allowed). */
+static int
+fail_open(struct agent *ag, struct throttle_result *out)
+{
+	out->verdict = THROTTLE_FAIL_OPEN;
+	metrics_inc(&ag->metrics, M_THROTTLE_FAIL_OPEN);
+	return 0;
+}
+
+/*
+ * Count one attempt from <ip> for <user> (NULL: not known yet) and decide.
+ * Always fills <out>. Returns 0 when allowed, 1 when rejected.
+ */
+int
+throttle_check(struct agent_worker *w, const char *ip, const char *user,
+               struct throttle_result *out)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	char group[CIDR_STR_MAX], account[NAME_MAX_LEN + 1];
+	struct cidr addr;
+	uint64_t v;
+
+	memset(out, 0, sizeof(*out));
+	out->verdict = THROTTLE_ALLOW;
+	/* an address we cannot parse is a caller bug or forged input: refuse
+	 * rather than let it bypass the IP counters */
+	if (ip == NULL || cidr_parse_addr(ip, &addr) < 0 ||
+	    cidr_group(ip, t->ipv6_prefix, group, sizeof(group)) < 0) {
+		log_warnx(ag->log, "throttle: bad client address '%.64s'", ip ? ip : "(null)");
+		return reject(ag, out, THROTTLE_REJECT_IP, M_THROTTLE_REJECT_IP, 0, t->ip_max,
+		              t->ip_ttl_s, t->ip_reject_message);
+	}
+	if (whitelisted(ag, &addr)) {
+		out->verdict = THROTTLE_WHITELISTED;
+		metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
+		return 0;
+	}
+	if (user != NULL && name_normalise(account, sizeof(account), user,
+	                                   ag->cfg->ldap.default_domain) < 0) {
+		log_warnx(ag->log, "throttle: bad account name from %s", group);
+		return reject(ag, out, THROTTLE_REJECT_USER, M_THROTTLE_REJECT_USER, 0,
+		              t->user_max, t->user_ttl_s, t->user_reject_message);
+	}
+	if (t->ip_max == 0 && t->ip_fail_max == 0 &&
+	    (user == NULL || (t->user_max == 0 && t->user_fail_max == 0))) {
+		/* nothing limited: no need to ask memcached */
+		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
+		return 0;
+	}
+	if (w->mc == NULL)
+		return fail_open(ag, out);
+
+	if (t->ip_max > 0) {
+		if (bump_counter(w, KEYS_THR_IP, group, t->ip_ttl_s, &v) < 0)
+			return fail_open(ag, out);
+		if (v > t->ip_max)
+			return reject(ag, out, THROTTLE_REJECT_IP, M_THROTTLE_REJECT_IP, v,
+			              t->ip_max, t->ip_ttl_s, t->ip_reject_message);
+		out->count = v;
+		out->limit = t->ip_max;
+	}
+	if (t->ip_fail_max > 0) {
+		if (read_counter(w, KEYS_FAIL_IP, group, &v) < 0)
+			return fail_open(ag, out);
+		if (v >= t->ip_fail_max)
+			return reject(ag, out, THROTTLE_REJECT_IP_FAIL, M_THROTTLE_REJECT_IP_FAIL, v,
+			              t->ip_fail_max, t->ip_fail_ttl_s, t->ip_reject_message);
+	}
+	if (user != NULL && t->user_max > 0) {
+		if (bump_counter(w, KEYS_THR_USER, account, t->user_ttl_s, &v) < 0)
+			return fail_open(ag, out);
+		if (v > t->user_max)
+			return reject(ag, out, THROTTLE_REJECT_USER, M_THROTTLE_REJECT_USER, v,
+			              t->user_max, t->user_ttl_s, t->user_reject_message);
+		out->count = v;
+		out->limit = t->user_max;
+	}
+	if (user != NULL && t->user_fail_max > 0) {
+		if (read_counter(w, KEYS_FAIL_USER, account, &v) < 0)
+			return fail_open(ag, out);
+		if (v >= t->user_fail_max)
+			return reject(ag, out, THROTTLE_REJECT_USER_FAIL,
+			              M_THROTTLE_REJECT_USER_FAIL, v, t->user_fail_max,
+			              t->user_fail_ttl_s, t->user_reject_message);
+	}
+	metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
+	return 0;
+}
+
+/*
+ * Record a failed login from <ip> for <user> (either may be NULL). Only
+ * counters with a limit are kept. Returns 0, or -1 when memcached failed.
+ */
+int
+throttle_record_failure(struct agent_worker *w, const char *ip, const char *user)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	char group[CIDR_STR_MAX], account[NAME_MAX_LEN + 1];
+	uint64_t v;
+	int rc = 0;
+
+	if (w->mc == NULL)
+		return (t->ip_fail_max || t->user_fail_max) ? -1 : 0;
+	if (ip != NULL && t->ip_fail_max > 0 &&
+	    cidr_group(ip, t->ipv6_prefix, group, sizeof(group)) == 0 &&
+	    bump_counter(w, KEYS_FAIL_IP, group, t->ip_fail_ttl_s, &v) < 0)
+		rc = -1;
+	if (user != NULL && t->user_fail_max > 0 &&
+	    name_normalise(account, sizeof(account), user, ag->cfg->ldap.default_domain) >= 0 &&
+	    bump_counter(w, KEYS_FAIL_USER, account, t->user_fail_ttl_s, &v) < 0)
+		rc = -1;
+	return rc;
+}
+
+/*
+ * Record a successful login from <ip> (for <user>, unused: a success from
+ * one address does not excuse failures for the account from others).
+ * Clears the IP's failure counter. Returns 0, or -1 when memcached failed.
+ */
+int
+throttle_record_success(struct agent_worker *w, const char *ip, const char *user)
+{
+	const struct cfg_throttle *t = &w->ag->cfg->throttle;
+	char group[CIDR_STR_MAX];
+
+	(void)user;
+	if (ip == NULL || t->ip_fail_max == 0)
+		return 0;
+	if (w->mc == NULL)
+		return -1;
+	if (cidr_group(ip, t->ipv6_prefix, group, sizeof(group)) < 0)
+		return 0;
+	return drop_counter(w, KEYS_FAIL_IP, group);
+}
+
+/*
+ * Work out whether <key> is an IP address (grouped as the counters are) or
+ * an account name (normalised). Returns 0, or -1 when it is neither.
+ */
+static int
+subject_parse(const struct agent *ag, const char *key, struct subject *s)
+{
+	struct cidr c;
+
+	memset(s, 0, sizeof(*s));
+	if (cidr_parse_addr(key, &c) == 0) {
+		s->is_ip = 1;
+		return cidr_group(key, ag->cfg->throttle.ipv6_prefix, s->text, sizeof(s->text));
+	}
+	/* an IPv6 group as shown by the CLI ("2001:db8::/64") */
+	if (strchr(key, '/') != NULL && cidr_parse(key, &c) == 0) {
+		s->is_ip = 1;
+		return cidr_format(&c, s->text, sizeof(s->text));
+	}
+	return name_normalise(s->text, sizeof(s->text), key, ag->cfg->ldap.default_domain) < 0
+	       ? -1 : 0;
+}
+
+/*
+ * Read the counters for <key> (IP or account name) into <out>. Returns 0,
+ * or -1 when <key> is neither or memcached failed.
+ */
+int
+throttle_show(struct agent_worker *w, const char *key, struct throttle_state *out)
+{
+	const struct cfg_throttle *t = &w->ag->cfg->throttle;
+	struct subject s;
+
+	memset(out, 0, sizeof(*out));
+	if (key == NULL || subject_parse(w->ag, key, &s) < 0 || w->mc == NULL)
+		return -1;
+	out->max = s.is_ip ? t->ip_max : t->user_max;
+	out->fail_max = s.is_ip ? t->ip_fail_max : t->user_fail_max;
+	if (read_counter(w, s.is_ip ? KEYS_THR_IP : KEYS_THR_USER, s.text, &out->attempts) < 0 ||
+	    read_counter(w, s.is_ip ? KEYS_FAIL_IP : KEYS_FAIL_USER, s.text, &out->failures) < 0)
+		return -1;
+	out->found = out->attempts > 0 || out->failures > 0;
+	return 0;
+}
+
+/*
+ * Delete the counters for <key> (IP or account name). Returns 0, or -1
+ * when <key> is neither or memcached failed.
+ */
+int
+throttle_clear(struct agent_worker *w, const char *key)
+{
+	struct subject s;
+
+	if (key == NULL || subject_parse(w->ag, key, &s) < 0 || w->mc == NULL)
+		return -1;
+	if (drop_counter(w, s.is_ip ? KEYS_THR_IP : KEYS_THR_USER, s.text) < 0 ||
+	    drop_counter(w, s.is_ip ? KEYS_FAIL_IP : KEYS_FAIL_USER, s.text) < 0)
+		return -1;
+	return 0;
+}
+
+/* Return a short name for <v>. */
+const char *
+throttle_verdict_name(enum throttle_verdict v)
+{
+	switch (v) {
+	case THROTTLE_ALLOW: return "allow";
+	case THROTTLE_WHITELISTED: return "whitelisted";
+	case THROTTLE_FAIL_OPEN: return "fail-open";
+	case THROTTLE_REJECT_IP: return "reject-ip";
+	case THROTTLE_REJECT_USER: return "reject-user";
+	case THROTTLE_REJECT_IP_FAIL: return "reject-ip-fail";
+	case THROTTLE_REJECT_USER_FAIL: return "reject-user-fail";
+	}
+	return "?";
+}
