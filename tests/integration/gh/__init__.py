@@ -1,0 +1,2 @@
+"""Helpers for gatehouse's integration tests: free ports, processes stopped
+by PID, and real slapd, memcached and dovecot instances in temp dirs."""

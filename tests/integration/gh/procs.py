@@ -1,0 +1,105 @@
+"""Start and stop processes by PID, with cleanup even when a test fails.
+
+Every Proc registers itself; stop_all() (called by the session fixture and
+by atexit) stops whatever is still running, each by its own PID.
+"""
+import atexit
+import os
+import signal as _signal
+import subprocess
+import time
+
+_live = []
+
+
+class Proc:
+    """A child process whose stdout and stderr go to <log>."""
+
+    def __init__(self, name, argv, log, env=None, cwd=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log = str(log)
+        self._logf = open(self.log, "ab")
+        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._logf,
+                                      stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                      start_new_session=True)
+        self.pid = self.popen.pid
+        _live.append(self)
+
+    def alive(self):
+        """Return True while the process runs."""
+        return self.popen.poll() is None
+
+    def returncode(self):
+        """Return the exit status, or None while running."""
+        return self.popen.poll()
+
+    def log_tail(self, n=4000):
+        """Return the last <n> bytes of the log as text."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - n))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        """Send <sig> to the process (by PID) if it still runs."""
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout=5.0, sig=_signal.SIGTERM):
+        """Stop the process by PID: <sig>, then SIGKILL after <timeout> s.
+        Returns the exit status."""
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(self.pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.popen.wait(5)
+        if self in _live:
+            _live.remove(self)
+        if not self._logf.closed:
+            self._logf.close()
+        return self.popen.returncode
+
+    def kill(self):
+        """Stop the process at once with SIGKILL."""
+        return self.stop(sig=_signal.SIGKILL)
+
+
+def wait_pidfile_gone(pid, timeout=5.0):
+    """Wait until process <pid> (not our child) is gone; SIGKILL it after
+    <timeout>."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_all():
+    """Stop every process still registered, newest first."""
+    for p in list(reversed(_live)):
+        try:
+            p.stop(timeout=3.0)
+        except Exception:  # noqa: BLE001 - cleanup must go on
+            pass
+
+
+atexit.register(stop_all)
