@@ -1,0 +1,402 @@
+/*
+ * The job queue: blocking LDAP and memcached calls run on worker threads,
+ * results come back to the submitting libev loop through an ev_async.
+ *
+ * One mutex (the queue's) guards the queue and every job's state; each port
+ * has its own mutex for its completion list. A job's "cancelled" flag is
+ * only ever touched on its port's loop thread (by jobq_cancel() and by the
+ * completion callback), so it needs no lock.
+ *
+ * A port keeps its loop alive only while it has jobs outstanding: an idle
+ * port does not stop ev_run() from returning.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bsd/sys/queue.h>
+
+#include "jobq.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Where a job is in its life. */
+enum job_state {
+	JOB_QUEUED = 0,      /* in the queue, no worker has it */
+	JOB_RUNNING,         /* a worker runs work(), or it is on the way back */
+	JOB_STOPPED,         /* taken out of the queue by jobq_stop() */
+};
+
+/* One submitted job. */
+struct jobq_job {
+	TAILQ_ENTRY(jobq_job) link;    /* queue, then the port's completion list */
+	struct jobq_port *port;
+	jobq_work_fn work;
+	jobq_done_fn done;
+	jobq_release_fn release;
+	void *arg;
+	_Atomic int state;             /* enum job_state; changed under the queue
+	                                  mutex, never back to JOB_QUEUED */
+	int cancelled;                 /* loop thread only */
+};
+
+TAILQ_HEAD(job_list, jobq_job);
+
+/* A worker thread and the handles it owns. */
+struct jobq_thread {
+	struct jobq *q;
+	pthread_t tid;
+	struct agent_worker w;
+	int started;
+};
+
+/* The queue shared by every worker and every port. */
+struct jobq {
+	struct agent *ag;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;             /* signalled when a job is queued or on stop */
+	struct job_list queue;
+	unsigned capacity;             /* most jobs waiting in the queue */
+	unsigned nqueued, nrunning;
+	_Atomic unsigned depth;        /* nqueued + nrunning, for jobq_depth() */
+	int stopping;
+	unsigned nthreads;
+	struct jobq_thread *threads;
+};
+
+/* The completion side of one event loop. */
+struct jobq_port {
+	struct jobq *q;
+	struct agent *ag;              /* for metrics; outlives the queue */
+	struct ev_loop *loop;
+	ev_async async;
+	pthread_mutex_t mu;
+	struct job_list done;          /* finished (or stopped) jobs to deliver */
+	unsigned outstanding;          /* submitted, not yet delivered; loop thread */
+};
+
+/* Publish the queue depth gauge; call with the queue mutex held. */
+static void
+depth_update(struct jobq *q)
+{
+	atomic_store(&q->depth, q->nqueued + q->nrunning);
+	atomic_store_explicit(&q->ag->metrics.queue_depth, (int64_t)(q->nqueued + q->nrunning),
+	                      memory_order_relaxed);
+}
+
+/* Hand <job> back to its port's loop (any thread). */
+static void
+port_post(struct jobq_job *job)
+{
+	struct jobq_port *p = job->port;
+
+	pthread_mutex_lock(&p->mu);
+	TAILQ_INSERT_TAIL(&p->done, job, link);
+	pthread_mutex_unlock(&p->mu);
+	ev_async_send(p->loop, &p->async);
+}
+
+/* One job fewer outstanding on <p>: let the loop end when none is left. */
+static void
+port_settle(struct jobq_port *p)
+{
+	if (p->outstanding > 0 && --p->outstanding == 0)
+		ev_unref(p->loop);
+}
+
+/*
+ * Deliver every finished job of <p>: done() for live ones, release() for
+ * cancelled or stopped ones. Runs on the port's loop thread.
+ */
+static void
+port_drain(struct jobq_port *p)
+{
+	struct job_list batch;
+	struct jobq_job *job;
+
+	TAILQ_INIT(&batch);
+	pthread_mutex_lock(&p->mu);
+	TAILQ_CONCAT(&batch, &p->done, link);
+	pthread_mutex_unlock(&p->mu);
+	/* A done() callback may cancel a job that is still in <batch>: the
+	 * flag is read only when that job's turn comes. */
+	while ((job = TAILQ_FIRST(&batch)) != NULL) {
+		jobq_done_fn done = job->done;
+		jobq_release_fn release = job->release;
+		void *arg = job->arg;
+		int live = !job->cancelled && atomic_load(&job->state) != JOB_STOPPED;
+
+		TAILQ_REMOVE(&batch, job, link);
+		free(job);
+		port_settle(p);
+		if (live)
+			done(arg);
+		else if (release != NULL)
+			release(arg);
+	}
+}
+
+static void
+port_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	port_drain(w->data);
+}
+
+/* A worker: take jobs until the queue stops. */
+static void *
+worker_main(void *arg)
+{
+	struct jobq_thread *t = arg;
+	struct jobq *q = t->q;
+	struct jobq_job *job;
+
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		while (!q->stopping && TAILQ_EMPTY(&q->queue))
+			pthread_cond_wait(&q->cv, &q->mu);
+		if (q->stopping) {
+			pthread_mutex_unlock(&q->mu);
+			break;
+		}
+		job = TAILQ_FIRST(&q->queue);
+		TAILQ_REMOVE(&q->queue, job, link);
+		q->nqueued--;
+		q->nrunning++;
+		atomic_store(&job->state, JOB_RUNNING);
+		pthread_mutex_unlock(&q->mu);
+
+		/* the job may be cancelled meanwhile; its arg stays valid until
+		 * the loop thread sees it come back and calls release() */
+		job->work(&t->w, job->arg);
+
+		pthread_mutex_lock(&q->mu);
+		q->nrunning--;
+		depth_update(q);
+		pthread_mutex_unlock(&q->mu);
+		port_post(job);
+	}
+	return NULL;
+}
+
+/*
+ * Start <nthreads> workers for <ag> with room for <capacity> queued jobs.
+ * Returns the queue, or NULL (logged) on failure.
+ */
+struct jobq *
+jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
+{
+	struct jobq *q;
+	unsigned i;
+	int rc;
+
+	if (nthreads == 0 || capacity == 0) {
+		log_err(ag->log, "job queue: need at least one thread and one slot");
+		return NULL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL || (q->threads = calloc(nthreads, sizeof(*q->threads))) == NULL) {
+		log_err(ag->log, "job queue: out of memory");
+		free(q);
+		return NULL;
+	}
+	q->ag = ag;
+	q->capacity = capacity;
+	TAILQ_INIT(&q->queue);
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	for (i = 0; i < nthreads; i++) {
+		struct jobq_thread *t = &q->threads[i];
+
+		t->q = q;
+		if (agent_worker_init(&t->w, ag) < 0)
+			break;
+		rc = pthread_create(&t->tid, NULL, worker_main, t);
+		if (rc != 0) {
+			errno = rc;
+			log_warn(ag->log, "job queue: cannot start worker thread");
+			agent_worker_free(&t->w);
+			break;
+		}
+		t->started = 1;
+		q->nthreads++;
+	}
+	if (q->nthreads < nthreads) {
+		jobq_stop(q);
+		return NULL;
+	}
+	return q;
+}
+
+/*
+ * Stop <q>: queued jobs go back to their ports as stopped (their release
+ * runs on the port's loop, or in jobq_port_free()), running ones finish,
+ * workers are joined and their handles freed. <q> is freed.
+ */
+void
+jobq_stop(struct jobq *q)
+{
+	struct job_list stopped;
+	struct jobq_job *job;
+	unsigned i;
+
+	if (q == NULL)
+		return;
+	TAILQ_INIT(&stopped);
+	pthread_mutex_lock(&q->mu);
+	q->stopping = 1;
+	TAILQ_CONCAT(&stopped, &q->queue, link);
+	TAILQ_FOREACH(job, &stopped, link)
+		atomic_store(&job->state, JOB_STOPPED);
+	q->nqueued = 0;
+	depth_update(q);
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	while ((job = TAILQ_FIRST(&stopped)) != NULL) {
+		TAILQ_REMOVE(&stopped, job, link);
+		metrics_inc(&q->ag->metrics, M_QUEUE_CANCELLED);
+		port_post(job);
+	}
+	for (i = 0; i < q->nthreads; i++) {
+		pthread_join(q->threads[i].tid, NULL);
+		agent_worker_free(&q->threads[i].w);
+	}
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	free(q->threads);
+	free(q);
+}
+
+/*
+ * Create the port for jobs submitted from <loop> (on its thread). Returns
+ * the port or NULL.
+ */
+struct jobq_port *
+jobq_port_new(struct jobq *q, struct ev_loop *loop)
+{
+	struct jobq_port *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->q = q;
+	p->ag = q->ag;
+	p->loop = loop;
+	pthread_mutex_init(&p->mu, NULL);
+	TAILQ_INIT(&p->done);
+	ev_async_init(&p->async, port_cb);
+	p->async.data = p;
+	ev_async_start(loop, &p->async);
+	ev_unref(loop);		/* idle ports do not keep the loop running */
+	return p;
+}
+
+/*
+ * Stop and free port <p>, on its loop thread, after jobq_stop(): jobs that
+ * finished but were not delivered yet are delivered now (done() or
+ * release()).
+ */
+void
+jobq_port_free(struct jobq_port *p)
+{
+	if (p == NULL)
+		return;
+	port_drain(p);
+	if (p->outstanding == 0)
+		ev_ref(p->loop);	/* libev: re-reference before stopping */
+	ev_async_stop(p->loop, &p->async);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+/*
+ * Queue work(arg) then done(arg) on <p>'s loop. Returns the job, or NULL
+ * when the queue is full or stopping (nothing is called then).
+ */
+struct jobq_job *
+jobq_submit(struct jobq_port *p, jobq_work_fn work, jobq_done_fn done,
+            jobq_release_fn release, void *arg)
+{
+	struct jobq *q = p->q;
+	struct jobq_job *job;
+
+	job = calloc(1, sizeof(*job));
+	if (job == NULL) {
+		metrics_inc(&q->ag->metrics, M_QUEUE_BUSY);
+		return NULL;
+	}
+	job->port = p;
+	job->work = work;
+	job->done = done;
+	job->release = release;
+	job->arg = arg;
+	atomic_init(&job->state, JOB_QUEUED);
+
+	pthread_mutex_lock(&q->mu);
+	if (q->stopping || q->nqueued >= q->capacity) {
+		pthread_mutex_unlock(&q->mu);
+		free(job);
+		metrics_inc(&q->ag->metrics, M_QUEUE_BUSY);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&q->queue, job, link);
+	q->nqueued++;
+	depth_update(q);
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+
+	if (p->outstanding++ == 0)
+		ev_ref(p->loop);
+	metrics_inc(&q->ag->metrics, M_QUEUE_SUBMITTED);
+	return job;
+}
+
+/*
+ * Cancel <job> on its port's loop thread: a queued job is released at
+ * once; a running one is released when its worker is done with it.
+ */
+void
+jobq_cancel(struct jobq_job *job)
+{
+	struct jobq_port *p = job->port;
+	int queued = 0;
+
+	if (job->cancelled)
+		return;
+	/* A job leaves JOB_QUEUED only once; when it has, the queue (which
+	 * may already be stopped and freed) is not touched at all. */
+	if (atomic_load(&job->state) == JOB_QUEUED) {
+		struct jobq *q = p->q;
+
+		pthread_mutex_lock(&q->mu);
+		if (atomic_load(&job->state) == JOB_QUEUED) {
+			TAILQ_REMOVE(&q->queue, job, link);
+			q->nqueued--;
+			depth_update(q);
+			queued = 1;
+		}
+		pthread_mutex_unlock(&q->mu);
+	}
+	metrics_inc(&p->ag->metrics, M_QUEUE_CANCELLED);
+	if (queued) {
+		jobq_release_fn release = job->release;
+		void *arg = job->arg;
+
+		free(job);
+		port_settle(p);
+		if (release != NULL)
+			release(arg);
+		return;
+	}
+	/* running, finished or stopped: the completion callback releases it */
+	job->cancelled = 1;
+}
+
+/* Return the number of jobs queued or running in <q>. */
+unsigned
+jobq_depth(const struct jobq *q)
+{
+	return atomic_load(&q->depth);
+}
