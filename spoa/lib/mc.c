@@ -1,0 +1,228 @@
+/*
+ * memcached handle: libmemcached with the binary protocol (needed for the
+ * atomic increment-with-initial) and ketama consistent hashing. A server
+ * that refuses or times out is marked failed after one error and ejected
+ * from the continuum, so its keys move to the survivors and later calls
+ * do not pay a connect timeout; it is tried again after the retry time.
+ * Long-lived handles (one per thread) are what make this work: the failure
+ * state lives in the handle.
+ */
+#include <libmemcached/memcached.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mc.h"
+
+/* A handle with the state of its last operation. */
+struct mc {
+	memcached_st *m;
+	const struct logger *log;
+	int failed;                 /* last operation failed for server reasons */
+};
+
+/* Split "host:port", "[v6]:port" or "host" (port 11211) into <host>/<port>. */
+static int
+mc_split(const char *s, char *host, size_t hlen, in_port_t *port)
+{
+	const char *colon, *hend;
+	unsigned long p = 11211;
+	char *end;
+	size_t n;
+
+	if (s[0] == '[') {
+		hend = strchr(s, ']');
+		if (hend == NULL)
+			return -1;
+		s++;
+		colon = hend[1] == ':' ? hend + 1 : NULL;
+		if (hend[1] != '\0' && colon == NULL)
+			return -1;
+	} else {
+		colon = strrchr(s, ':');
+		hend = colon ? colon : s + strlen(s);
+	}
+	if (colon != NULL) {
+		p = strtoul(colon + 1, &end, 10);
+		if (colon[1] == '\0' || *end != '\0' || p == 0 || p > 65535)
+			return -1;
+	}
+	n = (size_t)(hend - s);
+	if (n == 0 || n >= hlen)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = (in_port_t)p;
+	return 0;
+}
+
+/*
+ * Create a handle for the servers in <cfg>, logging through <lg>. Returns
+ * NULL when there are no servers or on error (logged).
+ */
+struct mc *
+mc_new(const struct cfg_memcached *cfg, const struct logger *lg)
+{
+	struct mc *mc;
+	char host[CFG_STR_MAX];
+	in_port_t port;
+	int i;
+
+	if (cfg->servers.n == 0)
+		return NULL;
+	mc = calloc(1, sizeof(*mc));
+	if (mc == NULL) {
+		log_err(lg, "memcached: out of memory");
+		return NULL;
+	}
+	mc->log = lg;
+	mc->m = memcached_create(NULL);
+	if (mc->m == NULL) {
+		log_err(lg, "memcached: cannot create a handle");
+		free(mc);
+		return NULL;
+	}
+	/* order matters little, but the distribution is set before servers */
+	if (memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 1) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_DISTRIBUTION,
+	                           MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, cfg->timeout_ms) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, cfg->timeout_ms) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, cfg->retry_s) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, cfg->retry_s) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 1) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 1) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_AUTO_EJECT_HOSTS, 1) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_NOREPLY, 0) != MEMCACHED_SUCCESS ||
+	    memcached_behavior_set(mc->m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1) != MEMCACHED_SUCCESS) {
+		log_err(lg, "memcached: cannot set behaviours: %s", memcached_last_error_message(mc->m));
+		mc_free(mc);
+		return NULL;
+	}
+	for (i = 0; i < cfg->servers.n; i++) {
+		if (mc_split(cfg->servers.item[i], host, sizeof(host), &port) < 0) {
+			log_err(lg, "memcached: bad server '%s' (expected host:port)", cfg->servers.item[i]);
+			mc_free(mc);
+			return NULL;
+		}
+		if (memcached_server_add(mc->m, host, port) != MEMCACHED_SUCCESS) {
+			log_err(lg, "memcached: cannot add server %s: %s", cfg->servers.item[i],
+			        memcached_last_error_message(mc->m));
+			mc_free(mc);
+			return NULL;
+		}
+	}
+	return mc;
+}
+
+/* Close and free <mc>. */
+void
+mc_free(struct mc *mc)
+{
+	if (mc == NULL)
+		return;
+	if (mc->m != NULL)
+		memcached_free(mc->m);
+	free(mc);
+}
+
+/* Record the outcome <rc> of an operation on <key>; returns <rc> mapped. */
+static enum mc_rc
+mc_result(struct mc *mc, memcached_return_t rc, const char *op, const char *key)
+{
+	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_STORED || rc == MEMCACHED_DELETED) {
+		mc->failed = 0;
+		return MC_OK;
+	}
+	if (rc == MEMCACHED_NOTFOUND) {
+		mc->failed = 0;
+		return MC_MISS;
+	}
+	mc->failed = 1;
+	log_debug(mc->log, "memcached %s %s: %s", op, key, memcached_strerror(mc->m, rc));
+	return MC_ERR;
+}
+
+/*
+ * Get <key> into <val> (<vlen> bytes, NUL-terminated). Returns MC_OK,
+ * MC_MISS or MC_ERR (also when the value does not fit).
+ */
+enum mc_rc
+mc_get(struct mc *mc, const char *key, char *val, size_t vlen)
+{
+	memcached_return_t rc;
+	uint32_t flags = 0;
+	size_t n = 0;
+	char *v;
+
+	if (mc == NULL || vlen == 0)
+		return MC_ERR;
+	v = memcached_get(mc->m, key, strlen(key), &n, &flags, &rc);
+	if (v == NULL) {
+		val[0] = '\0';   /* an empty value comes back as NULL with success */
+		return mc_result(mc, rc, "get", key);
+	}
+	if (n >= vlen) {
+		free(v);
+		mc->failed = 0;
+		log_warnx(mc->log, "memcached: value of %s too long (%zu bytes)", key, n);
+		return MC_ERR;
+	}
+	memcpy(val, v, n);
+	val[n] = '\0';
+	free(v);
+	return mc_result(mc, rc, "get", key);
+}
+
+/* Set <key> to <val> for <ttl_s> seconds. Returns MC_OK or MC_ERR. */
+enum mc_rc
+mc_set(struct mc *mc, const char *key, const char *val, uint32_t ttl_s)
+{
+	if (mc == NULL)
+		return MC_ERR;
+	return mc_result(mc, memcached_set(mc->m, key, strlen(key), val, strlen(val),
+	                                   (time_t)ttl_s, 0), "set", key);
+}
+
+/* Delete <key>. Returns MC_OK, MC_MISS or MC_ERR. */
+enum mc_rc
+mc_delete(struct mc *mc, const char *key)
+{
+	if (mc == NULL)
+		return MC_ERR;
+	return mc_result(mc, memcached_delete(mc->m, key, strlen(key), 0), "delete", key);
+}
+
+/*
+ * Add <delta> to counter <key>, creating it as <delta> with lifetime
+ * <ttl_s> when absent; store the new value in <value>. Returns MC_OK or
+ * MC_ERR.
+ */
+enum mc_rc
+mc_incr(struct mc *mc, const char *key, uint64_t delta, uint32_t ttl_s, uint64_t *value)
+{
+	memcached_return_t rc;
+	uint64_t v = 0;
+	enum mc_rc r;
+
+	if (mc == NULL)
+		return MC_ERR;
+	rc = memcached_increment_with_initial(mc->m, key, strlen(key), delta, delta,
+	                                      (time_t)ttl_s, &v);
+	r = mc_result(mc, rc, "incr", key);
+	if (r == MC_MISS) {
+		/* cannot happen with an initial value; treat as a failure */
+		mc->failed = 1;
+		r = MC_ERR;
+	}
+	if (r == MC_OK && value != NULL)
+		*value = v;
+	return r;
+}
+
+/* Tell whether the last operation on <mc> failed for server reasons. */
+int
+mc_failed(const struct mc *mc)
+{
+	return mc == NULL || mc->failed;
+}
