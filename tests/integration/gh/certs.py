@@ -4,6 +4,7 @@ make_ca() makes a CA; make_cert() makes a leaf for some DNS names, signed by
 that CA (or self-signed without one), and writes one PEM file holding the
 certificate, its chain and the key (the format certs/ expects).
 """
+import ipaddress
 import os
 import subprocess
 
@@ -12,6 +13,14 @@ def _run(argv):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         raise RuntimeError("%s: %s" % (" ".join(argv[:3]), r.stderr[-2000:]))
+
+
+def _is_ip(name):
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
 
 
 class CA:
@@ -42,7 +51,7 @@ def make_cert(d, names, ca=None, days=30, filename=None):
     stem = filename or names[0].replace("*", "wildcard")
     base = os.path.join(d, stem)
     key, crt, pem = base + ".key", base + ".crt", base + ".pem"
-    san = "subjectAltName=" + ",".join("DNS:" + n for n in names)
+    san = "subjectAltName=" + ",".join(("IP:" if _is_ip(n) else "DNS:") + n for n in names)
     subj = "/CN=" + names[0]
     if ca is None:
         _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",

@@ -33,6 +33,7 @@ debug_log_path = {dir}/dovecot.log
 log_timestamp = "%Y-%m-%d %H:%M:%S "
 auth_verbose = yes
 auth_mechanisms = plain login
+auth_failure_delay = {failure_delay}
 disable_plaintext_auth = no
 login_trusted_networks = 127.0.0.0/8 ::1/128
 login_greeting = dovecot {name} ready.
@@ -85,6 +86,12 @@ service imap {{
 service auth {{
   client_limit = 4096
 }}
+# no growing per-IP auth penalty: every test client comes from 127.0.0.1
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service pop3 {{
   service_count = 0
 }}
@@ -94,9 +101,10 @@ service pop3 {{
 class Dovecot:
     """A dovecot for mailbox server <name> (mbox1...) in <d>. <cert> is a
     PEM file (cert, chain, key) enabling IMAPS/POP3S; without it they are
-    not served (imaps/pop3s are 0). <users>: nusers passed to gen_ldif."""
+    not served (imaps/pop3s are 0). <nusers>: passed to gen_ldif.
+    <failure_delay>: dovecot's auth_failure_delay (default 0: fast tests)."""
 
-    def __init__(self, d, name, cert=None, nusers=gen_ldif.DEFAULT_USERS):
+    def __init__(self, d, name, cert=None, nusers=gen_ldif.DEFAULT_USERS, failure_delay="0"):
         self.dir = str(d)
         self.name = name
         for sub in ("run", "state", "mail"):
@@ -120,7 +128,7 @@ class Dovecot:
             ssl = "ssl = no\n"
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
-            f.write(CONF.format(name=name, dir=self.dir, uid=self.uid, gid=self.gid, ssl=ssl,
+            f.write(CONF.format(failure_delay=failure_delay, name=name, dir=self.dir, uid=self.uid, gid=self.gid, ssl=ssl,
                                 imap=self.imap, pop3=self.pop3,
                                 imaps=self.imaps or ports.free_port(),
                                 pop3s=self.pop3s or ports.free_port()))

@@ -32,9 +32,10 @@ class Memcached:
         ports.wait_listening(self.port, proc=self.proc)
 
     def stop(self):
-        """Stop by PID."""
+        """Stop by PID. SIGKILL: memcached keeps nothing worth a clean
+        shutdown, and SIGTERM costs 0.7 s."""
         if self.proc is not None:
-            self.proc.stop()
+            self.proc.kill()
 
     def alive(self):
         return self.proc is not None and self.proc.alive()

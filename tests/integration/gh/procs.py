@@ -93,13 +93,26 @@ def wait_pidfile_gone(pid, timeout=5.0):
         pass
 
 
-def stop_all():
-    """Stop every process still registered, newest first."""
-    for p in list(reversed(_live)):
+def stop_many(plist, timeout=5.0):
+    """Stop the Procs in <plist> together: SIGTERM to each (by PID), then
+    wait for each (SIGKILL after <timeout>). Faster than one after another
+    for servers that take a second to stop (dovecot)."""
+    plist = [p for p in plist if p is not None]
+    for p in plist:
         try:
-            p.stop(timeout=3.0)
+            p.signal(_signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for p in plist:
+        try:
+            p.stop(timeout=timeout)
         except Exception:  # noqa: BLE001 - cleanup must go on
             pass
+
+
+def stop_all():
+    """Stop every process still registered."""
+    stop_many(list(reversed(_live)), timeout=3.0)
 
 
 atexit.register(stop_all)
