@@ -1,0 +1,71 @@
+/*
+ * The account directory: one LDAP connection, used by one thread at a
+ * time. Finds the single entry for a login name or an account id and
+ * reads its canonical name, mailbox host and id. Reconnects and rebinds
+ * by itself after the server went away.
+ */
+#ifndef GH_DIR_H
+#define GH_DIR_H
+
+#include "cfg-t.h"
+#include "log.h"
+
+#define DIR_VAL_MAX 256   /* longest attribute value kept, bytes incl. NUL */
+
+struct dir;
+
+/* What to search by. */
+enum dir_by {
+	DIR_BY_NAME = 0,      /* [ldap] account_filter */
+	DIR_BY_ID,            /* [ldap] id_filter */
+};
+
+/* Outcome of dir_lookup(). */
+enum dir_rc {
+	DIR_OK = 0,           /* exactly one entry; out is filled */
+	DIR_UNKNOWN,          /* no entry */
+	DIR_TEMPFAIL,         /* no server reachable (after one reconnect), busy, timed out */
+	DIR_ERROR,            /* several entries, bad entry, bad filter or base */
+};
+
+/* The attributes read from an account entry. Empty string = absent. */
+struct dir_entry {
+	char name[DIR_VAL_MAX];   /* [ldap] name_attr, lower-cased */
+	char host[DIR_VAL_MAX];   /* [ldap] host_attr */
+	char id[DIR_VAL_MAX];     /* [ldap] id_attr */
+};
+
+/*
+ * Initialise libldap's global state. Call once, before any thread uses
+ * dir_new() (libldap initialises its globals on first use, unsafely when
+ * threads race). Returns 0 or -1.
+ */
+int dir_lib_init(void);
+
+/*
+ * Create a directory handle for <cfg> logging through <lg>. Both must
+ * outlive the handle. No connection is made until the first lookup.
+ * Returns NULL when out of memory.
+ */
+struct dir *dir_new(const struct cfg_ldap *cfg, const struct logger *lg);
+
+/* Close the connection of <d> and free it (NULL is fine). */
+void dir_free(struct dir *d);
+
+/*
+ * Find the entry whose name (alias) or id is <key> (already normalised)
+ * and fill <out>. Connects and binds when needed; when the server went
+ * away, reconnects and rebinds once before giving up. After a failed
+ * connect, calls fail at once (DIR_TEMPFAIL) for a short hold-off so that
+ * an outage does not cost every request a connect timeout. SIGPIPE is
+ * blocked in the calling thread for the duration. Returns a dir_rc.
+ */
+enum dir_rc dir_lookup(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out);
+
+/* Return a description of the last failure of <d> (never NULL). */
+const char *dir_last_error(const struct dir *d);
+
+/* Return a short name for <rc> ("ok", "unknown", "tempfail", "error"). */
+const char *dir_rc_name(enum dir_rc rc);
+
+#endif
