@@ -96,10 +96,8 @@ struct imapcmd {
 	int state;
 	int mode;                 /* commands or one SASL response line */
 	int fatal;
-	int sync_pending;         /* LITERAL returned, data not started */
-	int quoted_esc;           /* last char was a backslash inside quotes */
 	int in_list;              /* ID: inside the parenthesised list */
-	int after_value;          /* a token just ended: SP, ')' or EOL must follow */
+	int lit_digits;           /* the literal header has at least one digit */
 	int lit_plus;             /* the literal being parsed is {n+} */
 	size_t line_len;          /* non-literal octets of this line */
 	size_t lit_remain;        /* literal octets still to read or skip */

@@ -9,8 +9,9 @@
  *     AGAIN   -> read more (all input was consumed)
  *     DONE    -> act on st.kind / st.tag / imapcmd_arg(); the rest of the
  *                input (pipelined commands) is still in buf
- *     LITERAL -> send "+ Ready\r\n", then keep feeding (the literal's data
- *                follows; st.literal_size octets, may be 0)
+ *     LITERAL -> send "+ Ready\r\n", then keep feeding: first what is left
+ *                in buf (an eager client may have sent the data already), then
+ *                new reads (st.literal_size octets follow, may be 0)
  *     ERROR   -> the bad line was consumed (literals included): send
  *                "<st.tag> BAD <st.error>" or "* BAD ..." when st.taglen == 0;
  *                count it, keep feeding (the parser resynchronized)
@@ -20,6 +21,15 @@
  * imapcmd_expect_sasl(): the next line is returned as IMAPCMD_SASL_RESPONSE
  * (args[0], raw) or IMAPCMD_SASL_CANCEL, then the parser is back to commands.
  * Bare LF is accepted as a line end; CR must be followed by LF.
+ *
+ * Resync: an error mid-line is reported once the line has ended, so every
+ * line gives exactly one DONE or ERROR. While skipping, a line ending in
+ * "{n+}" has its n octets skipped as data; a line ending in "{n}" ends there
+ * (the client waits for "+" and takes the BAD as the end of the command).
+ * Unknown commands are skipped the same way and reported as DONE/UNKNOWN.
+ * A {n+} over the literal limit, or a line over the line limit, is FATAL.
+ * Tags, command names and ERROR texts are printable ASCII, safe to echo;
+ * arguments are not (re-encode them, and never log passwords).
  */
 #ifndef GH_IMAPCMD_H
 #define GH_IMAPCMD_H

@@ -57,7 +57,7 @@ struct pop3cmd_limits {
 struct pop3cmd {
 	/* results */
 	enum pop3cmd_kind kind;
-	char name[8];          /* keyword as sent (first 7 octets), for logs */
+	char name[8];          /* keyword as sent (first 7 octets; any octet: sanitize before logging) */
 	const char *error;     /* static reason for ERROR/FATAL */
 	unsigned nargs;
 	uint32_t arg_off[POP3CMD_ARGS_MAX];
@@ -68,7 +68,6 @@ struct pop3cmd {
 	int state;
 	int mode;
 	int fatal;
-	int cr;                /* last octet was CR */
 	size_t line_len;
 	size_t used;
 	char buf[POP3CMD_BUF_SIZE];

@@ -113,16 +113,14 @@ begin_line(struct imapcmd *st)
 	st->nargs = 0;
 	st->name[0] = '\0';
 	st->namelen = 0;
-	st->quoted_esc = 0;
 	st->in_list = LIST_NONE;
-	st->after_value = 0;
+	st->lit_digits = 0;
 	st->lit_plus = 0;
 	st->lit_remain = 0;
 	st->lit_num = 0;
 	st->literals = 0;
 	st->skip_state = K_NONE;
 	st->line_len = 0;
-	st->sync_pending = 0;
 	if (st->mode != MODE_SASL) {
 		st->tag[0] = '\0';
 		st->taglen = 0;
@@ -205,7 +203,6 @@ arg_end(struct imapcmd *st)
 		st->used = a->off;
 		if (st->in_list == LIST_NONE) {
 			st->id_nil = 1;
-			st->after_value = 1;
 			return 0;
 		}
 		if (st->nargs % 2 == 0) {
@@ -403,7 +400,6 @@ literal_begin(struct imapcmd *st)
 	st->state = S_LITDATA;
 	if (!st->lit_plus) {
 		st->literal_size = (size_t)n;
-		st->sync_pending = 1;
 		return IMAPCMD_LITERAL;
 	}
 	return IMAPCMD_AGAIN;
@@ -413,7 +409,6 @@ literal_begin(struct imapcmd *st)
 static void
 literal_end(struct imapcmd *st)
 {
-	st->sync_pending = 0;
 	if (arg_end(st) == 0)
 		st->state = S_AFTER;
 }
@@ -462,8 +457,7 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			if (k < n) {
 				/* error: skip the rest of the literal, then the line */
 				st->lit_remain -= k;
-				st->sync_pending = 0;
-				st->state = S_SKIPLIT;
+							st->state = S_SKIPLIT;
 				i += k;
 				continue;
 			}
@@ -617,7 +611,7 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			if (c == '{') {
 				st->lit_num = 0;
 				st->lit_plus = 0;
-				st->after_value = 0;
+				st->lit_digits = 0;
 				st->state = S_LITNUM;
 				break;
 			}
@@ -710,15 +704,15 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				st->lit_num = st->lit_num * 10 + (uint64_t)(c - '0');
 				if (st->lit_num > LITNUM_SAT)
 					st->lit_num = LITNUM_SAT;
-				st->after_value = 1;    /* at least one digit */
+				st->lit_digits = 1;    /* at least one digit */
 				break;
 			}
-			if (st->after_value && c == '+') {
+			if (st->lit_digits && c == '+') {
 				st->lit_plus = 1;
 				st->state = S_LITPLUS;
 				break;
 			}
-			if (st->after_value && c == '}') {
+			if (st->lit_digits && c == '}') {
 				st->state = S_LITCLOSE;
 				break;
 			}
@@ -744,7 +738,7 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				set_error(st, "literal must end the line");
 				continue;
 			}
-			st->after_value = 0;
+			st->lit_digits = 0;
 			*consumed = i + 1;
 			rc = literal_begin(st);
 			if (rc != IMAPCMD_AGAIN)

@@ -62,7 +62,6 @@ begin_line(struct pop3cmd *st)
 	st->name[0] = '\0';
 	st->error = NULL;
 	st->nargs = 0;
-	st->cr = 0;
 }
 
 /* The line limit for the line being read: AUTH and SASL lines may be longer. */

@@ -164,6 +164,8 @@ static void
 test_pipelining(void **state)
 {
 	(void)state;
+	CHECK("a LOGIN {3+}\r\nbob {4+}\r\nx\r\ny\r\nb LOGOUT\r\n",
+	      "D:LOGIN:a l'bob' l'x%0D%0Ay'|D:LOGOUT:b|");
 	CHECK("a NOOP\r\nb CAPABILITY\r\nc LOGOUT\r\n",
 	      "D:NOOP:a|D:CAPABILITY:b|D:LOGOUT:c|");
 	CHECK("a STARTTLS\r\nb NOOP\r\n", "D:STARTTLS:a|D:NOOP:b|");
@@ -521,6 +523,36 @@ test_quote_roundtrip(void **state)
 	}
 }
 
+static void
+test_starttls_consumed(void **state)
+{
+	static struct imapcmd st;
+	const char s[] = "a STARTTLS\r\nb NOOP\r\n";
+	size_t used;
+	(void)state;
+
+	/* consumed marks where the injected plaintext starts: the daemon drops it */
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, s, sizeof(s) - 1, &used), IMAPCMD_DONE);
+	assert_int_equal(st.kind, IMAPCMD_STARTTLS);
+	assert_int_equal(used, 12);
+}
+
+static void
+test_sasl_limit(void **state)
+{
+	struct imapcmd_limits lim = { .sasl_max = 12 };
+	const char ok[] = "a AUTHENTICATE PLAIN\r\n0123456789\r\n";
+	const char bad[] = "a AUTHENTICATE PLAIN\r\n0123456789A\r\n";
+	(void)state;
+
+	check_lim(ok, sizeof(ok) - 1,
+	          "D:AUTHENTICATE:a a'PLAIN'|D:SASL:a a'0123456789'|", &lim);
+	check_lim(bad, sizeof(bad) - 1, "D:AUTHENTICATE:a a'PLAIN'|F:line too long|", &lim);
+	CHECK("a AUTHENTICATE PLAIN\r\nab\rc\r\nb NOOP\r\n",
+	      "D:AUTHENTICATE:a a'PLAIN'|E:a:CR without LF|D:NOOP:b|");
+}
+
 int
 main(void)
 {
@@ -541,6 +573,8 @@ main(void)
 		cmocka_unit_test(test_results_stable),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_quote_roundtrip),
+		cmocka_unit_test(test_starttls_consumed),
+		cmocka_unit_test(test_sasl_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
