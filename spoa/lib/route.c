@@ -1,0 +1,497 @@
+/*
+ * Route lookup: which mailbox server holds an account. The steps, each
+ * skipped when an earlier one answered: normalise the key; the in-process
+ * cache; memcached ("gh:n:<name>" / "gh:i:<id>" holding "<canonical name>
+ * <server name>" or "-" for unknown); LDAP, whose answer is written back
+ * under the name, the canonical name and the id; finally the server table,
+ * which alone decides the address: an LDAP entry can never send traffic to
+ * a host that is not a configured [server].
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "dir.h"
+#include "keys.h"
+#include "lcache.h"
+#include "mc.h"
+#include "metrics.h"
+#include "name.h"
+#include "route.h"
+
+#define ROUTE_VAL_MAX 512          /* a cache value read from memcached */
+#define ROUTE_LKEY_MAX (NAME_MAX_LEN + 3)   /* "n:" + name + NUL */
+
+/* A cached answer: "-" (unknown) or "<canonical> <server>". */
+struct route_val {
+	int unknown;
+	char account[ROUTE_NAME_MAX];
+	char server[CFG_NAME_MAX];
+};
+
+/* Return a short name for <s>. */
+const char *
+route_status_name(enum route_status s)
+{
+	switch (s) {
+	case ROUTE_OK: return "ok";
+	case ROUTE_UNKNOWN: return "unknown";
+	case ROUTE_REFUSED: return "refused";
+	case ROUTE_TEMPFAIL: return "tempfail";
+	case ROUTE_ERROR: return "error";
+	case ROUTE_BUSY: return "busy";
+	}
+	return "?";
+}
+
+/* Return a short name for <s>. */
+const char *
+route_source_name(enum route_source s)
+{
+	switch (s) {
+	case ROUTE_SRC_NONE: return "none";
+	case ROUTE_SRC_LOCAL: return "local";
+	case ROUTE_SRC_MEMCACHED: return "memcached";
+	case ROUTE_SRC_LDAP: return "ldap";
+	}
+	return "?";
+}
+
+/*
+ * Parse cache value <s> into <v>. The server name is after the last space
+ * (server names have none). Returns 0, or -1 when malformed.
+ */
+static int
+route_val_parse(const char *s, struct route_val *v)
+{
+	const char *sp;
+	size_t an, sn;
+
+	v->unknown = 0;
+	if (strcmp(s, "-") == 0) {
+		v->unknown = 1;
+		v->account[0] = v->server[0] = '\0';
+		return 0;
+	}
+	sp = strrchr(s, ' ');
+	if (sp == NULL)
+		return -1;
+	an = (size_t)(sp - s);
+	sn = strlen(sp + 1);
+	if (an == 0 || an >= sizeof(v->account) || sn == 0 || sn >= sizeof(v->server))
+		return -1;
+	memcpy(v->account, s, an);
+	v->account[an] = '\0';
+	memcpy(v->server, sp + 1, sn + 1);
+	return 0;
+}
+
+/* Format <v> as a cache value into <buf>. Returns 0 or -1. */
+static int
+route_val_format(const struct route_val *v, char *buf, size_t len)
+{
+	int n;
+
+	if (v->unknown)
+		n = snprintf(buf, len, "-");
+	else
+		n = snprintf(buf, len, "%s %s", v->account, v->server);
+	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/* Build the in-process cache key of <kind> for normalised <norm>. */
+static int
+route_lkey(char *buf, size_t len, enum route_kind kind, const char *norm)
+{
+	int n = snprintf(buf, len, "%s%s", kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm);
+
+	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/* Normalise <key> of <kind> into <norm>. Returns 0 or -1. */
+static int
+route_normalise(struct agent *ag, enum route_kind kind, const char *key, char *norm, size_t len)
+{
+	/* ids are lower-cased too (UUIDs match case-insensitively) but get no domain */
+	return name_normalise(norm, len, key,
+	                      kind == ROUTE_BY_NAME ? ag->cfg->ldap.default_domain : NULL) < 0 ? -1 : 0;
+}
+
+/*
+ * Turn cached or found answer <v> into <out> for <proto>: map the server
+ * through the table. <loud> logs a refusal at warning level.
+ */
+static void
+route_resolve(struct agent *ag, const struct route_val *v, enum gh_proto proto,
+              struct route_result *out, int loud)
+{
+	const struct cfg_server *srv;
+
+	if (v->unknown) {
+		out->status = ROUTE_UNKNOWN;
+		return;
+	}
+	memcpy(out->account, v->account, strlen(v->account) + 1);
+	srv = cfg_server_find(ag->cfg, v->server);
+	if (srv == NULL) {
+		out->status = ROUTE_REFUSED;
+		if (loud)
+			log_warnx(ag->log, "route: account %s: host '%s' is not a configured server: "
+			          "refused", v->account, v->server);
+		return;
+	}
+	memcpy(out->server, srv->name, strlen(srv->name) + 1);
+	if (srv->port[proto] == 0) {
+		out->status = ROUTE_REFUSED;
+		if (loud)
+			log_warnx(ag->log, "route: account %s: server %s does not serve %s: refused",
+			          v->account, srv->name, cfg_proto_name(proto));
+		return;
+	}
+	memcpy(&out->addr, &srv->addr, srv->addrlen);
+	out->addrlen = srv->addrlen;
+	out->port = srv->port[proto];
+	if (out->addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&out->addr)->sin_port = htons(out->port);
+	else
+		((struct sockaddr_in6 *)&out->addr)->sin6_port = htons(out->port);
+	out->status = ROUTE_OK;
+}
+
+/* Count the outcome of <out> in <ag>'s metrics. */
+static void
+route_count(struct agent *ag, const struct route_result *out)
+{
+	enum metric m;
+
+	switch (out->status) {
+	case ROUTE_OK:
+		m = out->source == ROUTE_SRC_LOCAL ? M_LOOKUP_LOCAL :
+		    out->source == ROUTE_SRC_MEMCACHED ? M_LOOKUP_MEMCACHED : M_LOOKUP_LDAP;
+		break;
+	case ROUTE_UNKNOWN: m = M_LOOKUP_UNKNOWN; break;
+	case ROUTE_REFUSED: m = M_LOOKUP_REFUSED; break;
+	case ROUTE_TEMPFAIL: m = M_LOOKUP_TEMPFAIL; break;
+	default: m = M_LOOKUP_ERROR; break;
+	}
+	metrics_inc(&ag->metrics, m);
+}
+
+/* Note a memcached failure: count it; log and count when an outage starts. */
+static void
+route_mc_trouble(struct agent *ag)
+{
+	metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
+	if (atomic_exchange(&ag->mc_down, 1) == 0) {
+		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
+		log_warnx(ag->log, "memcached unavailable: route lookups go to LDAP directly "
+		          "until it is back");
+	}
+}
+
+/* Note a memcached success: log when an outage ends. */
+static void
+route_mc_fine(struct agent *ag)
+{
+	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
+	    atomic_exchange(&ag->mc_down, 0) == 1)
+		log_notice(ag->log, "memcached back: route cache in use again");
+}
+
+/* Note an LDAP outage (logged once) with reason <why>. */
+static void
+route_ldap_trouble(struct agent *ag, const char *why)
+{
+	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
+	if (atomic_exchange(&ag->ldap_down, 1) == 0)
+		log_warnx(ag->log, "LDAP unavailable (%s): only cached routes are answered", why);
+}
+
+/* Note a working LDAP: log when an outage ends. */
+static void
+route_ldap_fine(struct agent *ag)
+{
+	if (atomic_load_explicit(&ag->ldap_down, memory_order_relaxed) &&
+	    atomic_exchange(&ag->ldap_down, 0) == 1)
+		log_notice(ag->log, "LDAP back: route lookups complete again");
+}
+
+/* Put <val> under in-process key <lkey> with the lifetime for <v>. */
+static void
+route_local_put(struct agent *ag, const char *lkey, const char *val, int unknown)
+{
+	uint32_t ttl = ag->cfg->memcached.local_ttl_ms;
+	uint64_t neg = (uint64_t)ag->cfg->memcached.negative_ttl_s * 1000;
+
+	if (ag->lcache == NULL)
+		return;
+	if (unknown && neg < ttl)
+		ttl = (uint32_t)neg;
+	if (ttl > 0)
+		(void)lcache_put(ag->lcache, lkey, val, ttl);
+}
+
+/*
+ * Store value <val> for <norm> of <kind> in memcached (when <use_mc>) and
+ * the in-process cache. Returns 0, or -1 when memcached failed.
+ */
+static int
+route_store(struct agent_worker *w, enum route_kind kind, const char *norm, const char *val,
+            int unknown, int use_mc)
+{
+	struct agent *ag = w->ag;
+	char key[KEYS_MAX], lkey[ROUTE_LKEY_MAX];
+	uint32_t ttl = unknown ? ag->cfg->memcached.negative_ttl_s : ag->cfg->memcached.ttl_s;
+	int rc = 0;
+
+	if (norm[0] == '\0')
+		return 0;
+	if (route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
+		route_local_put(ag, lkey, val, unknown);
+	if (!use_mc || w->mc == NULL || ttl == 0)
+		return 0;
+	if (keys_make(key, sizeof(key), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm) < 0)
+		return 0;
+	if (mc_set(w->mc, key, val, ttl) != MC_OK) {
+		route_mc_trouble(ag);
+		rc = -1;
+	} else {
+		route_mc_fine(ag);
+	}
+	return rc;
+}
+
+/* Tell whether host value <h> can be cached and matched at all. */
+static int
+route_host_ok(const char *h)
+{
+	size_t n = strlen(h);
+
+	return n > 0 && n < CFG_NAME_MAX && strchr(h, ' ') == NULL;
+}
+
+/*
+ * Look up <norm> of <kind> in LDAP through <w> and write the caches.
+ * Fills <v> and returns ROUTE_OK (v->unknown tells unknown), or another
+ * status.
+ */
+static enum route_status
+route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, int use_mc,
+                struct route_val *v)
+{
+	struct agent *ag = w->ag;
+	struct dir_entry e;
+	char val[ROUTE_VAL_MAX], idnorm[DIR_VAL_MAX];
+	enum dir_rc rc;
+
+	if (ag->cfg->ldap.uri.n == 0)
+		return ROUTE_TEMPFAIL;
+	if (w->dir == NULL) {
+		w->dir = dir_new(&ag->cfg->ldap, ag->log);
+		if (w->dir == NULL) {
+			log_err(ag->log, "route: out of memory");
+			return ROUTE_ERROR;
+		}
+	}
+	rc = dir_lookup(w->dir, kind == ROUTE_BY_ID ? DIR_BY_ID : DIR_BY_NAME, norm, &e);
+	switch (rc) {
+	case DIR_TEMPFAIL:
+		route_ldap_trouble(ag, dir_last_error(w->dir));
+		return ROUTE_TEMPFAIL;
+	case DIR_ERROR:
+		route_ldap_fine(ag);   /* it answered */
+		return ROUTE_ERROR;
+	case DIR_UNKNOWN:
+		route_ldap_fine(ag);
+		v->unknown = 1;
+		(void)route_store(w, kind, norm, "-", 1, use_mc);
+		return ROUTE_OK;
+	case DIR_OK:
+		break;
+	}
+	route_ldap_fine(ag);
+	v->unknown = 0;
+	if (e.name[0] == '\0') {
+		if (kind == ROUTE_BY_ID) {
+			log_err(ag->log, "route: entry for id %s has no %s", norm, ag->cfg->ldap.name_attr);
+			return ROUTE_ERROR;
+		}
+		memcpy(e.name, norm, strlen(norm) + 1);
+	}
+	memcpy(v->account, e.name, strlen(e.name) + 1);
+	if (!route_host_ok(e.host)) {
+		/* not cacheable, and never a configured server: refuse */
+		log_warnx(ag->log, "route: account %s: host '%s' is not a configured server: refused",
+		          e.name, e.host);
+		v->server[0] = '\0';
+		return ROUTE_REFUSED;
+	}
+	memcpy(v->server, e.host, strlen(e.host) + 1);
+	if (route_val_format(v, val, sizeof(val)) < 0)
+		return ROUTE_ERROR;
+	/* the key itself, then the canonical name and the id, so any of them hits next time */
+	if (route_store(w, kind, norm, val, 0, use_mc) < 0)
+		use_mc = 0;
+	if (kind == ROUTE_BY_ID || strcmp(e.name, norm) != 0)
+		if (route_store(w, ROUTE_BY_NAME, e.name, val, 0, use_mc) < 0)
+			use_mc = 0;
+	if (e.id[0] != '\0' && name_normalise(idnorm, sizeof(idnorm), e.id, NULL) > 0 &&
+	    (kind != ROUTE_BY_ID || strcmp(idnorm, norm) != 0))
+		(void)route_store(w, ROUTE_BY_ID, idnorm, val, 0, use_mc);
+	return ROUTE_OK;
+}
+
+/*
+ * Look up <key> of <kind> for <proto> with <w>'s handles. Fills <out>;
+ * returns 0 when out->status is ROUTE_OK, -1 otherwise.
+ */
+int
+route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
+             enum gh_proto proto, struct route_result *out)
+{
+	struct agent *ag = w->ag;
+	char norm[NAME_MAX_LEN + 1], mkey[KEYS_MAX], val[ROUTE_VAL_MAX];
+	struct route_val v;
+	enum route_status st;
+	enum mc_rc mrc;
+	int use_mc = w->mc != NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->status = ROUTE_ERROR;
+	if (key == NULL || (int)proto < 0 || proto >= PROTO__COUNT ||
+	    route_normalise(ag, kind, key, norm, sizeof(norm)) < 0) {
+		route_count(ag, out);
+		return -1;
+	}
+	if (route_cached(ag, kind, norm, proto, out))
+		return out->status == ROUTE_OK ? 0 : -1;   /* counted there */
+	memset(out, 0, sizeof(*out));
+	if (use_mc && keys_make(mkey, sizeof(mkey), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME,
+	                        norm) == 0) {
+		mrc = mc_get(w->mc, mkey, val, sizeof(val));
+		if (mrc == MC_OK && route_val_parse(val, &v) == 0) {
+			char lkey[ROUTE_LKEY_MAX];
+
+			route_mc_fine(ag);
+			if (route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
+				route_local_put(ag, lkey, val, v.unknown);
+			out->source = ROUTE_SRC_MEMCACHED;
+			route_resolve(ag, &v, proto, out, 1);
+			route_count(ag, out);
+			return out->status == ROUTE_OK ? 0 : -1;
+		}
+		if (mrc == MC_OK)
+			log_debug(ag->log, "ignoring malformed cache value for %s", mkey);
+		if (mrc == MC_ERR && mc_failed(w->mc)) {
+			route_mc_trouble(ag);
+			use_mc = 0;      /* do not pay for writes either */
+		} else if (mrc != MC_ERR) {
+			route_mc_fine(ag);
+		}
+	}
+	out->source = ROUTE_SRC_LDAP;
+	st = route_from_ldap(w, kind, norm, use_mc, &v);
+	if (st == ROUTE_OK) {
+		route_resolve(ag, &v, proto, out, 1);
+	} else {
+		out->status = st;
+		if (st == ROUTE_REFUSED)
+			memcpy(out->account, v.account, strlen(v.account) + 1);
+		if (st == ROUTE_TEMPFAIL)
+			out->source = ROUTE_SRC_NONE;
+	}
+	route_count(ag, out);
+	return out->status == ROUTE_OK ? 0 : -1;
+}
+
+/*
+ * Answer <key> of <kind> for <proto> from <ag>'s in-process cache only.
+ * Returns 1 and fills <out> on a hit, 0 on a miss.
+ */
+int
+route_cached(struct agent *ag, enum route_kind kind, const char *key, enum gh_proto proto,
+             struct route_result *out)
+{
+	char norm[NAME_MAX_LEN + 1], lkey[ROUTE_LKEY_MAX], val[LCACHE_VAL_MAX];
+	struct route_val v;
+
+	if (ag->lcache == NULL || key == NULL || (int)proto < 0 || proto >= PROTO__COUNT)
+		return 0;
+	if (route_normalise(ag, kind, key, norm, sizeof(norm)) < 0 ||
+	    route_lkey(lkey, sizeof(lkey), kind, norm) < 0)
+		return 0;
+	if (!lcache_get(ag->lcache, lkey, val, sizeof(val)) || route_val_parse(val, &v) < 0)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->source = ROUTE_SRC_LOCAL;
+	route_resolve(ag, &v, proto, out, 0);
+	route_count(ag, out);
+	return 1;
+}
+
+/* Delete <norm> of <kind> from memcached and the in-process cache; count in <n>. */
+static int
+route_forget(struct agent_worker *w, enum route_kind kind, const char *norm, int *n)
+{
+	char key[KEYS_MAX], lkey[ROUTE_LKEY_MAX];
+	enum mc_rc rc;
+
+	if (norm[0] == '\0')
+		return 0;
+	if (w->ag->lcache != NULL && route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
+		(void)lcache_del(w->ag->lcache, lkey);
+	if (w->mc == NULL)
+		return 0;
+	if (keys_make(key, sizeof(key), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm) < 0)
+		return 0;
+	rc = mc_delete(w->mc, key);
+	if (rc == MC_OK)
+		(*n)++;
+	return rc == MC_ERR ? -1 : 0;
+}
+
+/*
+ * Remove the cached entries for account <name>: the name, its canonical
+ * name and its id, learnt from memcached and LDAP. Returns the number of
+ * memcached entries deleted, or -1 when memcached could not be reached.
+ */
+int
+route_purge(struct agent_worker *w, const char *name)
+{
+	struct agent *ag = w->ag;
+	char norm[NAME_MAX_LEN + 1], mkey[KEYS_MAX], val[ROUTE_VAL_MAX], idnorm[DIR_VAL_MAX];
+	char canon[ROUTE_NAME_MAX] = "";
+	struct dir_entry e;
+	struct route_val v;
+	int n = 0, fail = 0;
+
+	if (name == NULL || route_normalise(ag, ROUTE_BY_NAME, name, norm, sizeof(norm)) < 0)
+		return -1;
+	idnorm[0] = '\0';
+	/* what memcached says the canonical name is */
+	if (w->mc != NULL && keys_make(mkey, sizeof(mkey), KEYS_NAME, norm) == 0 &&
+	    mc_get(w->mc, mkey, val, sizeof(val)) == MC_OK && route_val_parse(val, &v) == 0 &&
+	    !v.unknown)
+		memcpy(canon, v.account, strlen(v.account) + 1);
+	/* LDAP knows the id (and the canonical name when memcached did not) */
+	if (ag->cfg->ldap.uri.n > 0) {
+		if (w->dir == NULL)
+			w->dir = dir_new(&ag->cfg->ldap, ag->log);
+		if (w->dir != NULL && dir_lookup(w->dir, DIR_BY_NAME, norm, &e) == DIR_OK) {
+			if (canon[0] == '\0' && e.name[0] != '\0')
+				memcpy(canon, e.name, strlen(e.name) + 1);
+			if (e.id[0] != '\0' && name_normalise(idnorm, sizeof(idnorm), e.id, NULL) < 0)
+				idnorm[0] = '\0';
+		}
+	}
+	fail |= route_forget(w, ROUTE_BY_NAME, norm, &n);
+	if (strcmp(canon, norm) != 0)
+		fail |= route_forget(w, ROUTE_BY_NAME, canon, &n);
+	fail |= route_forget(w, ROUTE_BY_ID, idnorm, &n);
+	if (fail) {
+		route_mc_trouble(ag);
+		return -1;
+	}
+	return n;
+}
