@@ -6,6 +6,7 @@
 #   tools/gatehouse/*.c   -> build/gatehouse (operator CLI)
 #   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a)
 #   tests/fuzz/fuzz_*.c   -> build/fuzz/fuzz_* (libFuzzer, clang)
+#   tools/bench/*.c       -> build/bench/* (benchmark drivers, linked with libagent.a)
 #
 # BUILD selects the output directory; `make check-asan` uses build-asan/.
 
@@ -29,6 +30,7 @@ MP_SRC    := $(sort $(wildcard mailproxy/src/*.c))
 CLI_SRC   := $(sort $(wildcard tools/gatehouse/*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard tools/bench/*.c))
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SPOA_OBJ  := $(SPOA_SRC:%.c=$(BUILD)/obj/%.o)
@@ -36,6 +38,7 @@ MP_OBJ    := $(MP_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+BENCHES   := $(BENCH_SRC:tools/bench/%.c=$(BUILD)/bench/%)
 
 BINS := $(BUILD)/libagent.a
 ifneq ($(SPOA_SRC),)
@@ -51,7 +54,7 @@ endif
 .PHONY: all deps test unit integration check-asan fuzz bench bench-lookup \
         bench-http bench-mail run clean
 
-all: $(BINS) $(TESTS)
+all: $(BINS) $(TESTS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -73,6 +76,10 @@ $(BUILD)/gatehouse: $(CLI_OBJ) $(BUILD)/libagent.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libagent.a $(LIBS) -lcmocka
+
+$(BUILD)/bench/%: $(BUILD)/obj/tools/bench/%.o $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libagent.a $(LIBS)
 
 # Install missing Debian packages (idempotent; a no-op when all are present).
 deps:
