@@ -1,0 +1,251 @@
+/*
+ * gatehouse-spoa: the SPOE agent HAProxy asks, for every HTTP request,
+ * which mailbox server holds the user, and, for logins, whether the client
+ * is throttled. Options: -c FILE (configuration), -t (check it and exit),
+ * -f (foreground, log to stderr). SIGTERM/SIGINT drain, SIGHUP reloads.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "parse.h"
+#include "spoa.h"
+
+#define DEFAULT_CONF "/etc/gatehouse/gatehouse.conf"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: gatehouse-spoa [-t] [-f] [-c FILE]\n"
+	        "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
+	        "  -t       check the configuration and exit\n"
+	        "  -f       stay in the foreground and log to stderr\n");
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct spoa *sp = w->data;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char peer[SPOA_IP_MAX];
+	int fd, one = 1, i;
+
+	(void)loop;
+	(void)revents;
+	/* Accept a bounded batch: HAProxy opens connections in bursts. */
+	for (i = 0; i < 64; i++) {
+		len = sizeof(ss);
+		fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn(&sp->log, "spoa: accept");
+			return;
+		}
+		if (sp->nconns >= sp->gen->cfg->spoa.max_connections) {
+			spoa_count(sp, SC_CONN_REFUSED);
+			log_warnx(&sp->log, "spoa: max_connections (%u) reached, refusing",
+			          sp->gen->cfg->spoa.max_connections);
+			close(fd);
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		parse_addr_str((struct sockaddr *)&ss, 1, peer, sizeof(peer));
+		spoa_conn_accept(sp, fd, peer);
+	}
+}
+
+/* Open every [spoa] listen address with SO_REUSEPORT. Returns 0 or -1. */
+static int
+listen_all(struct spoa *sp)
+{
+	const struct cfg_list *l = &sp->gen->cfg->spoa.listen;
+	int i, one = 1;
+
+	for (i = 0; i < l->n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		int fd;
+
+		if (parse_addr(l->item[i], 0, &ss, &len) < 0) {
+			log_err(&sp->log, "spoa: bad listen address '%s'", l->item[i]);
+			return -1;
+		}
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+			log_errno(&sp->log, LOG_ERR, "spoa: listen on %s", l->item[i]);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		sp->lfd[sp->nlisten] = fd;
+		ev_io_init(&sp->accept_w[sp->nlisten], accept_cb, fd, EV_READ);
+		sp->accept_w[sp->nlisten].data = sp;
+		ev_io_start(sp->loop, &sp->accept_w[sp->nlisten]);
+		sp->nlisten++;
+		log_notice(&sp->log, "spoa: listening on %s", l->item[i]);
+	}
+	return 0;
+}
+
+static void
+listen_close(struct spoa *sp)
+{
+	int i;
+
+	for (i = 0; i < sp->nlisten; i++) {
+		ev_io_stop(sp->loop, &sp->accept_w[i]);
+		close(sp->lfd[i]);
+	}
+	sp->nlisten = 0;
+}
+
+static void
+drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct spoa *sp = w->data;
+
+	(void)revents;
+	log_warnx(&sp->log, "spoa: drain timeout, closing %u connection(s)", sp->nconns);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct spoa *sp = w->data;
+	struct spoa_conn *c, *tmp;
+
+	(void)revents;
+	if (sp->draining)
+		return;
+	log_notice(&sp->log, "spoa: signal %d, draining %u connection(s)", w->signum, sp->nconns);
+	sp->draining = 1;
+	listen_close(sp);
+	ev_signal_stop(loop, &sp->sighup_w);
+	/* In-flight requests are answered; then each connection gets an
+	 * AGENT-DISCONNECT. Bounded by deadline + 2 s. */
+	ev_timer_init(&sp->drain_w, drain_timeout_cb,
+	              sp->gen->cfg->spoa.deadline_ms / 1000.0 + 2.0, 0.);
+	sp->drain_w.data = sp;
+	ev_timer_start(loop, &sp->drain_w);
+	TAILQ_FOREACH_SAFE(c, &sp->conns, link, tmp)
+		spoa_conn_drain(c);
+	if (sp->nconns == 0)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct spoa *sp = w->data;
+	struct spoa_gen *g, *old;
+	char err[1024];
+
+	(void)loop;
+	(void)revents;
+	g = spoa_gen_new(sp, err, sizeof(err));
+	if (g == NULL) {
+		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	old = sp->gen;
+	sp->gen = g;
+	spoa_gen_put(sp, old);
+	log_notice(&sp->log, "spoa: configuration reloaded from %s (listen addresses and "
+	           "metrics address take effect on restart)", sp->conf_path);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct spoa sp;
+	struct gh_config *cfg;
+	struct spoa_conn *c;
+	char err[1024];
+	int opt, check = 0, rc = 0;
+
+	sp.conf_path = DEFAULT_CONF;
+	while ((opt = getopt(argc, argv, "c:tfh")) != -1) {
+		switch (opt) {
+		case 'c': sp.conf_path = optarg; break;
+		case 't': check = 1; break;
+		case 'f': sp.foreground = 1; break;
+		default: usage(); return opt == 'h' ? 0 : 2;
+		}
+	}
+	if (optind != argc) {
+		usage();
+		return 2;
+	}
+	cfg = cfg_new();
+	if (cfg == NULL) {
+		fprintf(stderr, "gatehouse-spoa: out of memory\n");
+		return 1;
+	}
+	if (cfg_load(cfg, sp.conf_path, CFG_NEED_SPOA | CFG_NEED_SERVERS, err, sizeof(err)) < 0) {
+		fprintf(stderr, "gatehouse-spoa: %s\n", err);
+		free(cfg);
+		return 1;
+	}
+	if (check) {
+		printf("gatehouse-spoa: configuration %s is valid\n", sp.conf_path);
+		free(cfg);
+		return 0;
+	}
+	if (log_init(&sp.log, "gatehouse-spoa", sp.foreground ? "stderr" : cfg->log.target,
+	             cfg->log.level, cfg->log.facility) < 0) {
+		fprintf(stderr, "gatehouse-spoa: bad [log] settings\n");
+		free(cfg);
+		return 1;
+	}
+	free(cfg);
+	signal(SIGPIPE, SIG_IGN);
+	sp.loop = ev_default_loop(EVFLAG_AUTO);
+	sp.mfd = -1;
+	TAILQ_INIT(&sp.conns);
+	sp.gen = spoa_gen_new(&sp, err, sizeof(err));
+	if (sp.gen == NULL) {
+		log_err(&sp.log, "spoa: %s", err);
+		return 1;
+	}
+	if (listen_all(&sp) < 0) {
+		rc = 1;
+		goto out;
+	}
+	if (spoa_metrics_start(&sp, sp.gen->cfg->spoa.metrics) < 0) {
+		rc = 1;
+		goto out;
+	}
+	ev_signal_init(&sp.sigterm_w, sigterm_cb, SIGTERM);
+	ev_signal_init(&sp.sigint_w, sigterm_cb, SIGINT);
+	ev_signal_init(&sp.sighup_w, sighup_cb, SIGHUP);
+	sp.sigterm_w.data = sp.sigint_w.data = sp.sighup_w.data = &sp;
+	ev_signal_start(sp.loop, &sp.sigterm_w);
+	ev_signal_start(sp.loop, &sp.sigint_w);
+	ev_signal_start(sp.loop, &sp.sighup_w);
+	log_notice(&sp.log, "spoa: started (pid %d)", (int)getpid());
+	ev_run(sp.loop, 0);
+	log_notice(&sp.log, "spoa: stopping");
+out:
+	sp.stopped = 1;
+	ev_timer_stop(sp.loop, &sp.drain_w);
+	while ((c = TAILQ_FIRST(&sp.conns)) != NULL)
+		spoa_conn_close(c);
+	listen_close(&sp);
+	spoa_metrics_stop(&sp);
+	spoa_gen_put(&sp, sp.gen);
+	ev_loop_destroy(sp.loop);
+	return rc;
+}

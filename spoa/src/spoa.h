@@ -1,0 +1,171 @@
+/*
+ * gatehouse-spoa internals: the daemon's context, HAProxy connections and
+ * in-flight requests. One libev loop owns every connection; blocking
+ * lookups run on the library's job queue and come back to that loop.
+ */
+#ifndef GH_SPOA_H
+#define GH_SPOA_H
+
+#include <stdint.h>
+#include <ev.h>
+#include <bsd/sys/queue.h>
+
+#include "agent.h"
+#include "cfg-t.h"
+#include "httpuser.h"
+#include "jobq.h"
+#include "log.h"
+#include "metrics-t.h"
+#include "route-t.h"
+#include "spop-t.h"
+#include "throttle.h"
+
+#define SPOA_OUT_MAX   (1024 * 1024)   /* pending output per connection */
+#define SPOA_IP_MAX    64
+
+/* Daemon counters, rendered next to the library's. */
+enum spoa_counter {
+	SC_CONN_ACCEPTED = 0,
+	SC_CONN_REFUSED,        /* over max_connections */
+	SC_FRAMES_IN,
+	SC_FRAMES_OUT,
+	SC_HELLO,
+	SC_HEALTHCHECK,
+	SC_NOTIFY,
+	SC_ACK,
+	SC_DISCONNECT_IN,
+	SC_PROTO_ERROR,         /* we sent AGENT-DISCONNECT with an error */
+	SC_DEADLINE,            /* answered with status=timeout */
+	SC_BUSY,                /* job queue full */
+	SC_ROUTE_OK,
+	SC_ROUTE_NONE,          /* no user in the request */
+	SC_ROUTE_FAIL,          /* unknown, refused, tempfail, error */
+	SC_LOGIN_REJECT,
+	SC__COUNT
+};
+
+/*
+ * One configuration generation: the parsed file, the library context, the
+ * job queue and this loop's port. SIGHUP makes a new one; the old one is
+ * freed when its last request is done.
+ */
+struct spoa_gen {
+	struct gh_config *cfg;
+	struct agent ag;
+	struct jobq *q;
+	struct jobq_port *port;
+	unsigned refs;          /* requests using it, plus 1 while current */
+	int ag_ok;
+	ev_timer free_w;        /* teardown, outside any job queue callback */
+};
+
+/* The daemon. */
+struct spoa {
+	struct ev_loop *loop;
+	struct logger log;
+	const char *conf_path;
+	int foreground;
+	struct spoa_gen *gen;             /* current generation */
+	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
+	int lfd[CFG_MAX_LISTS];
+	ev_io accept_w[CFG_MAX_LISTS];
+	int mfd;                          /* metrics listener, -1 = off */
+	ev_io metrics_w;
+	ev_signal sigterm_w, sigint_w, sighup_w;
+	ev_timer drain_w;
+	int draining;
+	int stopped;                      /* the loop has returned */
+	unsigned nconns;
+	TAILQ_HEAD(, spoa_conn) conns;
+	_Atomic uint64_t c[SC__COUNT];
+	struct metrics_hist ack_latency;
+};
+
+/* Where a connection is in the SPOP exchange. */
+enum spoa_conn_state {
+	CONN_HELLO = 0,         /* waiting for HAPROXY-HELLO */
+	CONN_READY,             /* NOTIFY / ACK */
+	CONN_CLOSING,           /* flush the output, then close */
+};
+
+struct spoa_req;
+
+/* One connection from HAProxy. */
+struct spoa_conn {
+	struct spoa *sp;
+	int fd;
+	ev_io rio, wio;
+	ev_timer idle;
+	enum spoa_conn_state state;
+	uint32_t max_frame;           /* negotiated (or ours before HELLO) */
+	uint8_t *in;
+	size_t in_len, in_size;
+	uint8_t *out;
+	size_t out_off, out_len, out_size;
+	unsigned inflight;
+	TAILQ_HEAD(, spoa_req) reqs;
+	TAILQ_ENTRY(spoa_conn) link;
+	char peer[SPOA_IP_MAX];
+};
+
+/* What a NOTIFY asks for. */
+#define REQ_ROUTE        0x01
+#define REQ_LOGIN        0x02
+#define REQ_LOGIN_RESULT 0x04
+
+/* One NOTIFY being answered. Freed by spoa_msg_req_free() or the job
+ * queue's release callback, never both. */
+struct spoa_req {
+	struct spoa *sp;
+	struct spoa_conn *conn;       /* NULL once the connection is gone */
+	struct spoa_gen *gen;
+	uint64_t sid, fid;
+	unsigned what;                /* REQ_* */
+	struct jobq_job *job;
+	ev_timer deadline;
+	ev_tstamp start;
+	TAILQ_ENTRY(spoa_req) link;
+	/* inputs */
+	char ip[SPOA_IP_MAX];
+	char host[256];
+	char user[HTTPUSER_MAX];      /* name or id to route on */
+	enum httpuser_by by;
+	enum gh_proto proto;
+	char login_user[HTTPUSER_MAX];/* from the login message */
+	int http_status;              /* login-result */
+	int vhost;                    /* -1 unchecked, 0 refused, 1 allowed */
+	/* outputs (written by the worker) */
+	struct route_result rr;
+	int route_done;
+	struct throttle_result tr;
+	int throttled;
+};
+
+/* spoa_conn.c */
+void spoa_conn_accept(struct spoa *sp, int fd, const char *peer);
+int spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len);
+int spoa_conn_answer(struct spoa_conn *c, struct spoa_req *r, const uint8_t *ack, size_t len);
+void spoa_conn_drain(struct spoa_conn *c);
+void spoa_conn_close(struct spoa_conn *c);
+
+/* spoa_msg.c */
+/* Handle NOTIFY <f> on <c>: 0 = handled, -1 = <c> is gone, 1 = invalid. */
+int spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f);
+void spoa_msg_req_cancel(struct spoa_req *r);
+
+/* spoa_gen.c */
+struct spoa_gen *spoa_gen_new(struct spoa *sp, char *err, size_t errlen);
+void spoa_gen_put(struct spoa *sp, struct spoa_gen *g);
+
+/* spoa_metrics.c */
+int spoa_metrics_start(struct spoa *sp, const char *addr);
+void spoa_metrics_stop(struct spoa *sp);
+
+/* Add 1 to daemon counter <k> of <sp>. */
+static inline void
+spoa_count(struct spoa *sp, enum spoa_counter k)
+{
+	atomic_fetch_add_explicit(&sp->c[k], 1, memory_order_relaxed);
+}
+
+#endif

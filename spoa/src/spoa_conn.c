@@ -1,0 +1,352 @@
+/*
+ * One HAProxy connection: the SPOP state machine (HELLO, NOTIFY/ACK,
+ * DISCONNECT in both directions), a bounded input buffer holding at most
+ * one frame of the negotiated size, and an output buffer that only ever
+ * receives whole frames and is flushed with partial writes and EV_WRITE.
+ * A connection is freed only by spoa_conn_close(), which stops every
+ * watcher and cancels its in-flight requests first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spoa.h"
+#include "spop.h"
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Return the SPOP frame size we offer, from the configuration. */
+static uint32_t
+our_max_frame(const struct spoa *sp)
+{
+	uint32_t m = sp->gen->cfg->spoa.max_frame_size;
+
+	if (m < SPOP_FRAME_MIN_MAX)
+		m = SPOP_FRAME_MIN_MAX;
+	return m;
+}
+
+void
+spoa_conn_accept(struct spoa *sp, int fd, const char *peer)
+{
+	struct spoa_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		log_err(&sp->log, "spoa: out of memory accepting %s", peer);
+		close(fd);
+		return;
+	}
+	c->sp = sp;
+	c->fd = fd;
+	c->state = CONN_HELLO;
+	c->max_frame = our_max_frame(sp);
+	c->in_size = (size_t)c->max_frame + SPOP_LEN_SIZE;
+	c->in = malloc(c->in_size);
+	if (c->in == NULL) {
+		log_err(&sp->log, "spoa: out of memory accepting %s", peer);
+		close(fd);
+		free(c);
+		return;
+	}
+	TAILQ_INIT(&c->reqs);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+	c->rio.data = c->wio.data = c;
+	ev_init(&c->idle, conn_idle_cb);
+	c->idle.repeat = sp->gen->cfg->spoa.idle_timeout_ms / 1000.0;
+	c->idle.data = c;
+	ev_io_start(sp->loop, &c->rio);
+	if (c->idle.repeat > 0)
+		ev_timer_again(sp->loop, &c->idle);
+	TAILQ_INSERT_TAIL(&sp->conns, c, link);
+	sp->nconns++;
+	spoa_count(sp, SC_CONN_ACCEPTED);
+	log_debug(&sp->log, "connection from %s", peer);
+}
+
+void
+spoa_conn_close(struct spoa_conn *c)
+{
+	struct spoa *sp = c->sp;
+	struct spoa_req *r;
+
+	ev_io_stop(sp->loop, &c->rio);
+	ev_io_stop(sp->loop, &c->wio);
+	ev_timer_stop(sp->loop, &c->idle);
+	/* In-flight lookups: their answers have nowhere to go. */
+	while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
+		TAILQ_REMOVE(&c->reqs, r, link);
+		r->conn = NULL;
+		spoa_msg_req_cancel(r);
+	}
+	close(c->fd);
+	TAILQ_REMOVE(&sp->conns, c, link);
+	sp->nconns--;
+	free(c->in);
+	free(c->out);
+	free(c);
+	if (sp->draining && sp->nconns == 0)
+		ev_break(sp->loop, EVBREAK_ALL);
+}
+
+/*
+ * Write what is pending. Returns 0 while the connection lives, -1 when
+ * it was closed (then <c> is gone).
+ */
+static int
+conn_flush(struct spoa_conn *c)
+{
+	struct spoa *sp = c->sp;
+
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(sp->loop, &c->wio);
+				return 0;
+			}
+			log_debug(&sp->log, "%s: write: %s", c->peer, strerror(errno));
+			spoa_conn_close(c);
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	ev_io_stop(sp->loop, &c->wio);
+	if (c->state == CONN_CLOSING) {
+		spoa_conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+int
+spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
+{
+	/* Frames are appended whole, so HAProxy never sees two interleaved. */
+	if (c->out_len + len > c->out_size) {
+		size_t want = c->out_size ? c->out_size : 4096;
+		uint8_t *nb;
+
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		while (want < c->out_len + len)
+			want *= 2;
+		if (want > SPOA_OUT_MAX) {
+			log_warnx(&c->sp->log, "spoa: %s: output backlog over %d bytes, closing",
+			          c->peer, SPOA_OUT_MAX);
+			spoa_conn_close(c);
+			return -1;
+		}
+		if (want != c->out_size) {
+			nb = realloc(c->out, want);
+			if (nb == NULL) {
+				spoa_conn_close(c);
+				return -1;
+			}
+			c->out = nb;
+			c->out_size = want;
+		}
+	}
+	memcpy(c->out + c->out_len, frame, len);
+	c->out_len += len;
+	spoa_count(c->sp, SC_FRAMES_OUT);
+	if (ev_is_active(&c->wio))
+		return 0;   /* the write watcher will flush it */
+	return conn_flush(c);
+}
+
+/*
+ * Send AGENT-DISCONNECT with <status> and close once it is written.
+ * Returns -1 when <c> is already gone, else 0.
+ */
+static int
+conn_disconnect(struct spoa_conn *c, int status, const char *msg)
+{
+	uint8_t buf[512];
+	int n;
+
+	if (status != SPOP_ST_NORMAL) {
+		spoa_count(c->sp, SC_PROTO_ERROR);
+		log_warnx(&c->sp->log, "spoa: %s: disconnecting: %s", c->peer, msg);
+	}
+	ev_io_stop(c->sp->loop, &c->rio);
+	c->state = CONN_CLOSING;
+	n = spop_agent_disconnect_encode(buf, sizeof(buf), (uint32_t)status, msg);
+	if (n < 0) {
+		spoa_conn_close(c);
+		return -1;
+	}
+	return spoa_conn_send(c, buf, (size_t)n);
+}
+
+void
+spoa_conn_drain(struct spoa_conn *c)
+{
+	/* Draining: a connection with nothing in flight says goodbye now;
+	 * the others do when their last answer is sent. */
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->inflight == 0 || c->state == CONN_HELLO)
+		conn_disconnect(c, SPOP_ST_NORMAL, "agent shutting down");
+}
+
+int
+spoa_conn_answer(struct spoa_conn *c, struct spoa_req *r, const uint8_t *ack, size_t len)
+{
+	if (r != NULL) {
+		TAILQ_REMOVE(&c->reqs, r, link);
+		c->inflight--;
+	}
+	if (c->state == CONN_CLOSING)
+		return 0;   /* HAProxy said goodbye: the answer has no taker */
+	if (spoa_conn_send(c, ack, len) < 0)
+		return -1;
+	spoa_count(c->sp, SC_ACK);
+	if (c->sp->draining && c->inflight == 0 && c->state == CONN_READY)
+		return conn_disconnect(c, SPOP_ST_NORMAL, "agent shutting down");
+	return 0;
+}
+
+/* Answer HAPROXY-HELLO frame <f>. Returns -1 when <c> is gone. */
+static int
+conn_hello(struct spoa_conn *c, const struct spop_frame *f)
+{
+	struct spop_hello h;
+	uint8_t buf[256];
+	int st, n;
+
+	if (spop_hello_parse(f, &h, &st) < 0)
+		return conn_disconnect(c, st, spop_status_str(st));
+	if (h.max_frame_size < c->max_frame)
+		c->max_frame = h.max_frame_size;
+	n = spop_agent_hello_encode(buf, sizeof(buf), c->max_frame);
+	if (n < 0)
+		return conn_disconnect(c, SPOP_ST_RES, "cannot encode AGENT-HELLO");
+	if (h.healthcheck) {
+		spoa_count(c->sp, SC_HEALTHCHECK);
+		/* Health check: answer, then close once it is written. */
+		c->state = CONN_CLOSING;
+		ev_io_stop(c->sp->loop, &c->rio);
+	} else {
+		spoa_count(c->sp, SC_HELLO);
+		c->state = CONN_READY;
+	}
+	return spoa_conn_send(c, buf, (size_t)n);
+}
+
+/* Handle one whole frame <f>. Returns -1 when <c> is gone or closing. */
+static int
+conn_frame(struct spoa_conn *c, const struct spop_frame *f)
+{
+	struct spop_disconnect d;
+
+	spoa_count(c->sp, SC_FRAMES_IN);
+	if (c->state == CONN_HELLO) {
+		if (f->type != SPOP_FRM_HAPROXY_HELLO)
+			return conn_disconnect(c, SPOP_ST_INVALID, "expected HAPROXY-HELLO");
+		return conn_hello(c, f);
+	}
+	switch (f->type) {
+	case SPOP_FRM_NOTIFY:
+		if (!(f->flags & SPOP_FL_FIN))
+			return conn_disconnect(c, SPOP_ST_FRAG, spop_status_str(SPOP_ST_FRAG));
+		spoa_count(c->sp, SC_NOTIFY);
+		switch (spoa_msg_notify(c, f)) {
+		case 0:
+			return 0;
+		case 1:
+			return conn_disconnect(c, SPOP_ST_INVALID, "invalid NOTIFY");
+		default:
+			return -1;
+		}
+	case SPOP_FRM_UNSET:
+		return conn_disconnect(c, SPOP_ST_FRAG, spop_status_str(SPOP_ST_FRAG));
+	case SPOP_FRM_HAPROXY_DISCONNECT:
+		spoa_count(c->sp, SC_DISCONNECT_IN);
+		if (spop_disconnect_parse(f, &d) == 0 && d.status != SPOP_ST_NORMAL)
+			log_info(&c->sp->log, "spoa: %s: HAProxy disconnects: status %u (%.*s)",
+			         c->peer, d.status, (int)(d.message.len > 200 ? 200 : d.message.len),
+			         d.message.ptr ? (const char *)d.message.ptr : "");
+		conn_disconnect(c, SPOP_ST_NORMAL, "");
+		return -1;
+	default:
+		return conn_disconnect(c, SPOP_ST_INVALID, "unexpected frame type");
+	}
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct spoa_conn *c = w->data;
+	struct spop_frame f;
+	size_t off = 0;
+	ssize_t n;
+	int st, r;
+
+	(void)loop;
+	(void)revents;
+	n = read(c->fd, c->in + c->in_len, c->in_size - c->in_len);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		/* EOF or RST: HAProxy 3.x may close without DISCONNECT. */
+		log_debug(&c->sp->log, "%s: closed by peer", c->peer);
+		spoa_conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	if (c->idle.repeat > 0)
+		ev_timer_again(c->sp->loop, &c->idle);
+	while (c->state != CONN_CLOSING) {
+		r = spop_frame_parse(c->in + off, c->in_len - off, c->max_frame, &f, &st);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			conn_disconnect(c, st, spop_status_str(st));
+			return;
+		}
+		off += (size_t)r;
+		if (conn_frame(c, &f) < 0)
+			return;   /* closing or gone: the rest of the input is moot */
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+}
+
+static void
+conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_flush(w->data);
+}
+
+static void
+conn_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct spoa_conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->inflight > 0) {
+		ev_timer_again(c->sp->loop, &c->idle);
+		return;
+	}
+	conn_disconnect(c, SPOP_ST_TIMEOUT, "idle timeout");
+}

@@ -1,0 +1,415 @@
+/*
+ * SPOE message handlers. A NOTIFY may carry three messages:
+ *   route        ip host path query token auth [proto]  -> ip port server by user status [vhost]
+ *   login        ip [user]                              -> throttled reason retry
+ *   login-result ip [user] status                       -> recorded
+ * Answers from the in-process cache are sent at once; everything else runs
+ * on the job queue, so one slow LDAP answer never delays other frames. A
+ * request still unanswered at the agent's deadline gets status=timeout.
+ * Every ACK carries at least one action (status).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cfg.h"
+#include "metrics.h"
+#include "route.h"
+#include "spoa.h"
+#include "spop.h"
+
+#define ACK_BUF 2048
+
+/* Free <r> and drop its hold on its configuration generation. */
+static void
+req_free(struct spoa *sp, struct spoa_req *r)
+{
+	spoa_gen_put(sp, r->gen);
+	free(r);
+}
+
+/* The job queue's release callback: the request was cancelled. */
+static void
+req_release(void *arg)
+{
+	struct spoa_req *r = arg;
+
+	req_free(r->sp, r);
+}
+
+/* Copy string value <v> into <dst> (<len> bytes); other types give "". */
+static void
+copy_str(char *dst, size_t len, const struct spop_data *v)
+{
+	size_t n;
+
+	dst[0] = '\0';
+	if (v->type != SPOP_DATA_STR && v->type != SPOP_DATA_BIN)
+		return;
+	n = v->v.str.len < len - 1 ? v->v.str.len : len - 1;
+	memcpy(dst, v->v.str.ptr, n);
+	dst[n] = '\0';
+}
+
+/* Write IP value <v> (typed or textual) as text into <dst>. */
+static void
+copy_ip(char *dst, size_t len, const struct spop_data *v)
+{
+	dst[0] = '\0';
+	if (v->type == SPOP_DATA_IPV4)
+		inet_ntop(AF_INET, v->v.ipv4, dst, (socklen_t)len);
+	else if (v->type == SPOP_DATA_IPV6)
+		inet_ntop(AF_INET6, v->v.ipv6, dst, (socklen_t)len);
+	else
+		copy_str(dst, len, v);
+}
+
+/* Tell whether Host <host> is one of the configured virtual hosts. */
+static int
+vhost_allowed(const struct gh_config *cfg, const char *host)
+{
+	char h[256];
+	size_t n;
+	int i;
+
+	snprintf(h, sizeof(h), "%s", host);
+	/* strip a port, but not from a bracketed IPv6 literal */
+	n = strlen(h);
+	if (n > 0 && h[0] != '[') {
+		char *colon = strrchr(h, ':');
+
+		if (colon != NULL)
+			*colon = '\0';
+	}
+	n = strlen(h);
+	for (i = 0; i < cfg->spoa.vhosts.n; i++) {
+		const char *v = cfg->spoa.vhosts.item[i];
+
+		if (v[0] == '*' && v[1] == '.') {
+			size_t vl = strlen(v + 1);   /* ".domain" */
+
+			if (n > vl && strcasecmp(h + n - vl, v + 1) == 0)
+				return 1;
+		} else if (strcasecmp(h, v) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Set the route variables of <r> into ACK writer <w>. */
+static void
+ack_route(struct spop_writer *w, const struct spoa_req *r, const char *override)
+{
+	const char *status;
+
+	if (override != NULL)
+		status = override;
+	else if (r->user[0] == '\0')
+		status = "none";
+	else
+		status = route_status_name(r->rr.status);
+	if (override == NULL && r->user[0] != '\0' && r->rr.status == ROUTE_OK) {
+		struct spop_data ip;
+
+		if (r->rr.addr.ss_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)&r->rr.addr;
+
+			ip.type = SPOP_DATA_IPV4;
+			memcpy(ip.v.ipv4, &sin->sin_addr, 4);
+		} else {
+			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&r->rr.addr;
+
+			ip.type = SPOP_DATA_IPV6;
+			memcpy(ip.v.ipv6, &sin6->sin6_addr, 16);
+		}
+		spop_ack_set_var(w, SPOP_SCOPE_TXN, "ip", &ip);
+		spop_ack_set_int(w, SPOP_SCOPE_TXN, "port", r->rr.port);
+		spop_ack_set_str(w, SPOP_SCOPE_TXN, "server", r->rr.server, strlen(r->rr.server));
+		spop_ack_set_str(w, SPOP_SCOPE_TXN, "user", r->rr.account, strlen(r->rr.account));
+	}
+	if (r->by != HTTPUSER_NONE) {
+		const char *by = httpuser_by_name(r->by);
+
+		spop_ack_set_str(w, SPOP_SCOPE_TXN, "by", by, strlen(by));
+	}
+	if (r->vhost >= 0)
+		spop_ack_set_bool(w, SPOP_SCOPE_TXN, "vhost", r->vhost);
+	spop_ack_set_str(w, SPOP_SCOPE_TXN, "status", status, strlen(status));
+}
+
+/* Set the throttle variables of <r> into <w>. */
+static void
+ack_login(struct spop_writer *w, const struct spoa_req *r, const char *override)
+{
+	const char *reason = override ? override : throttle_verdict_name(r->tr.verdict);
+
+	/* On timeout or overload the login is let through (fail open). */
+	spop_ack_set_bool(w, SPOP_SCOPE_TXN, "throttled", override ? 0 : r->throttled);
+	spop_ack_set_str(w, SPOP_SCOPE_TXN, "reason", reason, strlen(reason));
+	if (override == NULL && r->throttled)
+		spop_ack_set_int(w, SPOP_SCOPE_TXN, "retry", r->tr.retry_after ? r->tr.retry_after : 1);
+}
+
+/*
+ * Build the ACK for <r> (with <override> as status when set: "timeout",
+ * "busy") into <buf> and send it on <c>. Returns -1 when <c> is gone.
+ */
+static int
+req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
+{
+	struct spoa *sp = c->sp;
+	struct spop_writer w;
+	uint8_t buf[ACK_BUF];
+	int n;
+
+	spop_ack_begin(&w, buf, sizeof(buf), c->max_frame, r->sid, r->fid);
+	if (r->what & REQ_ROUTE)
+		ack_route(&w, r, override);
+	if (r->what & REQ_LOGIN)
+		ack_login(&w, r, override);
+	if (!(r->what & REQ_ROUTE)) {
+		const char *st = override ? override : "ok";
+
+		spop_ack_set_str(&w, SPOP_SCOPE_TXN, "status", st, strlen(st));
+	}
+	n = spop_ack_end(&w);
+	if (n < 0) {
+		/* cannot happen with a frame size >= 256, but never stay silent */
+		spop_ack_begin(&w, buf, sizeof(buf), c->max_frame, r->sid, r->fid);
+		spop_ack_set_str(&w, SPOP_SCOPE_TXN, "status", "error", 5);
+		n = spop_ack_end(&w);
+		if (n < 0)
+			return 0;
+	}
+	if (r->what & REQ_ROUTE) {
+		if (override == NULL && r->user[0] && r->rr.status == ROUTE_OK)
+			spoa_count(sp, SC_ROUTE_OK);
+		else if (override == NULL && r->user[0] == '\0')
+			spoa_count(sp, SC_ROUTE_NONE);
+		else
+			spoa_count(sp, SC_ROUTE_FAIL);
+	}
+	if ((r->what & REQ_LOGIN) && override == NULL && r->throttled)
+		spoa_count(sp, SC_LOGIN_REJECT);
+	metrics_hist_observe(&sp->ack_latency,
+	                     (uint64_t)((ev_now(sp->loop) - r->start) * 1e6 + 0.5));
+	if (log_enabled(&sp->log, LOG_DEBUG))
+		log_debug(&sp->log, "%s sid=%llu fid=%llu user=%s by=%s route=%s server=%s%s",
+		          c->peer, (unsigned long long)r->sid, (unsigned long long)r->fid,
+		          r->user, httpuser_by_name(r->by),
+		          override ? override : route_status_name(r->rr.status),
+		          override ? "" : r->rr.server,
+		          (r->what & REQ_LOGIN) && r->throttled ? " throttled" : "");
+	return spoa_conn_answer(c, r, buf, (size_t)n);
+}
+
+/* Worker thread: the blocking part of request <arg>. */
+static void
+req_work(struct agent_worker *aw, void *arg)
+{
+	struct spoa_req *r = arg;
+	enum route_kind kind = r->by == HTTPUSER_COOKIE ? ROUTE_BY_ID : ROUTE_BY_NAME;
+	const char *acct = NULL;
+	struct route_result lr;
+
+	if ((r->what & REQ_ROUTE) && r->user[0] && !r->route_done) {
+		route_lookup(aw, kind, r->user, r->proto, &r->rr);
+		r->route_done = 1;
+	}
+	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
+		/* Count per canonical account, and only for accounts that
+		 * exist: garbage names must not create counters. */
+		if (r->login_user[0]) {
+			route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr);
+			if (lr.status == ROUTE_OK || lr.status == ROUTE_REFUSED)
+				acct = lr.account;
+		} else if ((r->what & REQ_ROUTE) && r->rr.status == ROUTE_OK) {
+			acct = r->rr.account;
+		}
+	}
+	if (r->what & REQ_LOGIN)
+		r->throttled = throttle_check(aw, r->ip, acct, &r->tr) == 1;
+	if (r->what & REQ_LOGIN_RESULT) {
+		if (r->http_status == 401 || r->http_status == 403)
+			throttle_record_failure(aw, r->ip, acct);
+		else if (r->http_status >= 200 && r->http_status < 400)
+			throttle_record_success(aw, r->ip, acct);
+	}
+}
+
+/* Loop thread: request <arg> is done. */
+static void
+req_done(void *arg)
+{
+	struct spoa_req *r = arg;
+	struct spoa *sp = r->sp;
+
+	r->job = NULL;
+	ev_timer_stop(sp->loop, &r->deadline);
+	if (r->conn != NULL)
+		req_answer(r->conn, r, NULL);
+	req_free(sp, r);
+}
+
+static void
+req_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct spoa_req *r = t->data;
+	struct spoa *sp = r->sp;
+	struct jobq_job *job = r->job;
+
+	(void)loop;
+	(void)revents;
+	spoa_count(sp, SC_DEADLINE);
+	log_info(&sp->log, "spoa: %s: lookup for '%s' over the deadline, answering timeout",
+	         r->conn ? r->conn->peer : "-", r->user);
+	r->job = NULL;
+	if (r->conn != NULL)
+		req_answer(r->conn, r, "timeout");   /* unlinks r from its connection */
+	r->conn = NULL;
+	jobq_cancel(job);                         /* release() frees r */
+}
+
+void
+spoa_msg_req_cancel(struct spoa_req *r)
+{
+	ev_timer_stop(r->sp->loop, &r->deadline);
+	if (r->job != NULL) {
+		struct jobq_job *job = r->job;
+
+		r->job = NULL;
+		jobq_cancel(job);
+	} else {
+		req_free(r->sp, r);
+	}
+}
+
+/*
+ * Read the arguments of message <m> (of kind <what>) into <r>; the route
+ * message's request parts go to <hr> (pointing into the frame) and its
+ * protocol name to <proto>. Arguments of unexpected types are ignored.
+ */
+static void
+read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
+          struct httpuser_req *hr, char *proto, size_t protolen)
+{
+	struct spop_str name;
+	struct spop_data v;
+
+	while (spop_arg_next(m, &name, &v) == 1) {
+		if (spop_str_eq(name, "ip")) {
+			copy_ip(r->ip, sizeof(r->ip), &v);
+		} else if (what == REQ_ROUTE) {
+			if (v.type != SPOP_DATA_STR && v.type != SPOP_DATA_BIN)
+				continue;
+			if (spop_str_eq(name, "host"))
+				copy_str(r->host, sizeof(r->host), &v);
+			else if (spop_str_eq(name, "path")) {
+				hr->path = (const char *)v.v.str.ptr;
+				hr->path_len = v.v.str.len;
+			} else if (spop_str_eq(name, "query")) {
+				hr->query = (const char *)v.v.str.ptr;
+				hr->query_len = v.v.str.len;
+			} else if (spop_str_eq(name, "token")) {
+				hr->token = (const char *)v.v.str.ptr;
+				hr->token_len = v.v.str.len;
+			} else if (spop_str_eq(name, "auth")) {
+				hr->auth = (const char *)v.v.str.ptr;
+				hr->auth_len = v.v.str.len;
+			} else if (spop_str_eq(name, "proto"))
+				copy_str(proto, protolen, &v);
+		} else if (spop_str_eq(name, "user")) {
+			copy_str(r->login_user, sizeof(r->login_user), &v);
+		} else if (spop_str_eq(name, "status")) {
+			if (v.type >= SPOP_DATA_INT32 && v.type <= SPOP_DATA_UINT64 && v.v.u < 1000)
+				r->http_status = (int)v.v.u;
+		}
+	}
+}
+
+int
+spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
+{
+	struct spoa *sp = c->sp;
+	struct spoa_gen *g = sp->gen;
+	struct spoa_req *r;
+	struct spop_iter it;
+	struct spop_msg m;
+	struct httpuser_req hr;
+	char proto[16] = "";
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return 1;
+	r->sp = sp;
+	r->conn = c;
+	r->gen = g;
+	g->refs++;
+	r->sid = f->stream_id;
+	r->fid = f->frame_id;
+	r->vhost = -1;
+	r->proto = PROTO_HTTP;
+	r->start = ev_now(sp->loop);
+	memset(&hr, 0, sizeof(hr));
+	spop_notify_begin(f, &it);
+	while ((rc = spop_msg_next(&it, &m)) == 1) {
+		unsigned what;
+
+		if (spop_str_eq(m.name, "route"))
+			what = REQ_ROUTE;
+		else if (spop_str_eq(m.name, "login"))
+			what = REQ_LOGIN;
+		else if (spop_str_eq(m.name, "login-result"))
+			what = REQ_LOGIN_RESULT;
+		else
+			continue;   /* unknown messages are not an error */
+		r->what |= what;
+		read_args(r, &m, what, &hr, proto, sizeof(proto));
+	}
+	if (rc < 0) {
+		req_free(sp, r);
+		return 1;   /* invalid frame: the caller disconnects */
+	}
+	if ((r->what & REQ_ROUTE) && proto[0] && cfg_proto_parse(proto, &r->proto) < 0)
+		r->proto = PROTO_HTTP;
+	if (r->what & REQ_ROUTE) {
+		r->by = httpuser_find(&hr, r->user, sizeof(r->user));
+		if (g->cfg->spoa.strict_hosts)
+			r->vhost = vhost_allowed(g->cfg, r->host);
+		if (r->user[0]) {
+			enum route_kind kind = r->by == HTTPUSER_COOKIE ? ROUTE_BY_ID : ROUTE_BY_NAME;
+
+			r->route_done = route_cached(&g->ag, kind, r->user, r->proto, &r->rr) == 1;
+		} else {
+			r->route_done = 1;
+		}
+	}
+	/* Answer at once when nothing blocking is needed. */
+	if (!(r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) &&
+	    (!(r->what & REQ_ROUTE) || r->route_done)) {
+		TAILQ_INSERT_TAIL(&c->reqs, r, link);
+		c->inflight++;
+		rc = req_answer(c, r, NULL);
+		req_free(sp, r);
+		return rc < 0 ? -1 : 0;
+	}
+	TAILQ_INSERT_TAIL(&c->reqs, r, link);
+	c->inflight++;
+	r->job = jobq_submit(g->port, req_work, req_done, req_release, r);
+	if (r->job == NULL) {
+		spoa_count(sp, SC_BUSY);
+		rc = req_answer(c, r, "busy");
+		req_free(sp, r);
+		return rc < 0 ? -1 : 0;
+	}
+	ev_timer_init(&r->deadline, req_deadline_cb, g->cfg->spoa.deadline_ms / 1000.0, 0.);
+	r->deadline.data = r;
+	if (g->cfg->spoa.deadline_ms > 0)
+		ev_timer_start(sp->loop, &r->deadline);
+	return 0;
+}
