@@ -1,0 +1,132 @@
+/*
+ * Helpers shared by the gatehouse subcommands: loading the configuration
+ * and the library context, error and usage messages, JSON strings.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/*
+ * Print "gatehouse: <fmt>" on stderr.
+ */
+void
+cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("gatehouse: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * Load <c>'s configuration with <need> and set up the agent and one
+ * worker. Returns 0, or -1 after printing the error.
+ */
+int
+cli_load(struct cli *c, unsigned need)
+{
+	char err[1024];
+
+	if (log_init(&c->lg, "gatehouse", "stderr", c->verbose ? "debug" : "warning",
+	             NULL) < 0) {
+		cli_error("cannot set up logging");
+		return -1;
+	}
+	c->cfg = cfg_new();
+	if (c->cfg == NULL) {
+		cli_error("out of memory");
+		return -1;
+	}
+	if (cfg_load(c->cfg, c->conf, need, err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		return -1;
+	}
+	if (agent_init(&c->ag, c->cfg, &c->lg) < 0) {
+		cli_error("cannot initialise the agent library");
+		return -1;
+	}
+	c->have_agent = 1;
+	if (agent_worker_init(&c->w, &c->ag) < 0) {
+		cli_error("cannot initialise the memcached/LDAP handles");
+		return -1;
+	}
+	c->have_worker = 1;
+	return 0;
+}
+
+/*
+ * Free what cli_load() set up in <c>.
+ */
+void
+cli_close(struct cli *c)
+{
+	if (c->have_worker)
+		agent_worker_free(&c->w);
+	if (c->have_agent)
+		agent_free(&c->ag);
+	c->have_worker = c->have_agent = 0;
+	free(c->cfg);
+	c->cfg = NULL;
+}
+
+/*
+ * Print the help text of <cmd>. Returns CLI_OK.
+ */
+int
+cli_help(const struct cli_cmd *cmd)
+{
+	fputs(cmd->help, stdout);
+	return CLI_OK;
+}
+
+/*
+ * Print a usage error <why> for <cmd>. Returns CLI_TEMP.
+ */
+int
+cli_usage(const struct cli_cmd *cmd, const char *why)
+{
+	cli_error("%s: %s (see 'gatehouse %s --help')", cmd->name, why, cmd->name);
+	return CLI_TEMP;
+}
+
+/*
+ * Tell whether <arg> asks for help.
+ */
+int
+cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+/*
+ * Write <s> to <fp> as a JSON string. Bytes >= 0x80 are copied as they
+ * are (names are UTF-8); control characters are escaped.
+ */
+void
+cli_json_str(FILE *fp, const char *s)
+{
+	const unsigned char *p;
+
+	fputc('"', fp);
+	for (p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", fp); break;
+		case '\\': fputs("\\\\", fp); break;
+		case '\n': fputs("\\n", fp); break;
+		case '\r': fputs("\\r", fp); break;
+		case '\t': fputs("\\t", fp); break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				fprintf(fp, "\\u%04x", *p);
+			else
+				fputc(*p, fp);
+		}
+	}
+	fputc('"', fp);
+}

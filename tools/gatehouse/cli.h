@@ -1,0 +1,71 @@
+/*
+ * The gatehouse operator command: shared state of one invocation, the
+ * command table entry type, and helpers every subcommand uses. Each
+ * subcommand lives in its own cmd_<name>.c and is listed in main.c.
+ */
+#ifndef GH_CLI_H
+#define GH_CLI_H
+
+#include <stdio.h>
+
+#include "agent.h"
+#include "cfg.h"
+#include "log.h"
+
+/* Exit statuses shared by every subcommand. */
+#define CLI_OK    0   /* found / allowed / done */
+#define CLI_NO    1   /* unknown, refused, rejected, bad configuration */
+#define CLI_TEMP  2   /* temporary failure (LDAP, memcached) or usage error */
+
+/* One invocation: global options and, once loaded, the library context. */
+struct cli {
+	const char *conf;          /* -c FILE, $GATEHOUSE_CONF or ./gatehouse.conf */
+	int json;                  /* --json: one JSON document on stdout */
+	int verbose;               /* -v: debug logging on stderr */
+	struct gh_config *cfg;     /* NULL until cli_load() */
+	struct logger lg;
+	struct agent ag;
+	struct agent_worker w;
+	int have_agent, have_worker;
+};
+
+/* A subcommand: run(cli, argc, argv) gets argv[0] = its own name. */
+struct cli_cmd {
+	const char *name;
+	const char *summary;       /* one line for the command list */
+	int (*run)(struct cli *c, int argc, char **argv);
+	const char *help;          /* man-page style text for --help */
+};
+
+/*
+ * Load the configuration of <c> requiring the CFG_NEED_* bits <need>, then
+ * set up the library context and one worker. Returns 0, or -1 after
+ * printing the error on stderr.
+ */
+int cli_load(struct cli *c, unsigned need);
+
+/* Free whatever cli_load() set up in <c>. */
+void cli_close(struct cli *c);
+
+/* Print "gatehouse: <fmt>" and a newline on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print the help text of <cmd> on stdout. Returns CLI_OK. */
+int cli_help(const struct cli_cmd *cmd);
+
+/* Print a usage error about <cmd> on stderr. Returns CLI_TEMP. */
+int cli_usage(const struct cli_cmd *cmd, const char *why);
+
+/* Tell whether <arg> asks for help ("-h", "--help"). */
+int cli_is_help(const char *arg);
+
+/* Write <s> to <fp> as a JSON string, quotes included. */
+void cli_json_str(FILE *fp, const char *s);
+
+/* The subcommands (each defined in its own file). */
+extern const struct cli_cmd cmd_route;
+extern const struct cli_cmd cmd_purge;
+extern const struct cli_cmd cmd_throttle;
+extern const struct cli_cmd cmd_check;
+
+#endif
