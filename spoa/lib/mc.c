@@ -14,6 +14,13 @@
 
 #include "mc.h"
 
+/*
+ * Attempts per operation: a connection failure marks the server dead, the
+ * next attempt sees it dead and ejects it, the last reaches a survivor.
+ * Each failed attempt is immediate (refused, or a server already marked).
+ */
+#define MC_TRIES 3
+
 /* A handle with the state of its last operation. */
 struct mc {
 	memcached_st *m;
@@ -126,6 +133,30 @@ mc_free(struct mc *mc)
 	free(mc);
 }
 
+/*
+ * Tell whether <rc> means the key's server could not be reached, so that
+ * the server has just been ejected and one retry goes to a survivor (or
+ * fails at once when none is left). Timeouts are not retried: they would
+ * cost another full timeout.
+ */
+static int
+mc_retryable(memcached_return_t rc)
+{
+	switch (rc) {
+	case MEMCACHED_CONNECTION_FAILURE:
+	case MEMCACHED_CONNECTION_SOCKET_CREATE_FAILURE:
+	case MEMCACHED_SERVER_MARKED_DEAD:
+	case MEMCACHED_SERVER_TEMPORARILY_DISABLED:
+	case MEMCACHED_ERRNO:
+	case MEMCACHED_WRITE_FAILURE:
+	case MEMCACHED_READ_FAILURE:
+	case MEMCACHED_UNKNOWN_READ_FAILURE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Record the outcome <rc> of an operation on <key>; returns <rc> mapped. */
 static enum mc_rc
 mc_result(struct mc *mc, memcached_return_t rc, const char *op, const char *key)
@@ -154,10 +185,15 @@ mc_get(struct mc *mc, const char *key, char *val, size_t vlen)
 	uint32_t flags = 0;
 	size_t n = 0;
 	char *v;
+	int i;
 
 	if (mc == NULL || vlen == 0)
 		return MC_ERR;
-	v = memcached_get(mc->m, key, strlen(key), &n, &flags, &rc);
+	for (i = 0; i < MC_TRIES; i++) {
+		v = memcached_get(mc->m, key, strlen(key), &n, &flags, &rc);
+		if (v != NULL || !mc_retryable(rc))
+			break;
+	}
 	if (v == NULL) {
 		val[0] = '\0';   /* an empty value comes back as NULL with success */
 		return mc_result(mc, rc, "get", key);
@@ -178,19 +214,34 @@ mc_get(struct mc *mc, const char *key, char *val, size_t vlen)
 enum mc_rc
 mc_set(struct mc *mc, const char *key, const char *val, uint32_t ttl_s)
 {
+	memcached_return_t rc;
+	int i;
+
 	if (mc == NULL)
 		return MC_ERR;
-	return mc_result(mc, memcached_set(mc->m, key, strlen(key), val, strlen(val),
-	                                   (time_t)ttl_s, 0), "set", key);
+	for (i = 0; i < MC_TRIES; i++) {
+		rc = memcached_set(mc->m, key, strlen(key), val, strlen(val), (time_t)ttl_s, 0);
+		if (!mc_retryable(rc))
+			break;
+	}
+	return mc_result(mc, rc, "set", key);
 }
 
 /* Delete <key>. Returns MC_OK, MC_MISS or MC_ERR. */
 enum mc_rc
 mc_delete(struct mc *mc, const char *key)
 {
+	memcached_return_t rc;
+	int i;
+
 	if (mc == NULL)
 		return MC_ERR;
-	return mc_result(mc, memcached_delete(mc->m, key, strlen(key), 0), "delete", key);
+	for (i = 0; i < MC_TRIES; i++) {
+		rc = memcached_delete(mc->m, key, strlen(key), 0);
+		if (!mc_retryable(rc))
+			break;
+	}
+	return mc_result(mc, rc, "delete", key);
 }
 
 /*
@@ -204,11 +255,16 @@ mc_incr(struct mc *mc, const char *key, uint64_t delta, uint32_t ttl_s, uint64_t
 	memcached_return_t rc;
 	uint64_t v = 0;
 	enum mc_rc r;
+	int i;
 
 	if (mc == NULL)
 		return MC_ERR;
-	rc = memcached_increment_with_initial(mc->m, key, strlen(key), delta, delta,
-	                                      (time_t)ttl_s, &v);
+	for (i = 0; i < MC_TRIES; i++) {
+		rc = memcached_increment_with_initial(mc->m, key, strlen(key), delta, delta,
+		                                      (time_t)ttl_s, &v);
+		if (!mc_retryable(rc))
+			break;
+	}
 	r = mc_result(mc, rc, "incr", key);
 	if (r == MC_MISS) {
 		/* cannot happen with an initial value; treat as a failure */
