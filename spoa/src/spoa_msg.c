@@ -1,8 +1,9 @@
 /*
  * SPOE message handlers. A NOTIFY may carry three messages:
  *   route        ip host path query token auth [proto]  -> ip port server by user status [vhost]
- *   login        ip [user]                              -> throttled reason retry
- *   login-result ip [user] status                       -> recorded
+ *   login        the route arguments + [user]            -> both of the above +
+ *                                                          throttled reason retry
+ *   login-result ip [user] [account] status             -> status
  * Answers from the in-process cache are sent at once; everything else runs
  * on the job queue, so one slow LDAP answer never delays other frames. A
  * request still unanswered at the agent's deadline gets status=timeout.
@@ -303,7 +304,9 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 	while (spop_arg_next(m, &name, &v) == 1) {
 		if (spop_str_eq(name, "ip")) {
 			copy_ip(r->ip, sizeof(r->ip), &v);
-		} else if (what == REQ_ROUTE) {
+		} else if ((what & REQ_ROUTE) && spop_str_eq(name, "host")) {
+			copy_str(r->host, sizeof(r->host), &v);
+		} else if ((what & REQ_ROUTE) && !spop_str_eq(name, "user")) {
 			if (v.type != SPOP_DATA_STR && v.type != SPOP_DATA_BIN)
 				continue;
 			if (spop_str_eq(name, "host"))
@@ -323,6 +326,9 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 			} else if (spop_str_eq(name, "proto"))
 				copy_str(proto, protolen, &v);
 		} else if (spop_str_eq(name, "user")) {
+			copy_str(r->login_user, sizeof(r->login_user), &v);
+		} else if (spop_str_eq(name, "account") && r->login_user[0] == '\0') {
+			/* the account the route lookup found (Basic logins) */
 			copy_str(r->login_user, sizeof(r->login_user), &v);
 		} else if (spop_str_eq(name, "status")) {
 			if (v.type >= SPOP_DATA_INT32 && v.type <= SPOP_DATA_UINT64 && v.v.u < 1000)
@@ -363,7 +369,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		if (spop_str_eq(m.name, "route"))
 			what = REQ_ROUTE;
 		else if (spop_str_eq(m.name, "login"))
-			what = REQ_LOGIN;
+			what = REQ_ROUTE | REQ_LOGIN;
 		else if (spop_str_eq(m.name, "login-result"))
 			what = REQ_LOGIN_RESULT;
 		else
