@@ -133,6 +133,7 @@ struct load {
 	const char *path;
 	FILE *fp;
 	int line;                    /* line of the last line read */
+	int section_line;            /* line of the last [section] header */
 	int failed;
 	char *err;
 	size_t errlen;
@@ -384,7 +385,7 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 			ld->server = &ld->cfg->servers[ld->cfg->nservers++];
 			memset(ld->server, 0, sizeof(*ld->server));
 			(void)set_string(ld->server->name, sizeof(ld->server->name), sname);
-			ld->server->line = ld->line;
+			ld->server->line = ld->section_line;
 			ld->server_seen = 0;
 		}
 		return server_key(ld, name, value);
@@ -421,16 +422,38 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 	return 0;
 }
 
-/* libinih reads through this so that we know the current line number. */
+/*
+ * libinih reads through this so that we know the current line number and
+ * the line of the last section header. libinih's line buffer is small
+ * (INI_MAX_LINE): a longer line would be split silently into two lines, so
+ * it is refused here with its line number instead.
+ */
 static char *
 reader(char *str, int num, void *stream)
 {
 	struct load *ld = stream;
 	char *r = fgets(str, num, ld->fp);
+	size_t n;
+	int c;
 
-	if (r != NULL)
-		ld->line++;
-	return r;
+	if (r == NULL)
+		return NULL;
+	ld->line++;
+	n = strlen(str);
+	if (num > 1 && n == (size_t)num - 1 && str[n - 1] != '\n') {
+		c = getc(ld->fp);
+		if (c != '\n' && c != EOF) {
+			if (!ld->failed++)
+				snprintf(ld->err, ld->errlen, "%s:%d: line too long (at most %d bytes; "
+				         "a list may be split over several lines with the same key)",
+				         ld->path, ld->line, num - 2);
+			return NULL;
+		}
+	}
+	r = str + strspn(str, " \t");
+	if (*r == '[')
+		ld->section_line = ld->line;
+	return str;
 }
 
 static int
