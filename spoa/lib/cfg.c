@@ -462,6 +462,7 @@ read_password(struct load *ld)
 	struct cfg_ldap *l = &ld->cfg->ldap;
 	FILE *fp;
 	size_t n;
+	int extra;
 
 	if (l->bind_password_file[0] == '\0')
 		return 0;
@@ -472,10 +473,18 @@ read_password(struct load *ld)
 		return -1;
 	}
 	n = fread(l->bind_password, 1, sizeof(l->bind_password) - 1, fp);
+	extra = fgetc(fp) != EOF;
 	fclose(fp);
 	l->bind_password[n] = '\0';
 	while (n > 0 && (l->bind_password[n - 1] == '\n' || l->bind_password[n - 1] == '\r'))
 		l->bind_password[--n] = '\0';
+	/* a DN with an empty password is an unauthenticated bind: never what is meant */
+	if (extra || n == 0) {
+		memset(l->bind_password, 0, sizeof(l->bind_password));
+		snprintf(ld->err, ld->errlen, "%s: bind_password_file: %s is %s", ld->path,
+		         l->bind_password_file, extra ? "too long" : "empty");
+		return -1;
+	}
 	return 0;
 }
 

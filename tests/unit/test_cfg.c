@@ -335,6 +335,22 @@ test_password_trimmed(void **state)
 }
 
 static void
+test_password_bad(void **state)
+{
+	struct tmpfiles *t = *state;
+	char text[256], big[700];
+
+	snprintf(text, sizeof(text), "[ldap]\nbind_dn = cn=x\nbind_password_file = %s\n",
+	         write_tmp(t, "\n"));
+	fails(state, text, 0, "empty", 0);
+	memset(big, 'p', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(text, sizeof(text), "[ldap]\nbind_dn = cn=x\nbind_password_file = %s\n",
+	         write_tmp(t, big));
+	fails(state, text, 0, "too long", 0);
+}
+
+static void
 test_long_line(void **state)
 {
 	struct gh_config *c;
@@ -392,6 +408,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_server_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_trimmed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
 	};
 
