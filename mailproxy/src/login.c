@@ -1,0 +1,246 @@
+/*
+ * The login path: route lookup and throttle verdict on a worker thread,
+ * then the connection to the mailbox server, then the outcome: relay on
+ * success, back to pre-auth on failure, a temporary error when something
+ * on the way is down. Credentials live in struct login and are wiped when
+ * it is freed; they never reach a log line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp.h"
+#include "metrics.h"
+#include "route.h"
+
+/* The lookup job: inputs copied from the session, outputs read by done. */
+struct lookup_job {
+	struct session *s;
+	char ip[64];
+	char key[SASL_NAME_MAX + 1];
+	enum gh_proto proto;
+	struct route_result route;
+	struct throttle_result thr;
+	int throttled;
+};
+
+/* A fire-and-forget job recording the outcome of a login with the throttle. */
+struct record_job {
+	char ip[64];
+	char user[ROUTE_NAME_MAX];
+	int ok;
+};
+
+/* Tell whether <s> may send credentials now (TLS, or cleartext allowed). */
+int
+login_allowed(const struct session *s)
+{
+	return s->cl.tls || s->mp->cfg->mailproxy.cleartext_login;
+}
+
+/* Wipe and free the login state of <s>; cancels a pending lookup. */
+void
+login_free(struct session *s)
+{
+	if (s->login == NULL)
+		return;
+	if (s->login->job != NULL)
+		jobq_cancel(s->login->job);
+	explicit_bzero(s->login, sizeof(*s->login));
+	free(s->login);
+	s->login = NULL;
+}
+
+/* Return the name the client logs in as (authzid when given). */
+static const char *
+login_user(const struct login *lg)
+{
+	return lg->cred.authzid[0] ? lg->cred.authzid : lg->cred.authcid;
+}
+
+static void
+lookup_work(struct agent_worker *w, void *arg)
+{
+	struct lookup_job *lk = arg;
+
+	route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
+	/* the user counter is keyed on the canonical account, so aliases do
+	 * not multiply the budget; unknown names count against the IP only */
+	lk->throttled = throttle_check(w, lk->ip,
+	                               lk->route.status == ROUTE_OK ? lk->route.account : NULL,
+	                               &lk->thr) == 1;
+}
+
+static void
+lookup_release(void *arg)
+{
+	free(arg);
+}
+
+static void
+record_work(struct agent_worker *w, void *arg)
+{
+	struct record_job *rj = arg;
+
+	if (rj->ok)
+		throttle_record_success(w, rj->ip, rj->user[0] ? rj->user : NULL);
+	else
+		throttle_record_failure(w, rj->ip, rj->user[0] ? rj->user : NULL);
+}
+
+/* Record the outcome <ok> of the login of <s> for account <user>, in the background. */
+static void
+login_record(struct session *s, const char *user, int ok)
+{
+	struct record_job *rj = calloc(1, sizeof(*rj));
+
+	if (rj == NULL)
+		return;
+	snprintf(rj->ip, sizeof(rj->ip), "%s", s->ip);
+	snprintf(rj->user, sizeof(rj->user), "%s", user ? user : "");
+	rj->ok = ok;
+	if (jobq_submit(s->mp->port, record_work, lookup_release, lookup_release, rj) == NULL)
+		free(rj);
+}
+
+/* Observe the latency of the login of <s>. */
+static void
+login_observe(struct session *s)
+{
+	ev_tstamp d = ev_now(s->mp->loop) - s->login->start;
+
+	metrics_hist_observe(&s->mp->login_latency, d > 0 ? (uint64_t)(d * 1e6) : 0);
+}
+
+/* Back to pre-auth after a login attempt of <s> ended without success. */
+static void
+login_end(struct session *s)
+{
+	upstream_close(s);
+	login_free(s);
+	s->state = SS_CMD;
+	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
+}
+
+static void
+lookup_done(void *arg)
+{
+	struct lookup_job *lk = arg;
+	struct session *s = lk->s;
+	const struct proto_ops *ops = session_ops(s);
+
+	session_enter(s);
+	s->login->job = NULL;
+	if (lk->throttled) {
+		mp_count(s->mp, MPC_LOGIN_THROTTLED, 1);
+		session_log(s, LOG_NOTICE, "login of %s throttled (%s, %llu/%llu)",
+		            lk->key, throttle_verdict_name(lk->thr.verdict),
+		            (unsigned long long)lk->thr.count, (unsigned long long)lk->thr.limit);
+		ops->reject(s, lk->thr.message && lk->thr.message[0] ? lk->thr.message
+		                                                      : "Too many login attempts, try again later.");
+		audit_login(s, lk->key, "throttled");
+		login_end(s);
+	} else if (lk->route.status == ROUTE_OK) {
+		s->login->route = lk->route;
+		snprintf(s->account, sizeof(s->account), "%s", lk->route.account);
+		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
+		upstream_connect(s);
+	} else if (lk->route.status == ROUTE_UNKNOWN) {
+		mp_count(s->mp, MPC_LOGIN_FAIL, 1);
+		login_observe(s);
+		ops->login_failed(s);
+		audit_login(s, lk->key, "unknown");
+		login_record(s, NULL, 0);
+		login_end(s);
+	} else {
+		session_log(s, LOG_WARNING, "route lookup for %s: %s", lk->key,
+		            route_status_name(lk->route.status));
+		login_upstream_tempfail(s, "lookup failed");
+	}
+	free(lk);
+	if (!s->dead)
+		session_run(s);
+	session_leave(s);
+}
+
+/*
+ * Start the login of <s> with the credentials in s->login: submit the
+ * lookup job. On a full queue the client gets a temporary failure.
+ */
+void
+login_start(struct session *s)
+{
+	struct mp *mp = s->mp;
+	struct lookup_job *lk;
+	int tls = mp->cfg->mailproxy.upstream_tls;
+
+	s->login->start = ev_now(mp->loop);
+	lk = calloc(1, sizeof(*lk));
+	if (lk == NULL) {
+		login_upstream_tempfail(s, "out of memory");
+		return;
+	}
+	lk->s = s;
+	snprintf(lk->ip, sizeof(lk->ip), "%s", s->ip);
+	snprintf(lk->key, sizeof(lk->key), "%s", login_user(s->login));
+	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
+	                                : (tls ? PROTO_POP3S : PROTO_POP3);
+	s->state = SS_LOOKUP;
+	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
+	if (s->login->job == NULL) {
+		free(lk);
+		session_log(s, LOG_WARNING, "job queue full");
+		login_upstream_tempfail(s, "busy");
+		return;
+	}
+	session_set_timer(s, mp->cfg->mailproxy.upstream_timeout_ms);
+}
+
+/* The mailbox server accepted the login of <s> (answer already queued): relay. */
+void
+login_upstream_ok(struct session *s, const char *line, size_t len)
+{
+	(void)line;
+	(void)len;
+	mp_count(s->mp, MPC_LOGIN_OK, 1);
+	login_observe(s);
+	session_log(s, LOG_INFO, "logged in on %s", s->server);
+	audit_login(s, login_user(s->login), "ok");
+	login_record(s, s->account, 1);
+	login_free(s);
+	relay_start(s);
+}
+
+/* The mailbox server refused the login of <s> (answer already queued). */
+void
+login_upstream_failed(struct session *s, const char *line, size_t len)
+{
+	(void)line;
+	(void)len;
+	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
+	login_observe(s);
+	audit_login(s, login_user(s->login), "fail");
+	login_record(s, s->account, 0);
+	s->account[0] = '\0';
+	s->server[0] = '\0';
+	login_end(s);
+}
+
+/* The login of <s> cannot complete for now (<why>): temporary failure. */
+void
+login_upstream_tempfail(struct session *s, const char *why)
+{
+	if (s->dead)
+		return;
+	mp_count(s->mp, MPC_LOGIN_TEMPFAIL, 1);
+	session_log(s, LOG_WARNING, "login failed temporarily: %s%s%s", why,
+	            s->server[0] ? " server=" : "", s->server);
+	session_ops(s)->tempfail(s, why);
+	if (s->login != NULL) {
+		login_observe(s);
+		audit_login(s, login_user(s->login), "tempfail");
+	}
+	s->account[0] = '\0';
+	s->server[0] = '\0';
+	login_end(s);
+}

@@ -1,0 +1,290 @@
+/*
+ * gatehouse-mailproxy internals: the daemon context, sessions, buffers and
+ * the functions each file of the daemon offers the others. One event loop
+ * runs everything; blocking lookups go through the library's job queue.
+ */
+#ifndef GH_MP_H
+#define GH_MP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+#include <openssl/ssl.h>
+#include <bsd/sys/queue.h>
+
+#include "agent.h"
+#include "cfg-t.h"
+#include "certs.h"
+#include "imapcmd-t.h"
+#include "jobq.h"
+#include "log.h"
+#include "metrics-t.h"
+#include "pop3cmd.h"
+#include "route-t.h"
+#include "sasl.h"
+#include "throttle.h"
+
+struct session;
+struct mp;
+
+/* A linear byte buffer borrowed from the pool: data lives in d[r..w). */
+struct mbuf {
+	uint32_t r, w, cap;
+	char d[];
+};
+
+/* Free list of buffers of one size, so idle sessions hold none. */
+struct mbuf_pool {
+	struct mbuf **free;
+	unsigned nfree, max;
+	uint32_t size;
+	uint64_t in_use;        /* buffers currently lent out */
+};
+
+/* The mail protocols a listener speaks. */
+enum mp_proto { MP_IMAP = 0, MP_POP3 };
+
+/* One listening socket. */
+struct listener {
+	struct mp *mp;
+	ev_io io;
+	int fd;
+	enum mp_proto proto;
+	int implicit_tls;       /* imaps / pop3s */
+	char name[16];          /* "imap", "imaps", ... */
+	SLIST_ENTRY(listener) next;
+};
+
+/* Daemon counters, rendered next to the library's. */
+enum mp_counter {
+	MPC_ACCEPTED = 0,
+	MPC_REFUSED_MAXCONN,
+	MPC_LOGIN_OK,
+	MPC_LOGIN_FAIL,
+	MPC_LOGIN_TEMPFAIL,
+	MPC_LOGIN_THROTTLED,
+	MPC_TLS_HANDSHAKE_FAIL,
+	MPC_STARTTLS,
+	MPC_BAD_COMMANDS,
+	MPC_UPSTREAM_CONNECT_FAIL,
+	MPC_BYTES_C2U,
+	MPC_BYTES_U2C,
+	MPC__COUNT
+};
+
+/* The process: configuration, loop, library handles, sessions. */
+struct mp {
+	struct gh_config *cfg;           /* live configuration (owned) */
+	const char *cfg_path;
+	struct logger log;
+	struct ev_loop *loop;
+	struct agent ag;
+	struct jobq *jq;
+	struct jobq_port *port;
+	struct certs *certs;             /* current store (ref held), may be NULL */
+	SSL_CTX *up_ctx;                 /* client side towards mailbox servers */
+	struct mbuf_pool pool;
+	SLIST_HEAD(, listener) listeners;
+	LIST_HEAD(, session) sessions;
+	unsigned nsessions, nhandshakes;
+	int stopping;
+	ev_signal sig_term, sig_int, sig_hup;
+	ev_timer grace;                  /* SIGTERM deadline */
+	ev_io inotify_io;                /* certs directory watch */
+	ev_timer certs_debounce;
+	int inotify_fd;
+	int audit_fd;                    /* -1: audit lines go to the main log */
+	uint64_t next_id;
+	uint64_t counters[MPC__COUNT];
+	struct metrics_hist login_latency;
+	int metrics_fd;
+	ev_io metrics_io;
+};
+
+/* One end of a session: the client or the mailbox server. */
+struct side {
+	struct session *s;
+	int fd;
+	SSL *ssl;
+	ev_io io;
+	int events;                      /* armed events */
+	int hs_want;                     /* events the TLS handshake waits for */
+	unsigned rd_ww:1;                /* SSL_read wants write */
+	unsigned wr_wr:1;                /* SSL_write wants read */
+	unsigned eof:1;                  /* no more input from this end */
+	unsigned shut:1;                 /* our output towards it is shut down */
+	unsigned hs:1;                   /* TLS handshake in progress */
+	unsigned tls:1;                  /* TLS established */
+};
+
+/* Session states. */
+enum sstate {
+	SS_HANDSHAKE = 0,   /* client TLS handshake (implicit TLS or STARTTLS) */
+	SS_CMD,             /* pre-auth commands */
+	SS_STARTTLS_FLUSH,  /* STARTTLS answered; waiting for it to be written */
+	SS_LOOKUP,          /* throttle + route job running */
+	SS_UP_CONNECT,      /* TCP connect to the mailbox server */
+	SS_UP_RETRY,        /* waiting before another connect attempt */
+	SS_UP_TLS,          /* TLS handshake with the mailbox server */
+	SS_UP_LOGIN,        /* greeting, ID/XOIP, login replay */
+	SS_RELAY,           /* logged in: bytes both ways */
+	SS_CLOSING,         /* flushing a last answer, then close */
+};
+
+/* How the client logs in. */
+enum login_mech { LOGIN_USERPASS = 0, LOGIN_SASL_PLAIN };
+
+/* A login in progress: credentials (wiped when done) and upstream steps. */
+struct login {
+	enum login_mech mech;
+	char tag[IMAPCMD_TAG_MAX + 1];
+	struct sasl_plain cred;          /* authzid/authcid/password */
+	struct route_result route;
+	struct jobq_job *job;
+	ev_tstamp start;
+	unsigned attempts;               /* upstream connect attempts */
+	int step;                        /* protocol-specific upstream step */
+	int literalplus, sasl_ir, xclient;
+	char cmd[2 * SASL_PASS_MAX + 2 * SASL_NAME_MAX + 128];
+	size_t cmdlen;
+	size_t seg[4];                   /* segment ends inside cmd */
+	int nseg, sent_seg;
+};
+
+/* A client connection and, after routing, its mailbox server connection. */
+struct session {
+	struct mp *mp;
+	struct listener *li;
+	uint64_t id;
+	enum mp_proto proto;
+	enum sstate state;
+	struct side cl, up;
+	struct mbuf *c2u;                /* client input: unparsed, or to relay */
+	struct mbuf *u2c;                /* output to the client */
+	struct mbuf *uin;                /* login phase: mailbox server input */
+	struct mbuf *uout;               /* login phase: output to the mailbox server */
+	ev_timer timer;                  /* the one activity timer */
+	struct certs *hs_certs;          /* store ref held during a handshake */
+	union {
+		struct imapcmd *imap;
+		struct pop3cmd *pop3;
+		void *p;
+	} parser;
+	struct login *login;
+	char user[SASL_NAME_MAX + 1];    /* POP3 USER, kept until PASS */
+	struct sockaddr_storage peer, local;
+	char ip[64];                     /* client address text */
+	uint16_t port;
+	char account[ROUTE_NAME_MAX];    /* logged-in account, for logs */
+	char server[CFG_NAME_MAX];
+	unsigned bad;                    /* bad commands so far */
+	unsigned starttls_done:1;
+	unsigned dead:1;
+	unsigned relay_c2u_done:1;       /* client EOF relayed as shutdown */
+	unsigned relay_u2c_done:1;
+	int depth;                       /* callback nesting, for safe free */
+	LIST_ENTRY(session) next;
+};
+
+/* Pre-auth protocol handlers. */
+struct proto_ops {
+	void (*greet)(struct session *s);
+	int (*input)(struct session *s);           /* parse client input; -1 closed */
+	void (*up_line)(struct session *s, const char *line, size_t len);
+	void (*tempfail)(struct session *s, const char *why);
+	void (*reject)(struct session *s, const char *msg);   /* throttled */
+	void (*login_failed)(struct session *s);               /* unknown user */
+	void (*bye)(struct session *s, const char *why);
+};
+
+/* mbuf.c */
+int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);
+void mbuf_pool_free(struct mbuf_pool *p);
+struct mbuf *mbuf_get(struct mbuf_pool *p);
+void mbuf_put(struct mbuf_pool *p, struct mbuf **b);
+int mbuf_append(struct mbuf_pool *p, struct mbuf **b, const void *data, size_t len);
+size_t mbuf_len(const struct mbuf *b);
+size_t mbuf_room(const struct mbuf *b);
+void mbuf_consume(struct mbuf *b, size_t n);
+
+/* session.c */
+struct session *session_new(struct listener *li, int fd, const struct sockaddr *sa,
+                            socklen_t salen);
+void session_close(struct session *s, const char *why);
+void session_enter(struct session *s);
+int session_leave(struct session *s);
+void session_run(struct session *s);
+void session_set_timer(struct session *s, uint32_t ms);
+void session_send(struct session *s, const char *data, size_t len);
+void session_printf(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void session_finish(struct session *s);
+void session_bad_command(struct session *s);
+const struct proto_ops *session_ops(const struct session *s);
+void session_log(const struct session *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void session_starttls(struct session *s);
+void session_parser_free(struct session *s);
+void session_shutdown_all(struct mp *mp, int force);
+
+/* side I/O (session.c) */
+ssize_t side_read(struct side *sd, void *buf, size_t len);
+ssize_t side_write(struct side *sd, const void *buf, size_t len);
+
+/* imap.c / pop3.c */
+extern const struct proto_ops imap_ops;
+extern const struct proto_ops pop3_ops;
+int imap_capabilities(const struct session *s, char *buf, size_t len);
+
+/* login.c */
+void login_start(struct session *s);
+void login_free(struct session *s);
+void login_upstream_ok(struct session *s, const char *line, size_t len);
+void login_upstream_failed(struct session *s, const char *line, size_t len);
+void login_upstream_tempfail(struct session *s, const char *why);
+int login_allowed(const struct session *s);
+
+/* upstream.c */
+void upstream_connect(struct session *s);
+void upstream_connected(struct session *s);
+void upstream_retry(struct session *s);
+void upstream_send(struct session *s, const char *data, size_t len);
+void upstream_send_seg(struct session *s);
+int upstream_input(struct session *s);
+void upstream_close(struct session *s);
+
+/* relay.c */
+void relay_start(struct session *s);
+int relay_fill(struct session *s, struct side *sd, struct mbuf **bp);
+int relay_flush(struct session *s, struct side *sd, struct mbuf **bp);
+int relay_pump(struct session *s);
+
+/* tls.c */
+int tls_init(struct mp *mp, char *err, size_t errlen);
+void tls_free(struct mp *mp);
+int tls_available(const struct mp *mp);
+int tls_server_start(struct session *s);
+int tls_client_start(struct session *s);
+int tls_handshake(struct session *s, struct side *sd);
+void tls_reload_certs(struct mp *mp);
+int tls_watch_start(struct mp *mp);
+
+/* audit.c */
+int audit_open(struct mp *mp);
+void audit_login(struct session *s, const char *user, const char *result);
+
+/* mp_metrics.c */
+int mp_metrics_start(struct mp *mp);
+void mp_metrics_stop(struct mp *mp);
+static inline void
+mp_count(struct mp *mp, enum mp_counter c, uint64_t n)
+{
+	mp->counters[c] += n;
+}
+
+/* listener.c */
+int listener_open_all(struct mp *mp, char *err, size_t errlen);
+void listener_stop_all(struct mp *mp);
+void listener_close_all(struct mp *mp);
+
+#endif
