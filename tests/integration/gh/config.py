@@ -52,8 +52,7 @@ def merge(base, overrides):
         if keys is None:
             out[sec] = None
             continue
-        out.setdefault(sec, {})
-        if out[sec] is None:
+        if out.get(sec) is None:
             out[sec] = {}
         out[sec].update(keys)
     return out
@@ -67,8 +66,12 @@ def sections(ldap_uris=(), bind_pw_file=None, memcached=(), servers=None, overri
     s = {
         "log": {"target": "stderr", "level": "debug"},
         "ldap": {"uri": list(ldap_uris), "bind_dn": BIND_DN if bind_pw_file else None,
-                 "bind_password_file": bind_pw_file, "base": SUFFIX, "timeout": "2s"},
-        "memcached": {"servers": list(memcached) or None, "timeout": "300ms", "retry": "30"},
+                 "bind_password_file": bind_pw_file, "base": SUFFIX, "timeout": "2s"}
+        if ldap_uris else None,
+        # local_size: the in-process cache is useless to a one-shot CLI and
+        # its default size costs ~120 ms of start-up per process
+        "memcached": {"servers": list(memcached) or None, "timeout": "300ms", "retry": "30",
+                      "local_size": 1024},
         "throttle": {},
     }
     for name, keys in (servers if servers is not None else ROUTE_SERVERS).items():
