@@ -27,7 +27,6 @@ struct dir {
 	const struct logger *log;
 	LDAP *ld;                     /* NULL when not connected */
 	uint64_t hold_until_ms;       /* monotonic; 0 = none */
-	char uris[CFG_MAX_LISTS * (CFG_STR_MAX + 1)];
 	char err[256];
 };
 
@@ -96,22 +95,11 @@ struct dir *
 dir_new(const struct cfg_ldap *cfg, const struct logger *lg)
 {
 	struct dir *d = calloc(1, sizeof(*d));
-	size_t off = 0;
-	int i, n;
 
 	if (d == NULL)
 		return NULL;
 	d->cfg = cfg;
 	d->log = lg;
-	for (i = 0; i < cfg->uri.n; i++) {
-		n = snprintf(d->uris + off, sizeof(d->uris) - off, "%s%s", i ? " " : "",
-		             cfg->uri.item[i]);
-		if (n < 0 || (size_t)n >= sizeof(d->uris) - off) {
-			free(d);
-			return NULL;
-		}
-		off += (size_t)n;
-	}
 	dir_set_err(d, "no error");
 	return d;
 }
@@ -157,21 +145,20 @@ dir_transient(int rc)
 }
 
 /*
- * Connect and bind. Returns LDAP_SUCCESS or an LDAP error code (the
- * connection is then closed and the reason kept in d->err).
+ * Open and bind a connection to <uri>. Returns LDAP_SUCCESS with d->ld
+ * set, or an LDAP error code (d->ld is then NULL, the reason in d->err).
  */
 static int
-dir_connect(struct dir *d)
+dir_connect_one(struct dir *d, const char *uri)
 {
 	const struct cfg_ldap *c = d->cfg;
 	struct timeval tv;
 	struct berval cred;
 	int rc, v;
 
-	dir_close(d);
-	rc = ldap_initialize(&d->ld, d->uris);
+	rc = ldap_initialize(&d->ld, uri);
 	if (rc != LDAP_SUCCESS) {
-		dir_set_err(d, "ldap_initialize(%s): %s", d->uris, ldap_err2string(rc));
+		dir_set_err(d, "ldap_initialize(%s): %s", uri, ldap_err2string(rc));
 		d->ld = NULL;
 		return rc;
 	}
@@ -193,12 +180,37 @@ dir_connect(struct dir *d)
 	rc = ldap_sasl_bind_s(d->ld, c->bind_dn[0] ? c->bind_dn : "", LDAP_SASL_SIMPLE, &cred,
 	                      NULL, NULL, NULL);
 	if (rc != LDAP_SUCCESS) {
-		dir_set_err(d, "bind to %s as '%s': %s", d->uris,
-		         c->bind_dn[0] ? c->bind_dn : "(anonymous)", ldap_err2string(rc));
+		dir_set_err(d, "bind to %s as '%s': %s", uri,
+		            c->bind_dn[0] ? c->bind_dn : "(anonymous)", ldap_err2string(rc));
 		dir_close(d);
 		return rc;
 	}
 	return LDAP_SUCCESS;
+}
+
+/*
+ * Connect and bind, trying the URIs in order. Each URI gets its own
+ * handle: libldap's own list only moves on when connect() fails, not when
+ * a server accepts and then never answers (the bind times out instead).
+ * Returns LDAP_SUCCESS or the error of the last attempt.
+ */
+static int
+dir_connect(struct dir *d)
+{
+	const struct cfg_ldap *c = d->cfg;
+	int i, rc = LDAP_SERVER_DOWN;
+
+	dir_close(d);
+	for (i = 0; i < c->uri.n; i++) {
+		rc = dir_connect_one(d, c->uri.item[i]);
+		if (rc == LDAP_SUCCESS)
+			return rc;
+		/* a refused bind is the same everywhere: do not hammer every server */
+		if (rc == LDAP_INVALID_CREDENTIALS || rc == LDAP_INAPPROPRIATE_AUTH)
+			break;
+		log_debug(d->log, "%s", d->err);
+	}
+	return rc;
 }
 
 /* Copy the first value of <attr> of <e> into <out> (<len> bytes); "" when absent. */
