@@ -7,7 +7,8 @@ fixture's finalizer, and by an atexit hook if pytest itself dies.
 Session:   gh_tmp, ldap_template, mbox_certs
 Module:    slapd_shared, dovecots
 Function:  slapd, memcached, memcached_pair, slapd_factory, memcached_factory,
-           dovecot_factory, make_conf, gatehouse, gh_bin
+           dovecot_factory, make_conf, gatehouse, gh_bin, mailproxy_factory,
+           spoa_factory
 """
 import os
 import shutil
@@ -21,7 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh import certs as gh_certs  # noqa: E402
 from gh import cli as gh_cli  # noqa: E402
 from gh import config as gh_config  # noqa: E402
+from gh import daemons as gh_daemons  # noqa: E402
 from gh import dovecot as gh_dovecot  # noqa: E402
+from gh import ports as gh_ports  # noqa: E402
 from gh import memcached as gh_memcached  # noqa: E402
 from gh import procs as gh_procs  # noqa: E402
 from gh import slapd as gh_slapd  # noqa: E402
@@ -216,3 +219,60 @@ def gatehouse(gh_bin):
     """Bind the CLI to a config: gatehouse(conf_path) -> gh.cli.Gatehouse."""
     exe = gh_bin("gatehouse")
     return lambda conf: gh_cli.Gatehouse(conf, exe=exe)
+
+
+@pytest.fixture
+def mailproxy_factory(gh_tmp, gh_bin, mbox_certs, make_conf):
+    """Start gatehouse-mailproxy: factory(ldap=[Slapd], memcached=[...],
+    dovecots={name: Dovecot}, mailproxy={extra [mailproxy] keys},
+    throttle={...}, **other sections) -> gh.daemons.MailProxy with .imap,
+    .imaps, .pop3, .pop3s ports and .conf. Its certs/ holds the
+    mail.example.com (default), mail.example.org and *.example.net PEMs,
+    signed by mbox_certs["ca"]. cleartext_login is on unless overridden."""
+    exe = gh_bin("gatehouse-mailproxy")
+    made = []
+
+    def make(ldap=(), memcached=(), dovecots=None, servers=None, mailproxy=None, **secs):
+        d = _subdir(gh_tmp, "mailproxy")
+        cdir = gh_daemons.certs_dir(os.path.join(d, "certs"), [
+            mbox_certs["mail.example.com"], mbox_certs["mail.example.org"],
+            mbox_certs["*.example.net"]])
+        p = {k: gh_ports.free_port() for k in ("imap", "imaps", "pop3", "pop3s")}
+        keys = {k: "127.0.0.1:%d" % v for k, v in p.items()}
+        keys.update({"certs": cdir, "cleartext_login": True, "upstream_ca": mbox_certs["ca"].cert})
+        keys.update(mailproxy or {})
+        for k in ("imap", "imaps", "pop3", "pop3s"):
+            if keys.get(k) is None:
+                p[k] = 0
+        if servers is None and dovecots is not None:
+            servers = gh_config.dovecot_servers(dovecots)
+        conf = make_conf(ldap=ldap, memcached=memcached, servers=servers, mailproxy=keys,
+                         **secs)
+        mp = gh_daemons.MailProxy(d, conf, exe=exe, **p)
+        made.append(mp)
+        return mp
+
+    yield make
+    gh_procs.stop_many([m.proc for m in made])
+
+
+@pytest.fixture
+def spoa_factory(gh_tmp, gh_bin, make_conf):
+    """Start gatehouse-spoa: factory(ldap=[...], memcached=[...],
+    servers=None, spoa={extra [spoa] keys}, **sections) ->
+    gh.daemons.Spoa with .port (its SPOP listener) and .conf."""
+    exe = gh_bin("gatehouse-spoa")
+    made = []
+
+    def make(ldap=(), memcached=(), servers=None, spoa=None, **secs):
+        d = _subdir(gh_tmp, "spoa")
+        port = gh_ports.free_port()
+        keys = {"listen": "127.0.0.1:%d" % port, "threads": 2}
+        keys.update(spoa or {})
+        conf = make_conf(ldap=ldap, memcached=memcached, servers=servers, spoa=keys, **secs)
+        sp = gh_daemons.Spoa(d, conf, port, exe=exe)
+        made.append(sp)
+        return sp
+
+    yield make
+    gh_procs.stop_many([s.proc for s in made])

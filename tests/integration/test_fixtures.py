@@ -207,3 +207,21 @@ def test_config_accepted_by_cli(make_conf, slapd_shared, memcached, gatehouse):
     path = make_conf(ldap=[slapd_shared], memcached=[memcached], throttle={"ip_max": 10})
     r = gatehouse(path).run("check", json_out=False)
     assert r.rc == 0, r
+
+
+def test_mailproxy_fixture(mailproxy_factory, slapd_shared, memcached, dovecots):
+    """The mail-proxy fixture starts the daemon in front of the three
+    dovecots; a login through it lands on the account's server."""
+    mp = mailproxy_factory(ldap=[slapd_shared], memcached=[memcached], dovecots=dovecots)
+    assert mp.alive()
+    c = imaplib.IMAP4("127.0.0.1", mp.imap)
+    c.login("bob@example.com", "bob-pw")
+    c.logout()
+    dovecots["mbox2"].wait_login("bob@example.com")
+
+
+def test_spoa_fixture(spoa_factory, slapd_shared, memcached):
+    sp = spoa_factory(ldap=[slapd_shared], memcached=[memcached])
+    assert sp.alive()
+    with socket.create_connection(("127.0.0.1", sp.port), timeout=2):
+        pass

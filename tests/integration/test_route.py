@@ -424,3 +424,37 @@ def test_check_bad_config(gh_tmp, gatehouse):
     r = gatehouse(p).run("check", json_out=False)
     assert r.rc != 0, r
     assert "bad.conf:4" in r.stderr and "bogus_key" in r.stderr, r
+
+
+def test_ldap_frozen_times_out(own_env):
+    """slapd stopped with SIGSTOP accepts TCP (the kernel does) but never
+    answers: an uncached lookup is a temporary failure within the timeout,
+    a cached one still works."""
+    import signal
+    e = own_env
+    ok(e.gh.route(ALICE), "mbox1", ALICE, "ldap")
+    e.slapd.proc.signal(signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        r = e.gh.route("bob@example.com")
+        took = time.monotonic() - t
+        assert r.rc == 2 and r.status == "tempfail", r
+        assert took < 2 * 2.0 + 1.5, took           # [ldap] timeout is 2 s
+        ok(e.gh.route(ALICE), "mbox1", ALICE, "memcached")
+    finally:
+        e.slapd.proc.signal(signal.SIGCONT)
+    ok(e.gh.route("bob@example.com"), "mbox2", "bob@example.com", "ldap")
+
+
+def test_memcached_frozen_falls_back_to_ldap(make_conf, gatehouse, slapd_shared, memcached):
+    import signal
+    gh = gatehouse(make_conf(ldap=[slapd_shared], memcached=[memcached],
+                             memcached_opts={"timeout": "300ms"}))
+    ok(gh.route(ALICE), "mbox1", ALICE, "ldap")
+    memcached.proc.signal(signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        ok(gh.route(ALICE), "mbox1", ALICE, "ldap")
+        assert time.monotonic() - t < 3.0
+    finally:
+        memcached.proc.signal(signal.SIGCONT)

@@ -236,3 +236,18 @@ def test_throttle_without_memcached_is_a_config_error(make_conf, gatehouse):
     gh = gatehouse(make_conf(throttle={"ip_max": 5}))
     r = gh.run("check", json_out=False)
     assert r.rc != 0 and "memcached" in r.stderr, r
+
+
+def test_memcached_frozen_fails_open_within_timeout(thr, memcached_factory):
+    import signal
+    mc = memcached_factory()
+    gh = thr(mc=mc, ip_max=1)
+    allowed(check(gh, "192.0.2.95"))
+    mc.proc.signal(signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        allowed(check(gh, "192.0.2.95"), "fail-open")
+        assert time.monotonic() - t < 3.0
+    finally:
+        mc.proc.signal(signal.SIGCONT)
+    rejected(check(gh, "192.0.2.95"), "reject-ip")

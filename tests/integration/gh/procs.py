@@ -56,6 +56,7 @@ class Proc:
         if self.alive():
             try:
                 os.kill(self.pid, sig)
+                os.kill(self.pid, _signal.SIGCONT)   # in case a test froze it
             except ProcessLookupError:
                 pass
             try:
