@@ -225,3 +225,65 @@ def test_spoa_fixture(spoa_factory, slapd_shared, memcached):
     assert sp.alive()
     with socket.create_connection(("127.0.0.1", sp.port), timeout=2):
         pass
+
+
+def test_dovecot_deliver_and_fetch_large(dovecot_factory):
+    dv = dovecot_factory("mbox1", tls=False)
+    body = b"".join(b"line %07d of a large test message ..............................\r\n"
+                    % i for i in range(40000))             # ~3 MB
+    msg = b"From: a@example.com\r\nTo: alice@example.com\r\nSubject: big\r\n\r\n" + body
+    dv.deliver("alice@example.com", msg)
+    dv.deliver("alice@example.com", b"Subject: small\r\n\r\nhello\r\n")
+    c = imaplib.IMAP4("127.0.0.1", dv.imap)
+    c.login("al@example.com", "alice-pw")
+    typ, data = c.select("INBOX")
+    assert data == [b"2"]
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == msg
+    c.logout()
+
+
+def test_gen_ldif_as_program(gh_tmp):
+    import sys
+    out = os.path.join(gh_tmp, "gen-out")
+    os.makedirs(out)
+    r = subprocess.run([sys.executable, os.path.join(gh_slapd.REPO, "tools", "demo",
+                                                     "gen_ldif.py"),
+                        "--ldif", os.path.join(out, "seed.ldif"), "--passwd-dir", out],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(out, "seed.ldif"), encoding="utf-8").read() == gen_ldif.ldif()
+    assert sorted(os.listdir(out)) == ["mbox1.passwd", "mbox2.passwd", "mbox3.passwd",
+                                       "seed.ldif"]
+
+
+def test_children_die_with_the_test_process(gh_tmp):
+    """A memcached started by a helper process is gone when that process is
+    killed with SIGKILL (PR_SET_PDEATHSIG), so nothing outlives a crashed run."""
+    import signal
+    import sys
+    import time
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = ("import sys, time; sys.path.insert(0, %r)\n"
+            "from gh import memcached\n"
+            "m = memcached.Memcached(%r)\n"
+            "print(m.proc.pid, flush=True)\n"
+            "time.sleep(60)\n") % (here, os.path.join(gh_tmp, "orphan"))
+    helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        pid = int(helper.stdout.readline())
+        os.kill(helper.pid, signal.SIGKILL)
+        helper.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("memcached %d outlived its parent" % pid)
+    finally:
+        if helper.poll() is None:
+            helper.kill()

@@ -458,3 +458,19 @@ def test_memcached_frozen_falls_back_to_ldap(make_conf, gatehouse, slapd_shared,
         assert time.monotonic() - t < 3.0
     finally:
         memcached.proc.signal(signal.SIGCONT)
+
+
+@pytest.mark.parametrize("name", ["", " ", "@", "@example.com", "alice@", "a" * 1000,
+                                  "x@" + "y" * 600, "\x01ctl@example.com",
+                                  "alice@example.com\n", "a b@example.com", "\u00e9" * 300])
+def test_bad_names_never_crash(env, name):
+    r = env.gh.route(name)
+    assert r.rc in (1, 2), r
+    assert r.data is None or r.status in ("unknown", "error", "tempfail"), r
+    assert "Sanitizer" not in r.stderr and "Segmentation" not in r.stderr, r
+
+
+def test_name_with_space_hashed_negative_key(env):
+    r = env.gh.route("a b@example.com")
+    assert r.rc == 1 and r.status == "unknown", r
+    assert env.cached("n:", "a b@example.com") == "-"

@@ -160,6 +160,31 @@ class Dovecot:
     def alive(self):
         return self.proc is not None and self.proc.alive()
 
+    def maildir(self, user):
+        """Return the maildir of <user> (canonical name, any case), creating
+        it (owned by the mail uid) when missing."""
+        root = os.path.join(self.dir, "mail", user.lower())
+        for sub in ("", "cur", "new", "tmp"):
+            p = os.path.join(root, sub)
+            if not os.path.isdir(p):
+                os.makedirs(p, exist_ok=True)
+                os.chown(p, self.uid, self.gid)
+        return root
+
+    def deliver(self, user, data, name=None):
+        """Put message <data> (bytes, CRLF or LF lines) into <user>'s INBOX
+        as a new message, as an MDA would. Returns its file path."""
+        root = self.maildir(user)
+        self._seq = getattr(self, "_seq", 0) + 1
+        name = name or "%d.M%dP%d.gh" % (int(time.time()), self._seq, os.getpid())
+        tmp = os.path.join(root, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chown(tmp, self.uid, self.gid)
+        dst = os.path.join(root, "new", name)
+        os.rename(tmp, dst)
+        return dst
+
     def log_text(self):
         """Return the whole log."""
         try:

@@ -11,6 +11,19 @@ import time
 
 _live = []
 
+try:
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:   # pragma: no cover
+    _libc = None
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, even by
+    SIGKILL, so that no server outlives the test run."""
+    if _libc is not None:
+        _libc.prctl(1, int(_signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG
+
 
 class Proc:
     """A child process whose stdout and stderr go to <log>."""
@@ -22,7 +35,8 @@ class Proc:
         self._logf = open(self.log, "ab")
         self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._logf,
                                       stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                      start_new_session=True)
+                                      start_new_session=True,
+                                      preexec_fn=_die_with_parent)
         self.pid = self.popen.pid
         _live.append(self)
 
