@@ -248,13 +248,18 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass   # health checks and aborted clients reset connections
+
+
 class Mailbox:
     """A threaded HTTP server answering with its name <name>."""
 
     def __init__(self, name, host="127.0.0.1", port=None, status=200):
         self.name, self.host = name, host
         self.port = port or free_port(host)
-        self.httpd = http.server.ThreadingHTTPServer((host, self.port), _MboxHandler)
+        self.httpd = _QuietServer((host, self.port), _MboxHandler)
         self.httpd.daemon_threads = True
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
