@@ -50,7 +50,7 @@ mc_trouble(struct agent *ag)
 	if (atomic_exchange(&ag->mc_down, 1) == 0) {
 		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
 		log_warnx(ag->log, "memcached unavailable: login throttling fails open "
-		          "until it is back");
+		          "and route lookups go to LDAP until it is back");
 	}
 }
 
@@ -60,7 +60,7 @@ mc_fine(struct agent *ag)
 {
 	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
 	    atomic_exchange(&ag->mc_down, 0) == 1)
-		log_notice(ag->log, "memcached back: login throttling active again");
+		log_notice(ag->log, "memcached back: login throttling and route cache in use again");
 }
 
 /*
