@@ -146,6 +146,34 @@ ssl_reason(char *reason, size_t len, const char *what, const char *dflt)
 	ERR_clear_error();
 }
 
+/* Refuse passphrase-protected keys instead of prompting on a terminal. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/* Read the first private key in PEM file <path>. Returns it or NULL. */
+static EVP_PKEY *
+read_key(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	EVP_PKEY *k;
+
+	if (b == NULL) {
+		ERR_clear_error();
+		return NULL;
+	}
+	k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	return k;
+}
+
 /*
  * Build a server SSL_CTX from <path> (chain + key, or key in <path>.key)
  * and check it. Returns the context, or NULL with <reason> set.
@@ -155,6 +183,7 @@ ctx_from_file(const char *path, char *reason, size_t len)
 {
 	SSL_CTX *ctx;
 	X509 *crt;
+	EVP_PKEY *key;
 	char keypath[4096];
 	int n;
 
@@ -168,21 +197,24 @@ ctx_from_file(const char *path, char *reason, size_t len)
 		ssl_reason(reason, len, "bad PEM (no certificate)", "unreadable");
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM) != 1) {
-		ERR_clear_error();
+	key = read_key(path);
+	if (key == NULL) {
 		n = snprintf(keypath, sizeof(keypath), "%s.key", path);
-		if (n < 0 || (size_t)n >= sizeof(keypath) ||
-		    SSL_CTX_use_PrivateKey_file(ctx, keypath, SSL_FILETYPE_PEM) != 1) {
-			ERR_clear_error();
-			snprintf(reason, len, "no private key (neither in the file nor in .key)");
-			goto fail;
-		}
+		if (n > 0 && (size_t)n < sizeof(keypath))
+			key = read_key(keypath);
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ERR_clear_error();
-		snprintf(reason, len, "key does not match the certificate");
+	if (key == NULL) {
+		snprintf(reason, len, "no private key (neither in the file nor in .key)");
 		goto fail;
 	}
+	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(reason, len, "key does not match the certificate");
+		EVP_PKEY_free(key);
+		goto fail;
+	}
+	EVP_PKEY_free(key);
 	crt = SSL_CTX_get0_certificate(ctx);
 	if (crt == NULL) {
 		snprintf(reason, len, "bad PEM (no certificate)");
