@@ -64,11 +64,13 @@ struct jobq {
 	int stopping;
 	unsigned nthreads;
 	struct jobq_thread *threads;
+	LIST_HEAD(, jobq_port) ports;  /* so that jobq_stop() can detach them */
 };
 
 /* The completion side of one event loop. */
 struct jobq_port {
-	struct jobq *q;
+	struct jobq *q;                /* NULL once the queue is stopped */
+	LIST_ENTRY(jobq_port) link;
 	struct agent *ag;              /* for metrics; outlives the queue */
 	struct ev_loop *loop;
 	ev_async async;
@@ -206,6 +208,7 @@ jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
 	q->ag = ag;
 	q->capacity = capacity;
 	TAILQ_INIT(&q->queue);
+	LIST_INIT(&q->ports);
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	for (i = 0; i < nthreads; i++) {
@@ -234,13 +237,17 @@ jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
 /*
  * Stop <q>: queued jobs go back to their ports as stopped (their release
  * runs on the port's loop, or in jobq_port_free()), running ones finish,
- * workers are joined and their handles freed. <q> is freed.
+ * workers are joined and their handles freed. <q> is freed; its ports stay
+ * usable until freed, and answer every later submit with NULL ("busy").
+ * Call it on the loop thread of the ports (not concurrently with
+ * jobq_submit() or jobq_cancel()).
  */
 void
 jobq_stop(struct jobq *q)
 {
 	struct job_list stopped;
 	struct jobq_job *job;
+	struct jobq_port *p;
 	unsigned i;
 
 	if (q == NULL)
@@ -248,6 +255,11 @@ jobq_stop(struct jobq *q)
 	TAILQ_INIT(&stopped);
 	pthread_mutex_lock(&q->mu);
 	q->stopping = 1;
+	/* ports outlive the queue: later submits answer "busy" */
+	while ((p = LIST_FIRST(&q->ports)) != NULL) {
+		LIST_REMOVE(p, link);
+		p->q = NULL;
+	}
 	TAILQ_CONCAT(&stopped, &q->queue, link);
 	TAILQ_FOREACH(job, &stopped, link)
 		atomic_store(&job->state, JOB_STOPPED);
@@ -290,6 +302,9 @@ jobq_port_new(struct jobq *q, struct ev_loop *loop)
 	p->async.data = p;
 	ev_async_start(loop, &p->async);
 	ev_unref(loop);		/* idle ports do not keep the loop running */
+	pthread_mutex_lock(&q->mu);
+	LIST_INSERT_HEAD(&q->ports, p, link);
+	pthread_mutex_unlock(&q->mu);
 	return p;
 }
 
@@ -304,6 +319,12 @@ jobq_port_free(struct jobq_port *p)
 	if (p == NULL)
 		return;
 	port_drain(p);
+	if (p->q != NULL) {
+		/* freed before jobq_stop(): only safe with no job outstanding */
+		pthread_mutex_lock(&p->q->mu);
+		LIST_REMOVE(p, link);
+		pthread_mutex_unlock(&p->q->mu);
+	}
 	if (p->outstanding == 0)
 		ev_ref(p->loop);	/* libev: re-reference before stopping */
 	ev_async_stop(p->loop, &p->async);
@@ -322,9 +343,9 @@ jobq_submit(struct jobq_port *p, jobq_work_fn work, jobq_done_fn done,
 	struct jobq *q = p->q;
 	struct jobq_job *job;
 
-	job = calloc(1, sizeof(*job));
+	job = q != NULL ? calloc(1, sizeof(*job)) : NULL;
 	if (job == NULL) {
-		metrics_inc(&q->ag->metrics, M_QUEUE_BUSY);
+		metrics_inc(&p->ag->metrics, M_QUEUE_BUSY);
 		return NULL;
 	}
 	job->port = p;

@@ -326,6 +326,8 @@ test_stop_with_queued(void **state)
 	jobq_stop(f->q);	/* waits for a; b and c never run */
 	f->q = NULL;
 	pthread_join(opener, NULL);
+	/* the port outlives the queue: submits are refused, never a crash */
+	assert_null(jobq_submit(f->port, work_fn, done_fn, release_fn, &c));
 	jobq_port_free(f->port);	/* delivers what is left */
 	f->port = NULL;
 	assert_int_equal(a.done_calls, 1);
