@@ -365,7 +365,8 @@ def write_allowed(path, mailboxes):
 class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log."""
 
-    def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None):
+    def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
+                 extra_cfg=None):
         self.d = d
         self.http_port, self.https_port = free_port(), free_port()
         pool = os.path.join(d, "gatehouse-servers.cfg")
@@ -390,6 +391,12 @@ class Haproxy:
         self.env = env
         argv = ["/usr/sbin/haproxy", "-db", "-f", os.path.join(REPO, "haproxy", "haproxy.cfg"),
                 "-f", pool]
+        if extra_cfg:
+            # e.g. a second "global" section (nbthread) for one test
+            extra = os.path.join(d, "extra.cfg")
+            with open(extra, "w") as f:
+                f.write(extra_cfg)
+            argv += ["-f", extra]
         self.log = os.path.join(d, "haproxy.log")
         self.proc = gh_procs.Proc("haproxy", argv, self.log, env=env)
         wait_listening(self.http_port, proc=self.proc)
@@ -436,10 +443,10 @@ def haproxy_factory(gh_tmp, site_certs):
     """factory(mailboxes, agents=["ip:port", ...], processing="500ms") -> Haproxy."""
     made = []
 
-    def make(mailboxes, agents, processing="500ms", extra_env=None):
+    def make(mailboxes, agents, processing="500ms", extra_env=None, extra_cfg=None):
         d = os.path.join(gh_tmp, "haproxy-%d" % free_port())
         os.makedirs(d)
-        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env)
+        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg)
         made.append(h)
         return h
 

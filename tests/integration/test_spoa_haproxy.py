@@ -24,13 +24,13 @@ class Site:
 
 
 def start_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
-               processing="500ms", throttle=None, spoa=None):
+               processing="500ms", throttle=None, spoa=None, extra_cfg=None):
     kw = dict(ldap=[slapd], memcached=[memcached], servers=server_table(mailboxes))
     if throttle:
         kw["throttle"] = throttle
     agents = [spoa_factory(spoa=spoa, **kw), spoa_factory(spoa=spoa, **kw)]
     hp = haproxy_factory(mailboxes, ["127.0.0.1:%d" % a.port for a in agents],
-                         processing=processing)
+                         processing=processing, extra_cfg=extra_cfg)
     site = Site(hp, agents, mailboxes)
     # wait until both agents passed HAProxy's spop-check
     assert wait_for(lambda: all(a.metrics().get("gatehouse_spoa_healthchecks_total", 0) >= 1
@@ -207,3 +207,40 @@ def test_refuses_destination_outside_server_table(spoa_factory, haproxy_factory,
     st, hd, body = hp.get("/home/carol@example.org/")
     assert st == 503
     assert hp.get("/home/alice@example.com/")[2]["server"] == "mbox1"
+
+
+def test_failed_logins_are_counted(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                   mailboxes):
+    # Every mailbox refuses the credentials (401): the responses are fed
+    # back as login-result, and after ip_fail_max failures logins get 429.
+    for m in mailboxes.values():
+        m.httpd.mbox_status = 401
+    site = start_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      throttle={"ip_fail_max": 2, "ip_fail_ttl": 60})
+    codes = [site.get("/dav/", headers=basic("alice@example.com", "wrong"))[0] for _ in range(5)]
+    assert codes[:2] == [401, 401] and 429 in codes[2:4] and codes[-1] == 429, codes
+
+
+def test_strict_hosts(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes):
+    site = start_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      spoa={"strict_hosts": "yes", "vhosts": "mail.example.com *.example.net"})
+    for host, ok in (("mail.example.com", True), ("webmail.example.net", True),
+                     ("mail.example.com:443", True), ("evil.example.org", False)):
+        st, hd, body = site.get("/home/alice@example.com/", headers={"Host": host})
+        if ok:
+            assert st == 200 and body["server"] == "mbox1", host
+        else:
+            assert st == 421, host
+
+
+def test_haproxy_two_threads(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes):
+    site = start_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      extra_cfg="global\n    nbthread 2\n")
+    import concurrent.futures as cf
+    users = [("alice@example.com", "mbox1"), ("bob@example.com", "mbox2"),
+             ("carol@example.org", "mbox3")] * 20
+
+    def one(u):
+        return site.get("/home/%s/" % u[0])[2]["server"] == u[1]
+    with cf.ThreadPoolExecutor(8) as ex:
+        assert all(ex.map(one, users))
