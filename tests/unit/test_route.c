@@ -1,0 +1,255 @@
+/*
+ * Unit tests for route lookup without any network: answers planted in the
+ * in-process cache are mapped through the server table (refusing hosts
+ * that are not configured and protocols a server does not serve), bad keys
+ * are errors, an uncached name without LDAP is a temporary failure, and
+ * purge clears the in-process entries.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include "agent.h"
+#include "cfg.h"
+#include "lcache.h"
+#include "metrics.h"
+#include "parse.h"
+#include "route.h"
+
+/* One agent with its configuration and one worker. */
+struct fx {
+	struct gh_config *cfg;
+	struct logger lg;
+	struct agent ag;
+	struct agent_worker w;
+};
+
+static void
+add_server(struct gh_config *c, const char *name, const char *addr, enum gh_proto p,
+           uint16_t port)
+{
+	struct cfg_server *s = &c->servers[c->nservers++];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->address, sizeof(s->address), "%s", addr);
+	assert_int_equal(parse_addr(addr, 1, &s->addr, &s->addrlen), 0);
+	s->port[p] = port;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->cfg = cfg_new();
+	assert_non_null(f->cfg);
+	snprintf(f->cfg->ldap.default_domain, sizeof(f->cfg->ldap.default_domain), "example.com");
+	add_server(f->cfg, "mbox1", "127.0.0.1", PROTO_IMAP, 7143);
+	add_server(f->cfg, "mbox3", "::1", PROTO_IMAP, 7343);
+	f->cfg->servers[1].port[PROTO_HTTP] = 8080;
+	assert_int_equal(log_init(&f->lg, "test", "stderr", "err", NULL), 0);
+	assert_int_equal(agent_init(&f->ag, f->cfg, &f->lg), 0);
+	assert_non_null(f->ag.lcache);
+	assert_int_equal(agent_worker_init(&f->w, &f->ag), 0);
+	assert_null(f->w.mc);   /* no memcached servers configured */
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	agent_worker_free(&f->w);
+	agent_free(&f->ag);
+	free(f->cfg);
+	free(f);
+	return 0;
+}
+
+static void
+plant(struct fx *f, const char *lkey, const char *val)
+{
+	assert_int_equal(lcache_put(f->ag.lcache, lkey, val, 60000), 0);
+}
+
+static void
+test_cached_ok(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+	char buf[64];
+
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, " ALICE@Example.COM ", PROTO_IMAP, &r), 1);
+	assert_int_equal(r.status, ROUTE_OK);
+	assert_int_equal(r.source, ROUTE_SRC_LOCAL);
+	assert_string_equal(r.account, "alice@example.com");
+	assert_string_equal(r.server, "mbox1");
+	assert_int_equal(r.port, 7143);
+	assert_string_equal(parse_addr_str((struct sockaddr *)&r.addr, 1, buf, sizeof(buf)),
+	                    "127.0.0.1:7143");
+	/* the default domain is added before the cache is asked */
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "Alice", PROTO_IMAP, &r), 1);
+	assert_int_equal(r.status, ROUTE_OK);
+	/* by id, and an IPv6 server */
+	plant(f, "i:0f1e-aa", "carol@example.org MBOX3");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_ID, "0F1E-AA", PROTO_HTTP, &r), 1);
+	assert_int_equal(r.status, ROUTE_OK);
+	assert_string_equal(r.server, "mbox3");
+	assert_string_equal(parse_addr_str((struct sockaddr *)&r.addr, 1, buf, sizeof(buf)),
+	                    "[::1]:8080");
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_LOCAL), 3);
+	/* route_lookup answers from the same cache */
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "alice@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(r.source, ROUTE_SRC_LOCAL);
+}
+
+static void
+test_cached_refused(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	/* a host that is not a configured server is never used */
+	plant(f, "n:mallory@example.com", "mallory@example.com evil.example.net");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "mallory@example.com", PROTO_IMAP, &r), 1);
+	assert_int_equal(r.status, ROUTE_REFUSED);
+	assert_int_equal(r.addrlen, 0);
+	assert_int_equal(r.port, 0);
+	/* a server that does not serve the protocol */
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "alice@example.com", PROTO_POP3, &r), 1);
+	assert_int_equal(r.status, ROUTE_REFUSED);
+	assert_string_equal(r.server, "mbox1");
+	assert_int_equal(r.port, 0);
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "alice@example.com", PROTO_POP3, &r), -1);
+	assert_int_equal(r.status, ROUTE_REFUSED);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_REFUSED), 3);
+}
+
+static void
+test_cached_unknown_and_garbage(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	plant(f, "n:nobody@example.com", "-");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "nobody", PROTO_IMAP, &r), 1);
+	assert_int_equal(r.status, ROUTE_UNKNOWN);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_UNKNOWN), 1);
+	/* malformed values are misses, never answers */
+	plant(f, "n:g1@example.com", "no-space-here");
+	plant(f, "n:g2@example.com", " mbox1");
+	plant(f, "n:g3@example.com", "g3@example.com ");
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "g1@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "g2@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "g3@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "absent@example.com", PROTO_IMAP, &r), 0);
+}
+
+static void
+test_bad_input(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_ERROR);
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "a\r\nb", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_ERROR);
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, NULL, PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_ERROR);
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "a@b", PROTO__COUNT, &r), -1);
+	assert_int_equal(r.status, ROUTE_ERROR);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "", PROTO_IMAP, &r), 0);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_ERROR), 4);
+}
+
+static void
+test_no_backends_tempfail(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	/* no memcached, no LDAP: an uncached name is a temporary failure, not unknown */
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob@example.com", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_TEMPFAIL);
+	assert_int_equal(r.source, ROUTE_SRC_NONE);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_TEMPFAIL), 1);
+	/* and nothing negative was cached */
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "bob@example.com", PROTO_IMAP, &r), 0);
+}
+
+static void
+test_purge_local(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_purge(&f->w, "ALICE"), 0);   /* no memcached: nothing deleted there */
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "alice@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_purge(&f->w, ""), -1);
+}
+
+static void
+test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(route_status_name(ROUTE_OK), "ok");
+	assert_string_equal(route_status_name(ROUTE_UNKNOWN), "unknown");
+	assert_string_equal(route_status_name(ROUTE_REFUSED), "refused");
+	assert_string_equal(route_status_name(ROUTE_TEMPFAIL), "tempfail");
+	assert_string_equal(route_status_name(ROUTE_ERROR), "error");
+	assert_string_equal(route_status_name(ROUTE_BUSY), "busy");
+	assert_string_equal(route_source_name(ROUTE_SRC_LOCAL), "local");
+	assert_string_equal(route_source_name(ROUTE_SRC_MEMCACHED), "memcached");
+	assert_string_equal(route_source_name(ROUTE_SRC_LDAP), "ldap");
+	assert_string_equal(route_source_name(ROUTE_SRC_NONE), "none");
+}
+
+static void
+test_no_local_cache(void **state)
+{
+	struct gh_config *c = cfg_new();
+	struct logger lg;
+	struct agent ag;
+	struct route_result r;
+
+	(void)state;
+	c->memcached.local_ttl_ms = 0;
+	assert_int_equal(log_init(&lg, "test", "stderr", "err", NULL), 0);
+	assert_int_equal(agent_init(&ag, c, &lg), 0);
+	assert_null(ag.lcache);
+	assert_int_equal(route_cached(&ag, ROUTE_BY_NAME, "alice@example.com", PROTO_IMAP, &r), 0);
+	agent_free(&ag);
+	free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cached_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cached_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cached_unknown_and_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_backends_tempfail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_local, setup, teardown),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_no_local_cache),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
