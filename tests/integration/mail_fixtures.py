@@ -6,7 +6,8 @@ Import in a test module with `from mail_fixtures import *  # noqa`.
 mailproxy(**opts) -> MailProxy: starts gatehouse-mailproxy with IMAP, IMAPS,
 POP3 and POP3S listeners on free ports, certs from proxy_certs, metrics and
 an audit file; <opts> are [mailproxy] keys merged over the defaults, plus
-ldap=[...], memcached=[...], servers={...}, throttle={...}.
+ldap=[...], memcached=[...], servers={...}, throttle={...}, and
+extra_listen={"imap": "[::1]:port"} for more addresses of a listener kind.
 """
 import os
 import shutil
@@ -103,7 +104,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
     exe = gh_bin("gatehouse-mailproxy")
     made = []
 
-    def make(ldap=None, mc=None, servers=None, throttle=None, **opts):
+    def make(ldap=None, mc=None, servers=None, throttle=None, extra_listen=None, **opts):
         ps = [ports.free_port() for _ in range(5)]
         d = os.path.join(gh_tmp, "mailproxy-%d" % ps[0])
         os.makedirs(d)
@@ -116,6 +117,8 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
             "connect_timeout": "2s", "upstream_timeout": "5s",
         }
         mp.update(opts)
+        for k, v in (extra_listen or {}).items():
+            mp[k] = mp[k] + " " + v
         conf = make_conf(ldap=[slapd_shared] if ldap is None else ldap,
                          memcached=[memcached] if mc is None else mc,
                          servers=proxy_servers(dovecots) if servers is None else servers,
