@@ -375,6 +375,7 @@ test_long_line(void **state)
 		assert_string_equal(c->ldap.base, "o=x");
 		free(c);
 	} else {
+		free(c);
 		/* or refused with a clear message naming the line */
 		assert_non_null(strstr(err, ":2:"));
 		assert_non_null(strstr(err, "too long"));
