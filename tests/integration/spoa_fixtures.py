@@ -366,7 +366,7 @@ class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log."""
 
     def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
-                 extra_cfg=None):
+                 extra_cfg=None, master=False):
         self.d = d
         self.http_port, self.https_port = free_port(), free_port()
         pool = os.path.join(d, "gatehouse-servers.cfg")
@@ -397,6 +397,11 @@ class Haproxy:
             with open(extra, "w") as f:
                 f.write(extra_cfg)
             argv += ["-f", extra]
+        self.master_sock = None
+        if master:
+            # master-worker mode with the master CLI, as Debian runs it
+            self.master_sock = os.path.join(d, "master.sock")
+            argv += ["-W", "-S", self.master_sock]
         self.log = os.path.join(d, "haproxy.log")
         self.proc = gh_procs.Proc("haproxy", argv, self.log, env=env)
         wait_listening(self.http_port, proc=self.proc)
@@ -422,6 +427,22 @@ class Haproxy:
         except ValueError:
             return st, hd, body.decode("utf-8", "replace")
 
+    def master_cmd(self, cmd):
+        """Send <cmd> to the master CLI; return its answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.master_sock)
+            s.sendall(cmd.encode() + b"\n")
+            if cmd != "reload":
+                s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+        return out.decode("utf-8", "replace")
+
     def log_text(self):
         with open(self.log, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -443,10 +464,11 @@ def haproxy_factory(gh_tmp, site_certs):
     """factory(mailboxes, agents=["ip:port", ...], processing="500ms") -> Haproxy."""
     made = []
 
-    def make(mailboxes, agents, processing="500ms", extra_env=None, extra_cfg=None):
+    def make(mailboxes, agents, processing="500ms", extra_env=None, extra_cfg=None,
+             master=False):
         d = os.path.join(gh_tmp, "haproxy-%d" % free_port())
         os.makedirs(d)
-        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg)
+        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg, master)
         made.append(h)
         return h
 

@@ -244,3 +244,42 @@ def test_haproxy_two_threads(spoa_factory, haproxy_factory, slapd_shared, memcac
         return site.get("/home/%s/" % u[0])[2]["server"] == u[1]
     with cf.ThreadPoolExecutor(8) as ex:
         assert all(ex.map(one, users))
+
+
+def test_haproxy_reload_under_load(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                   mailboxes):
+    import threading
+    kw = dict(ldap=[slapd_shared], memcached=[memcached], servers=server_table(mailboxes))
+    agents = [spoa_factory(**kw), spoa_factory(**kw)]
+    hp = haproxy_factory(mailboxes, ["127.0.0.1:%d" % a.port for a in agents], master=True)
+    assert wait_for(lambda: hp.get("/home/alice@example.com/")[2]["server"] == "mbox1", 10)
+    results, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                st, hd, body = hp.get("/home/bob@example.com/", timeout=5)
+                results.append((st, body.get("server") if isinstance(body, dict) else body))
+            except Exception as e:  # noqa: BLE001 - a failed request is the finding
+                results.append(("exc", repr(e)))
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(2):
+            hp.master_cmd("reload")
+            time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    procs = hp.master_cmd("show proc")
+    assert "worker" in procs and any(l.split()[2:3] == ["2"] for l in procs.splitlines()
+                                     if "master" in l), procs
+    assert len(results) > 20
+    bad = [r for r in results if r[0] != 200]
+    assert not bad, bad[:5]
+    # after the reloads requests are routed by the agent again
+    assert wait_for(lambda: hp.get("/home/bob@example.com/")[2]["server"] == "mbox2", 10)
+    assert hp.proc.alive()
