@@ -35,6 +35,7 @@ struct lc_stripe {
 	uint32_t cap, used;
 	uint32_t head, tail;           /* oldest, newest */
 	uint32_t free;                 /* free slot list through hnext */
+	uint32_t fresh;                /* slots [fresh, cap) never used yet */
 };
 
 /* The cache. */
@@ -124,7 +125,7 @@ struct lcache *
 lcache_new(unsigned capacity)
 {
 	struct lcache *c;
-	uint32_t per, nb, i, j;
+	uint32_t per, nb, i;
 
 	if (capacity == 0)
 		return NULL;
@@ -147,10 +148,9 @@ lcache_new(unsigned capacity)
 		if (s->bucket == NULL || s->e == NULL)
 			goto fail;
 		memset(s->bucket, 0xff, nb * sizeof(*s->bucket));
-		s->head = s->tail = NIL;
-		for (j = 0; j < per; j++)
-			s->e[j].hnext = j + 1 < per ? j + 1 : NIL;
-		s->free = 0;
+		/* slots are handed out in order: untouched memory stays unmapped */
+		s->head = s->tail = s->free = NIL;
+		s->fresh = 0;
 	}
 	return c;
 fail:
@@ -257,11 +257,15 @@ lcache_put_at(struct lcache *c, const char *key, const char *val, uint32_t ttl_m
 	/* drop a few expired entries from the old end while we are here */
 	for (k = 0; k < 4 && s->head != NIL && s->e[s->head].expires_ms <= now_ms; k++)
 		lc_remove_slot(s, s->head);
-	if (s->free == NIL)
-		lc_remove_slot(s, s->head);   /* full: evict the oldest */
-	i = s->free;
+	if (s->free == NIL && s->fresh < s->cap) {
+		i = s->fresh++;
+	} else {
+		if (s->free == NIL)
+			lc_remove_slot(s, s->head);   /* full: evict the oldest */
+		i = s->free;
+		s->free = s->e[i].hnext;
+	}
 	e = &s->e[i];
-	s->free = e->hnext;
 	e->hash = h;
 	e->expires_ms = now_ms + ttl_ms;
 	memcpy(e->key, key, klen + 1);
