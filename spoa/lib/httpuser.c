@@ -87,6 +87,10 @@ name_ok(const char *s, size_t n)
 	return 1;
 }
 
+/*
+ * Take the user from path <p> (<len>) into <out> (<outlen>). Returns 1
+ * found, 0 none, -1 malformed.
+ */
 int
 httpuser_from_path(const char *p, size_t len, char *out, size_t outlen)
 {
@@ -128,6 +132,9 @@ httpuser_from_path(const char *p, size_t len, char *out, size_t outlen)
 	return 1;
 }
 
+/*
+ * Take query parameter "User" of <q> (<len>) into <out>. Returns 1, 0, -1.
+ */
 int
 httpuser_from_query(const char *q, size_t len, char *out, size_t outlen)
 {
@@ -180,6 +187,10 @@ uuid_ok(const char *s, size_t n)
 	return 1;
 }
 
+/*
+ * Take the account id of ZM_AUTH_TOKEN <t> (<len>) into <out>. Returns
+ * 1, 0 or -1; the token is not verified.
+ */
 int
 httpuser_from_token(const char *t, size_t len, char *out, size_t outlen)
 {
@@ -295,6 +306,10 @@ b64_decode(const char *s, size_t len, unsigned char *out, size_t outlen)
 	return (int)n;
 }
 
+/*
+ * Take the user of Basic credentials <a> (<len>) into <out>; the password
+ * is wiped. Returns 1, 0 or -1.
+ */
 int
 httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen)
 {
@@ -333,6 +348,9 @@ out:
 	return rc;
 }
 
+/*
+ * Tell whether path <p> (<len>) is an ActiveSync request.
+ */
 int
 httpuser_is_activesync(const char *p, size_t len)
 {
@@ -343,6 +361,10 @@ httpuser_is_activesync(const char *p, size_t len)
 	       (len == n || p[n] == '/' || p[n] == '?');
 }
 
+/*
+ * Find the user of <r> (URL, ActiveSync, token, Basic) into <out>.
+ * Returns how it was found.
+ */
 enum httpuser_by
 httpuser_find(const struct httpuser_req *r, char *out, size_t outlen)
 {
@@ -360,6 +382,9 @@ httpuser_find(const struct httpuser_req *r, char *out, size_t outlen)
 	return HTTPUSER_NONE;
 }
 
+/*
+ * Return the name of <by>.
+ */
 const char *
 httpuser_by_name(enum httpuser_by by)
 {

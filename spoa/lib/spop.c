@@ -9,6 +9,9 @@
 
 #include "spop.h"
 
+/*
+ * Encode <v> into <buf> (<len> bytes). Returns bytes written or -1.
+ */
 int
 spop_varint_encode(uint64_t v, uint8_t *buf, size_t len)
 {
@@ -34,6 +37,10 @@ spop_varint_encode(uint64_t v, uint8_t *buf, size_t len)
 	return (int)n;
 }
 
+/*
+ * Decode a varint from <buf> (<len> bytes) into <v>. Returns bytes read,
+ * or -1 when truncated, longer than 10 bytes or over 64 bits.
+ */
 int
 spop_varint_decode(const uint8_t *buf, size_t len, uint64_t *v)
 {
@@ -101,6 +108,10 @@ rd_be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/*
+ * Parse one frame at <buf> (<len> bytes) with limit <max_frame> into <f>.
+ * Returns its size, 0 for "need more", or -1 with <*status>.
+ */
 int
 spop_frame_parse(const uint8_t *buf, size_t len, size_t max_frame,
                  struct spop_frame *f, int *status)
@@ -136,6 +147,9 @@ spop_frame_parse(const uint8_t *buf, size_t len, size_t max_frame,
 	return (int)f->size;
 }
 
+/*
+ * Decode one typed value at <*p> before <end> into <d>. Returns 0 or -1.
+ */
 int
 spop_data_parse(const uint8_t **p, const uint8_t *end, struct spop_data *d)
 {
@@ -176,6 +190,9 @@ spop_data_parse(const uint8_t **p, const uint8_t *end, struct spop_data *d)
 	return -1;   /* reserved types 10..15 */
 }
 
+/*
+ * Read the next KV item of <it>. Returns 1, 0 at the end, -1 if malformed.
+ */
 int
 spop_kv_next(struct spop_iter *it, struct spop_str *name, struct spop_data *value)
 {
@@ -189,6 +206,9 @@ spop_kv_next(struct spop_iter *it, struct spop_str *name, struct spop_data *valu
 	return 1;
 }
 
+/*
+ * Tell whether <s> equals <lit>.
+ */
 int
 spop_str_eq(struct spop_str s, const char *lit)
 {
@@ -197,6 +217,9 @@ spop_str_eq(struct spop_str s, const char *lit)
 	return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
 }
 
+/*
+ * Tell whether comma-separated <list> holds token <tok>.
+ */
 int
 spop_list_has(struct spop_str list, const char *tok)
 {
@@ -236,6 +259,9 @@ data_uint(const struct spop_data *d, uint64_t *u)
 	}
 }
 
+/*
+ * Parse HAPROXY-HELLO <f> into <h>. Returns 0, or -1 with <*status>.
+ */
 int
 spop_hello_parse(const struct spop_frame *f, struct spop_hello *h, int *status)
 {
@@ -303,6 +329,9 @@ spop_hello_parse(const struct spop_frame *f, struct spop_hello *h, int *status)
 	return 0;
 }
 
+/*
+ * Parse DISCONNECT <f> into <d>. Returns 0 or -1.
+ */
 int
 spop_disconnect_parse(const struct spop_frame *f, struct spop_disconnect *d)
 {
@@ -331,6 +360,9 @@ spop_disconnect_parse(const struct spop_frame *f, struct spop_disconnect *d)
 	return r < 0 ? -1 : 0;
 }
 
+/*
+ * Point <it> at the messages of NOTIFY <f>.
+ */
 void
 spop_notify_begin(const struct spop_frame *f, struct spop_iter *it)
 {
@@ -338,6 +370,9 @@ spop_notify_begin(const struct spop_frame *f, struct spop_iter *it)
 	it->end = f->payload + f->payload_len;
 }
 
+/*
+ * Read and validate the next message of <it> into <m>. Returns 1, 0, -1.
+ */
 int
 spop_msg_next(struct spop_iter *it, struct spop_msg *m)
 {
@@ -366,6 +401,9 @@ spop_msg_next(struct spop_iter *it, struct spop_msg *m)
 	return 1;
 }
 
+/*
+ * Read the next argument of <m>. Returns 1, or 0 after the last.
+ */
 int
 spop_arg_next(struct spop_msg *m, struct spop_str *name, struct spop_data *value)
 {
@@ -458,6 +496,9 @@ wr_kv_str(struct spop_writer *w, const char *key, const char *s, size_t len)
 	wr_str(w, s, len);
 }
 
+/*
+ * Write AGENT-HELLO for <max_frame> into <buf> (<len>). Returns size or -1.
+ */
 int
 spop_agent_hello_encode(uint8_t *buf, size_t len, uint32_t max_frame)
 {
@@ -473,6 +514,10 @@ spop_agent_hello_encode(uint8_t *buf, size_t len, uint32_t max_frame)
 	return wr_end(&w);
 }
 
+/*
+ * Write AGENT-DISCONNECT <status>/<msg> into <buf> (<len>). Returns size
+ * or -1.
+ */
 int
 spop_agent_disconnect_encode(uint8_t *buf, size_t len, uint32_t status, const char *msg)
 {
@@ -489,6 +534,9 @@ spop_agent_disconnect_encode(uint8_t *buf, size_t len, uint32_t status, const ch
 	return wr_end(&w);
 }
 
+/*
+ * Start ACK <sid>/<fid> in <w> over <buf> (<len>), frame limit <max_frame>.
+ */
 void
 spop_ack_begin(struct spop_writer *w, uint8_t *buf, size_t len, size_t max_frame,
                uint64_t sid, uint64_t fid)
@@ -496,6 +544,9 @@ spop_ack_begin(struct spop_writer *w, uint8_t *buf, size_t len, size_t max_frame
 	wr_begin(w, buf, len, max_frame, SPOP_FRM_ACK, sid, fid);
 }
 
+/*
+ * Append set-var <scope>.<name> = <v> to <w>. Returns 0, or -1 (left out).
+ */
 int
 spop_ack_set_var(struct spop_writer *w, enum spop_scope scope, const char *name,
                  const struct spop_data *v)
@@ -548,6 +599,9 @@ spop_ack_set_var(struct spop_writer *w, enum spop_scope scope, const char *name,
 	return 0;
 }
 
+/*
+ * Append set-var <name> = string <s> (<len> bytes). Returns 0 or -1.
+ */
 int
 spop_ack_set_str(struct spop_writer *w, enum spop_scope scope, const char *name,
                  const char *s, size_t len)
@@ -560,6 +614,9 @@ spop_ack_set_str(struct spop_writer *w, enum spop_scope scope, const char *name,
 	return spop_ack_set_var(w, scope, name, &d);
 }
 
+/*
+ * Append set-var <name> = integer <i>. Returns 0 or -1.
+ */
 int
 spop_ack_set_int(struct spop_writer *w, enum spop_scope scope, const char *name, int64_t i)
 {
@@ -572,6 +629,9 @@ spop_ack_set_int(struct spop_writer *w, enum spop_scope scope, const char *name,
 	return spop_ack_set_var(w, scope, name, &d);
 }
 
+/*
+ * Append set-var <name> = boolean <b>. Returns 0 or -1.
+ */
 int
 spop_ack_set_bool(struct spop_writer *w, enum spop_scope scope, const char *name, int b)
 {
@@ -582,6 +642,9 @@ spop_ack_set_bool(struct spop_writer *w, enum spop_scope scope, const char *name
 	return spop_ack_set_var(w, scope, name, &d);
 }
 
+/*
+ * Finish the ACK in <w>. Returns its size, or -1 (overflow, no action).
+ */
 int
 spop_ack_end(struct spop_writer *w)
 {
@@ -590,6 +653,9 @@ spop_ack_end(struct spop_writer *w)
 	return wr_end(w);
 }
 
+/*
+ * Return the text of SPOP status <st>.
+ */
 const char *
 spop_status_str(int st)
 {

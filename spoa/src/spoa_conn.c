@@ -30,6 +30,10 @@ our_max_frame(const struct spoa *sp)
 	return m;
 }
 
+/*
+ * Take over accepted socket <fd> from <peer> as a new HAProxy connection of
+ * <sp>. On allocation failure the socket is closed and logged.
+ */
 void
 spoa_conn_accept(struct spoa *sp, int fd, const char *peer)
 {
@@ -69,6 +73,10 @@ spoa_conn_accept(struct spoa *sp, int fd, const char *peer)
 	log_debug(&sp->log, "connection from %s", peer);
 }
 
+/*
+ * Close <c>: stop its watchers, cancel its in-flight requests, free it.
+ * <c> is invalid afterwards.
+ */
 void
 spoa_conn_close(struct spoa_conn *c)
 {
@@ -128,6 +136,10 @@ conn_flush(struct spoa_conn *c)
 	return 0;
 }
 
+/*
+ * Queue whole frame <frame> of <len> bytes on <c> and write what the socket
+ * takes. Returns 0, or -1 when <c> was closed (write error, backlog).
+ */
 int
 spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
 {
@@ -191,6 +203,10 @@ conn_disconnect(struct spoa_conn *c, int status, const char *msg)
 	return spoa_conn_send(c, buf, (size_t)n);
 }
 
+/*
+ * Start draining <c>: an idle connection is sent AGENT-DISCONNECT now, a
+ * busy one after its last answer.
+ */
 void
 spoa_conn_drain(struct spoa_conn *c)
 {
@@ -202,6 +218,11 @@ spoa_conn_drain(struct spoa_conn *c)
 		conn_disconnect(c, SPOP_ST_NORMAL, "agent shutting down");
 }
 
+/*
+ * Send ACK <ack> (<len> bytes) for request <r> (unlinked from <c> first;
+ * NULL for none) and, when draining and idle, the AGENT-DISCONNECT.
+ * Returns 0, or -1 when <c> is gone.
+ */
 int
 spoa_conn_answer(struct spoa_conn *c, struct spoa_req *r, const uint8_t *ack, size_t len)
 {

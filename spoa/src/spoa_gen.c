@@ -10,6 +10,11 @@
 #include "cfg.h"
 #include "spoa.h"
 
+/*
+ * Load the configuration of <sp> and build a generation from it (agent,
+ * job queue, port). Returns it with one reference, or NULL with the
+ * reason in <err> (<errlen> bytes).
+ */
 struct spoa_gen *
 spoa_gen_new(struct spoa *sp, char *err, size_t errlen)
 {
@@ -70,6 +75,10 @@ gen_free_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	gen_free(w->data);
 }
 
+/*
+ * Drop one reference to <g> of <sp>; the last one frees it (from a fresh
+ * loop iteration while the loop runs).
+ */
 void
 spoa_gen_put(struct spoa *sp, struct spoa_gen *g)
 {

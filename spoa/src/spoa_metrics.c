@@ -165,6 +165,10 @@ metrics_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_start(loop, &m->t);
 }
 
+/*
+ * Serve metrics of <sp> on "<ip>:<port>" <addr> (empty: off). Returns 0,
+ * or -1 (logged) when the address is bad or cannot be bound.
+ */
 int
 spoa_metrics_start(struct spoa *sp, const char *addr)
 {
@@ -196,6 +200,9 @@ spoa_metrics_start(struct spoa *sp, const char *addr)
 	return 0;
 }
 
+/*
+ * Stop serving metrics for <sp>.
+ */
 void
 spoa_metrics_stop(struct spoa *sp)
 {

@@ -275,6 +275,10 @@ req_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	jobq_cancel(job);                         /* release() frees r */
 }
 
+/*
+ * Cancel request <r> whose connection is gone: stop its deadline and
+ * cancel its job (the release callback frees it), or free it now.
+ */
 void
 spoa_msg_req_cancel(struct spoa_req *r)
 {
@@ -337,6 +341,10 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 	}
 }
 
+/*
+ * Handle NOTIFY <f> received on <c>: answer from the cache at once or
+ * queue the lookup. Returns 0, -1 when <c> is gone, 1 when <f> is invalid.
+ */
 int
 spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 {
