@@ -39,6 +39,7 @@ NGX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
 MESSAGE_MB = 50
 LOGIN_CLIENTS = 50
 IDLE_CONNS = 5000
+LOGIN_ROUNDS = 2   # login runs per target, alternating; the best is reported
 
 # Appended to the fixture's dovecot.conf: room for 5,000 sessions from one IP.
 DOVECOT_EXTRA = """
@@ -321,23 +322,28 @@ def main():
                 print("%s: warm-up had %d failed logins of %d: %s"
                       % (t.name, w["failures"], len(users), r.stderr.strip()[-300:]))
 
-        # ---- logins per second
+        # ---- logins per second: LOGIN_ROUNDS rounds, targets alternating, best kept
+        for rnd in range(LOGIN_ROUNDS):
+            for t in targets:
+                if t.note:
+                    continue
+                c0 = t.cpu()
+                w, r = run_load(load, ["--mode", "login", "--port", t.port, "--users",
+                                       users_file, "--clients", LOGIN_CLIENTS, "--seconds",
+                                       a.seconds], a.seconds + 60)
+                c1 = t.cpu()
+                if not w.get("logins"):
+                    print("%s: login run failed: %s" % (t.name, r.stderr.strip()[-300:]))
+                    continue
+                w["cpu_ms_per_login"] = (c1 - c0) * 1e3 / w["logins"]
+                print("round %d %-20s logins/s %6.0f  p50 %6.2f ms  p99 %6.2f ms  failures %d  "
+                      "CPU %.3f ms/login" % (rnd + 1, t.name, w["rate"], w["p50_ms"],
+                                             w["p99_ms"], w["failures"], w["cpu_ms_per_login"]))
+                if w["rate"] > t.res.get("rate", 0):
+                    t.res.update(w)
         for t in targets:
-            if t.note:
-                continue
-            c0 = t.cpu()
-            w, r = run_load(load, ["--mode", "login", "--port", t.port, "--users", users_file,
-                                   "--clients", LOGIN_CLIENTS, "--seconds", a.seconds],
-                            a.seconds + 60)
-            c1 = t.cpu()
-            if not w.get("logins"):
-                t.note = "login run failed: %s" % r.stderr.strip()[-300:]
-                continue
-            t.res.update(w)
-            t.res["cpu_ms_per_login"] = (c1 - c0) * 1e3 / w["logins"]
-            print("%-20s logins/s %8.0f  p50 %.2f ms  p99 %.2f ms  failures %d  CPU %.3f ms/login"
-                  % (t.name, w["rate"], w["p50_ms"], w["p99_ms"], w["failures"],
-                     t.res["cpu_ms_per_login"]))
+            if not t.note and "rate" not in t.res:
+                t.note = "every login run failed"
 
         # ---- relay: 50 MB FETCH
         for t in targets:
@@ -384,9 +390,9 @@ def main():
                          "%s/%s" % (r.get("idle_ok", "-"), idle_n),
                          bl.fmt(r.get("p99_ms"), "%.2f")])
         print()
-        print("IMAP, everything on 127.0.0.1 (one 2-core machine); logins: %d clients, %ds; "
-              "relay: %d MB FETCH; idle: %d connections" % (LOGIN_CLIENTS, int(a.seconds),
-                                                             MESSAGE_MB, idle_n))
+        print("IMAP, everything on 127.0.0.1 (one 2-core machine); logins: %d clients, %ds, best of %d "
+              "alternating rounds; relay: %d MB FETCH; idle: %d connections" % (LOGIN_CLIENTS, int(a.seconds),
+                                                             LOGIN_ROUNDS, MESSAGE_MB, idle_n))
         bl.table(["path", "logins/s", "x direct", "CPU ms/login", "relay MB/s", "x direct",
                   "kB/idle conn", "idle ok", "login p99 ms"], rows)
         print()
