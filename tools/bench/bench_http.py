@@ -254,7 +254,12 @@ def main():
                 continue
             c0 = bl.cpu_seconds(spoa.proc.pid) if (name != "plain" and spoa) else None
             h0 = bl.cpu_seconds(hp.proc.pid)
-            w, raw = run_wrk(hp.http_port, a.seconds, threads, conns)
+            with bl.Profile("gatehouse-spoa-" + name, spoa.proc.pid if (name != "plain" and spoa)
+                            else None) as prof:
+                w, raw = run_wrk(hp.http_port, a.seconds, threads, conns)
+            if prof.syscalls and w.get("requests"):
+                print("%s: %.2f agent syscalls per request (under strace)"
+                      % (name, prof.syscalls / w["requests"]))
             h1 = bl.cpu_seconds(hp.proc.pid)
             c1 = bl.cpu_seconds(spoa.proc.pid) if (name != "plain" and spoa) else None
             if w["rps"] is None:

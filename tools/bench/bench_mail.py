@@ -328,10 +328,15 @@ def main():
                 if t.note:
                     continue
                 c0 = t.cpu()
-                w, r = run_load(load, ["--mode", "login", "--port", t.port, "--users",
-                                       users_file, "--clients", LOGIN_CLIENTS, "--seconds",
-                                       a.seconds], a.seconds + 60)
+                prof_pid = t.pids()[0] if rnd == 0 and t.name != "dovecot direct" else None
+                with bl.Profile(t.name.replace(" ", "-"), prof_pid) as prof:
+                    w, r = run_load(load, ["--mode", "login", "--port", t.port, "--users",
+                                           users_file, "--clients", LOGIN_CLIENTS, "--seconds",
+                                           a.seconds], a.seconds + 60)
                 c1 = t.cpu()
+                if prof.syscalls and w.get("logins"):
+                    print("%s: %.1f syscalls per login (under strace)"
+                          % (t.name, prof.syscalls / w["logins"]))
                 if not w.get("logins"):
                     print("%s: login run failed: %s" % (t.name, r.stderr.strip()[-300:]))
                     continue

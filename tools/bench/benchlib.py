@@ -7,6 +7,8 @@ import argparse
 import os
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,3 +157,70 @@ def fmt(v, spec="%.2f", none="-"):
 
 def now():
     return time.monotonic()
+
+
+class Profile:
+    """Optional profiling of process <pid> for the duration of a `with`
+    block, printed afterwards; otherwise does nothing.
+    $GH_BENCH_PERF=DIR: `perf record -g` into DIR, top of `perf report`.
+    $GH_BENCH_STRACE=DIR: `strace -c -f` (syscall counts; slows the process a
+    lot, so the figures of that run are meaningless). .syscalls is the total
+    count afterwards."""
+
+    def __init__(self, name, pid, top=25):
+        self.dir = os.environ.get("GH_BENCH_PERF")
+        self.sdir = os.environ.get("GH_BENCH_STRACE")
+        self.name, self.pid, self.top = name, pid, top
+        self.p = None
+        self.data = None
+        self.syscalls = None
+
+    def __enter__(self):
+        if self.sdir and self.pid is not None and shutil.which("strace"):
+            os.makedirs(self.sdir, exist_ok=True)
+            self.data = os.path.join(self.sdir, "%s.strace" % self.name)
+            self.p = subprocess.Popen(["strace", "-c", "-f", "-p", str(self.pid), "-o",
+                                       self.data], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            return self
+        perf = shutil.which("perf")
+        if not self.dir or not perf or self.pid is None:
+            return self
+        os.makedirs(self.dir, exist_ok=True)
+        self.data = os.path.join(self.dir, "%s.perf.data" % self.name)
+        self.p = subprocess.Popen([perf, "record", "-q", "-F", "999", "-g", "-p", str(self.pid),
+                                   "-o", self.data], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc):
+        if self.p is None:
+            return False
+        self.p.send_signal(signal.SIGINT)
+        try:
+            self.p.wait(30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(5)
+        if self.sdir:
+            with open(self.data) as f:
+                text = f.read()
+            print("syscalls of %s (pid %d), %s:" % (self.name, self.pid, self.data))
+            for ln in text.splitlines()[:self.top]:
+                print("   " + ln)
+            m = [ln.split() for ln in text.splitlines() if ln.strip().endswith("total")]
+            if m:
+                try:
+                    self.syscalls = int(m[-1][3])
+                except (ValueError, IndexError):
+                    pass
+            return False
+        r = subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
+                            "-g", "none", "--percent-limit", "1", "--sort", "dso,sym"],
+                           capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+        print("perf profile of %s (pid %d), %s:" % (self.name, self.pid, self.data))
+        for ln in lines[:self.top]:
+            print("   " + ln)
+        return False
