@@ -40,12 +40,40 @@ def _subdir(base, prefix):
     return d
 
 
+def _remove_stale_dirs():
+    """Remove /tmp/gh-it-* directories left by runs that were killed (their
+    "owner" file names a PID that no longer exists and is over 6 hours
+    old). Never touches a directory whose owner still runs, a recent one,
+    or one without an owner file."""
+    import glob
+    import time
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), "gh-it-*")):
+        try:
+            if time.time() - os.stat(os.path.join(d, "owner")).st_mtime < 6 * 3600:
+                continue
+            with open(os.path.join(d, "owner")) as f:
+                pid = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            continue
+
+
 @pytest.fixture(scope="session")
 def gh_tmp():
     """The session's temporary directory (0755 so dovecot's unprivileged
-    processes can traverse it). Removed at the end unless GH_KEEP=1."""
+    processes can traverse it). Removed at the end unless GH_KEEP=1;
+    directories of earlier killed runs are removed at the start."""
+    _remove_stale_dirs()
     d = tempfile.mkdtemp(prefix="gh-it-")
     os.chmod(d, 0o755)
+    with open(os.path.join(d, "owner"), "w") as f:
+        f.write("%d\n" % os.getpid())
     yield d
     gh_procs.stop_all()
     if os.environ.get("GH_KEEP") != "1":

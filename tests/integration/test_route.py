@@ -285,10 +285,6 @@ def test_first_ldap_uri_dead(make_conf, gatehouse, slapd_shared, memcached):
     assert time.monotonic() - t < 2.0
 
 
-@pytest.mark.xfail(reason="library: spoa/lib/dir.c hands the URI list to ldap_initialize(), and "
-                          "libldap only fails over when connect() fails; a server that accepts "
-                          "but never answers times the bind out without trying the next URI",
-                   strict=False)
 def test_first_ldap_uri_unresponsive(make_conf, gatehouse, slapd_shared, memcached):
     """A server that accepts TCP but never answers: the connect/search timeout
     (1 s here) moves on to the next URI."""
