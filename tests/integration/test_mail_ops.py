@@ -116,3 +116,34 @@ def test_http_request_on_imap_port_not_reflected(mailproxy):
         out = _read_until(s, b"never", timeout=5)
     assert b"<script>" not in out and b"secret" not in out
     assert b"* BYE" in out
+
+
+def test_upstream_tls_verified(mailproxy, dovecots):
+    mp = mailproxy(upstream_tls=True, upstream_verify=True)
+    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
+    assert c.login("alice@example.com", password("alice@example.com"))[0] == "OK"
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+    with socket.create_connection(("127.0.0.1", mp.pop3), timeout=10) as s:
+        _read_until(s, b"\r\n")
+        s.sendall(b"USER bob@example.com\r\nPASS %s\r\nQUIT\r\n"
+                  % password("bob@example.com").encode())
+        out = _read_until(s, b"never")
+    assert out.count(b"+OK") == 3, out
+
+
+def test_upstream_tls_bad_certificate_is_temporary(mailproxy, dovecots, gh_tmp):
+    from gh import certs as gh_certs
+    other_ca = gh_certs.make_ca(gh_tmp + "/other-ca-%d" % ports.free_port())
+    mp = mailproxy(upstream_tls=True, upstream_verify=True, upstream_ca=other_ca.cert)
+    with socket.create_connection(("127.0.0.1", mp.imap), timeout=10) as s:
+        _read_until(s, b"\r\n")
+        s.sendall(b'a LOGIN alice@example.com "%s"\r\n' % password("alice@example.com").encode())
+        try:
+            out = _read_until(s, b"\r\na ")
+        except socket.timeout:
+            raise AssertionError(mp.log_text()[-3000:])
+        if not out.endswith(b"\r\n"):
+            out += _read_until(s, b"\r\n")
+    assert b"a NO [UNAVAILABLE]" in out, mp.log_text()[-3000:]
+    assert "certificate verification failed" in mp.log_text()

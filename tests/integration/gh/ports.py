@@ -1,19 +1,45 @@
-"""Free loopback ports and waiting for a listener."""
+"""Free loopback ports and waiting for a listener.
+
+Ports are drawn at random below the kernel's ephemeral range, so that an
+outgoing connection (which takes an ephemeral port) can never grab a port a
+fixture is about to listen on, and concurrent test runs rarely meet.
+"""
+import random
 import socket
 import time
 
 _handed_out = set()
+_rng = random.SystemRandom()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_LOW = 20000
+_HIGH = max(_LOW + 1000, min(_ephemeral_low(), 65536)) - 1
+
+
+def _can_bind(fam, host, port):
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
 
 
 def free_port(host="127.0.0.1"):
     """Return a TCP port on <host> that is free now and was not handed out
     before in this process (so two fixtures never get the same one)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(200):
-        with socket.socket(fam, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out and port >= 1024:
+    for _ in range(500):
+        port = _rng.randint(_LOW, _HIGH)
+        if port not in _handed_out and _can_bind(fam, host, port):
             _handed_out.add(port)
             return port
     raise RuntimeError("no free port found")
