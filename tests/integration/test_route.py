@@ -470,3 +470,30 @@ def test_name_with_space_hashed_negative_key(env):
     r = env.gh.route("a b@example.com")
     assert r.rc == 1 and r.status == "unknown", r
     assert env.cached("n:", "a b@example.com") == "-"
+
+
+# --- in a long-running process ---------------------------------------------
+
+def test_rebind_after_ldap_restart_in_a_daemon(mailproxy_factory, slapd, memcached, dovecots):
+    """The library keeps one LDAP handle per worker in a daemon: after slapd
+    restarts (same port), the next uncached lookup reconnects and rebinds.
+    Driven through gatehouse-mailproxy logins, each of an uncached user."""
+    import imaplib
+    mp = mailproxy_factory(ldap=[slapd], memcached=[memcached], dovecots=dovecots,
+                           mailproxy={"threads": 1})
+
+    def login(user):
+        c = imaplib.IMAP4("127.0.0.1", mp.imap)
+        try:
+            return c.login(user, gen_ldif.password_for(user))[0]
+        finally:
+            c.logout()
+
+    assert login("bob@example.com") == "OK"
+    dovecots["mbox2"].wait_login("bob@example.com")
+    slapd.stop()
+    slapd.start()
+    assert login("carol@example.org") == "OK"
+    dovecots["mbox3"].wait_login("carol@example.org")
+    assert login("user0004@example.com") == "OK"
+    dovecots[gen_ldif.user("user0004@example.com")["host"]].wait_login("user0004@example.com")
