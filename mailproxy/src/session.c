@@ -97,7 +97,6 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	struct mp *mp = li->mp;
 	struct session *s;
 	socklen_t llen = sizeof(s->local);
-	char buf[80];
 	int one = 1;
 
 	s = calloc(1, sizeof(*s));
@@ -119,7 +118,6 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 		s->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	else if (sa->sa_family == AF_INET6)
 		s->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-	(void)buf;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	ev_io_init(&s->cl.io, session_cb, fd, 0);
