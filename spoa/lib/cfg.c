@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "cfg.h"
+#include "cidr.h"
 #include "parse.h"
 
 enum kw_type {
@@ -24,6 +25,7 @@ enum kw_type {
 	KW_BOOL,      /* int 0/1 */
 	KW_ADDRLIST,  /* struct cfg_list of "ip:port" checked at load */
 	KW_FILTER,    /* a filter with at least one %s and no other % */
+	KW_CIDRLIST,  /* struct cfg_list of CIDRs or addresses, checked at load */
 };
 
 /* One configuration key. */
@@ -78,7 +80,7 @@ static const struct kw keywords[] = {
 	  "Login rejected for this location" },
 	{ "throttle", "user_reject_message", KW_STR, S(throttle, user_reject_message), 0,
 	  "Login rejected for this user" },
-	{ "throttle", "whitelist", KW_LIST, S(throttle, whitelist), 0, NULL },
+	{ "throttle", "whitelist", KW_CIDRLIST, S(throttle, whitelist), 0, NULL },
 
 	{ "spoa", "listen", KW_ADDRLIST, S(spoa, listen), 0, NULL },
 	{ "spoa", "threads", KW_U32, S(spoa, threads), 256, "4" },
@@ -167,9 +169,12 @@ set_string(char *dst, size_t size, const char *value)
 	return 0;
 }
 
-/* Append the space-separated words of <value> to <list>. */
+/*
+ * Append the space-separated words of <value> to <list>; <check> 1 requires
+ * each to be ip:port, 2 an address or CIDR.
+ */
 static int
-set_list(struct cfg_list *list, const char *value, int check_addr)
+set_list(struct cfg_list *list, const char *value, int check)
 {
 	char buf[CFG_STR_MAX * 2];
 	char *save = NULL, *tok;
@@ -179,11 +184,16 @@ set_list(struct cfg_list *list, const char *value, int check_addr)
 	for (tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		if (list->n >= CFG_MAX_LISTS)
 			return -1;
-		if (check_addr) {
+		if (check == 1) {
 			struct sockaddr_storage ss;
 			socklen_t len;
 
 			if (parse_addr(tok, 0, &ss, &len) < 0)
+				return -1;
+		} else if (check == 2) {
+			struct cidr c;
+
+			if (cidr_parse(tok, &c) < 0)
 				return -1;
 		}
 		if (set_string(list->item[list->n], sizeof(list->item[0]), tok) < 0)
@@ -231,6 +241,9 @@ kw_set(struct gh_config *cfg, const struct kw *k, const char *value, const char 
 	case KW_ADDRLIST:
 		*why = "expected ip:port or [ipv6]:port entries";
 		return set_list((struct cfg_list *)(void *)base, value, 1);
+	case KW_CIDRLIST:
+		*why = "expected IPv4 or IPv6 addresses or CIDRs (192.0.2.0/24, 2001:db8::/32)";
+		return set_list((struct cfg_list *)(void *)base, value, 2);
 	case KW_U32:
 		*why = "expected a whole number in range";
 		if (parse_uint(value, k->max, &v) < 0)
@@ -396,11 +409,13 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 
 		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
 			continue;
-		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST) {
+		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST &&
+		    k->type != KW_CIDRLIST) {
 			load_fail(ld, name, "duplicate key in [%s]", section);
 			return 0;
 		}
-		if (!ld->seen[i] && (k->type == KW_LIST || k->type == KW_ADDRLIST))
+		if (!ld->seen[i] && (k->type == KW_LIST || k->type == KW_ADDRLIST ||
+		                    k->type == KW_CIDRLIST))
 			((struct cfg_list *)(void *)((char *)ld->cfg + k->off))->n = 0;
 		ld->seen[i] = 1;
 		if (kw_set(ld->cfg, k, value, &why) < 0) {

@@ -249,6 +249,10 @@ test_bad_values(void **state)
 	fails(state, "[ldap]\naccount_filter = (mail=*)\n", 0, "%s", 2);
 	fails(state, "[ldap]\nid_filter = (x=%d)\n", 0, "id_filter", 2);
 	fails(state, "[ldap]\nid_filter = (x=%s)%\n", 0, "id_filter", 2);
+	/* KW_CIDRLIST: every whitelist entry must be an address or CIDR */
+	fails(state, "[throttle]\nwhitelist = 10.0.0.0/8 office\n", 0, "CIDR", 2);
+	fails(state, "[throttle]\nwhitelist = 10.0.0.0/33\n", 0, "whitelist", 2);
+	fails(state, "[throttle]\nwhitelist = ::1/129\n", 0, "whitelist", 2);
 	/* KW_LIST: too many entries */
 	fails(state, "[memcached]\nservers = a b c d e f g h i j k l m n o p q\n", 0, "too many", 2);
 	/* KW_STR: too long for the field */
