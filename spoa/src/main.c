@@ -215,6 +215,7 @@ main(int argc, char **argv)
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
 	sp.mfd = -1;
 	TAILQ_INIT(&sp.conns);
+	spoa_conn_init(&sp);
 	sp.gen = spoa_gen_new(&sp, err, sizeof(err));
 	if (sp.gen == NULL) {
 		log_err(&sp.log, "spoa: %s", err);
@@ -241,6 +242,7 @@ main(int argc, char **argv)
 out:
 	sp.stopped = 1;
 	ev_timer_stop(sp.loop, &sp.drain_w);
+	spoa_conn_flush_pending(&sp);   /* what the last iteration queued */
 	while ((c = TAILQ_FIRST(&sp.conns)) != NULL)
 		spoa_conn_close(c);
 	listen_close(&sp);

@@ -77,6 +77,8 @@ struct spoa {
 	int stopped;                      /* the loop has returned */
 	unsigned nconns;
 	TAILQ_HEAD(, spoa_conn) conns;
+	TAILQ_HEAD(, spoa_conn) dirty;    /* output queued, not yet written */
+	ev_prepare flush_w;               /* writes <dirty> before the loop blocks */
 	_Atomic uint64_t c[SC__COUNT];
 	struct metrics_hist ack_latency;
 };
@@ -103,8 +105,10 @@ struct spoa_conn {
 	uint8_t *out;
 	size_t out_off, out_len, out_size;
 	unsigned inflight;
+	int dirty;                    /* on sp->dirty */
 	TAILQ_HEAD(, spoa_req) reqs;
 	TAILQ_ENTRY(spoa_conn) link;
+	TAILQ_ENTRY(spoa_conn) dlink; /* sp->dirty */
 	char peer[SPOA_IP_MAX];
 };
 
@@ -142,7 +146,9 @@ struct spoa_req {
 };
 
 /* spoa_conn.c */
+void spoa_conn_init(struct spoa *sp);
 void spoa_conn_accept(struct spoa *sp, int fd, const char *peer);
+void spoa_conn_flush_pending(struct spoa *sp);
 int spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len);
 int spoa_conn_answer(struct spoa_conn *c, struct spoa_req *r, const uint8_t *ack, size_t len);
 void spoa_conn_drain(struct spoa_conn *c);

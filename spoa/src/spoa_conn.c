@@ -3,6 +3,9 @@
  * DISCONNECT in both directions), a bounded input buffer holding at most
  * one frame of the negotiated size, and an output buffer that only ever
  * receives whole frames and is flushed with partial writes and EV_WRITE.
+ * Frames queued during one loop iteration (a read batch, a batch of job
+ * completions) are written together by one ev_prepare watcher, just
+ * before the loop waits again: one write() per batch, not per ACK.
  * A connection is freed only by spoa_conn_close(), which stops every
  * watcher and cancels its in-flight requests first.
  */
@@ -18,6 +21,71 @@
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+static int conn_flush(struct spoa_conn *c);
+
+/*
+ * Set up the deferred-output machinery of <sp> (the dirty list and its
+ * ev_prepare watcher, started only while the list is not empty).
+ */
+void
+spoa_conn_init(struct spoa *sp)
+{
+	TAILQ_INIT(&sp->dirty);
+	ev_prepare_init(&sp->flush_w, conn_flush_all_cb);
+	sp->flush_w.data = sp;
+}
+
+/* Put <c> on the list written before the loop blocks, once. */
+static void
+conn_mark_dirty(struct spoa_conn *c)
+{
+	struct spoa *sp = c->sp;
+
+	if (c->dirty)
+		return;
+	if (TAILQ_EMPTY(&sp->dirty))
+		ev_prepare_start(sp->loop, &sp->flush_w);
+	c->dirty = 1;
+	TAILQ_INSERT_TAIL(&sp->dirty, c, dlink);
+}
+
+/* Take <c> off the dirty list, if it is on it. */
+static void
+conn_unmark_dirty(struct spoa_conn *c)
+{
+	struct spoa *sp = c->sp;
+
+	if (!c->dirty)
+		return;
+	c->dirty = 0;
+	TAILQ_REMOVE(&sp->dirty, c, dlink);
+	if (TAILQ_EMPTY(&sp->dirty))
+		ev_prepare_stop(sp->loop, &sp->flush_w);
+}
+
+/*
+ * Write the output queued on every connection of <sp> (each write may
+ * close its own connection, e.g. one saying goodbye).
+ */
+void
+spoa_conn_flush_pending(struct spoa *sp)
+{
+	struct spoa_conn *c;
+
+	/* conn_flush() takes <c> off the list before it may close it. */
+	while ((c = TAILQ_FIRST(&sp->dirty)) != NULL)
+		conn_flush(c);
+}
+
+/* Before the loop blocks: write what this iteration queued. */
+static void
+conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	spoa_conn_flush_pending(w->data);
+}
 
 /* Return the SPOP frame size we offer, from the configuration. */
 static uint32_t
@@ -86,6 +154,7 @@ spoa_conn_close(struct spoa_conn *c)
 	ev_io_stop(sp->loop, &c->rio);
 	ev_io_stop(sp->loop, &c->wio);
 	ev_timer_stop(sp->loop, &c->idle);
+	conn_unmark_dirty(c);
 	/* In-flight lookups: their answers have nowhere to go. */
 	while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
 		TAILQ_REMOVE(&c->reqs, r, link);
@@ -111,6 +180,7 @@ conn_flush(struct spoa_conn *c)
 {
 	struct spoa *sp = c->sp;
 
+	conn_unmark_dirty(c);
 	while (c->out_off < c->out_len) {
 		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 
@@ -137,8 +207,9 @@ conn_flush(struct spoa_conn *c)
 }
 
 /*
- * Queue whole frame <frame> of <len> bytes on <c> and write what the socket
- * takes. Returns 0, or -1 when <c> was closed (write error, backlog).
+ * Queue whole frame <frame> of <len> bytes on <c>; it is written before
+ * the loop next waits (or by the write watcher when the socket is full).
+ * Returns 0, or -1 when <c> was closed (backlog, out of memory).
  */
 int
 spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
@@ -174,9 +245,9 @@ spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
 	memcpy(c->out + c->out_len, frame, len);
 	c->out_len += len;
 	spoa_count(c->sp, SC_FRAMES_OUT);
-	if (ev_is_active(&c->wio))
-		return 0;   /* the write watcher will flush it */
-	return conn_flush(c);
+	if (!ev_is_active(&c->wio))
+		conn_mark_dirty(c);   /* else the write watcher flushes it */
+	return 0;
 }
 
 /*
