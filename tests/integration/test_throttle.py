@@ -44,16 +44,21 @@ def rejected(r, verdict):
     assert r.rc == 1 and r.get("allowed") is False and r.get("verdict") == verdict, r
 
 
+class Overloaded(Exception):
+    """A check failed open: memcached did not answer within the timeout."""
+
+
 def parallel_checks(gh, pairs):
     """Start every (ip, user) check at once; return the list of exit codes.
-    A fail-open answer (memcached too slow on a loaded machine) would make
-    the count meaningless: it fails the test with its own message."""
+    Raise Overloaded when one failed open (a process starved for seconds on
+    a loaded machine): its attempt may or may not have been counted, so the
+    round proves nothing either way. Other errors fail the test."""
     import json
     started = [gh.popen_throttle_check(ip, user)[1] for ip, user in pairs]
-    rcs, verdicts = [], []
+    rcs, verdicts, errs = [], [], []
     for p in started:
         try:
-            out, _ = p.communicate(timeout=60)
+            out, err = p.communicate(timeout=60)
         finally:
             if p.poll() is None:
                 p.kill()
@@ -62,24 +67,43 @@ def parallel_checks(gh, pairs):
             verdicts.append(json.loads(out)["verdict"])
         except (ValueError, KeyError, TypeError):
             verdicts.append("rc=%s" % p.returncode)
-    assert "fail-open" not in verdicts, ("memcached timed out under load", verdicts)
+        if p.returncode not in (0, 1):
+            errs.append(err.decode("utf-8", "replace")[:1500])
+    if errs:
+        raise AssertionError("errors under load: verdicts %s\n%s"
+                             % (verdicts, "\n---\n".join(errs)))
+    if "fail-open" in verdicts:
+        raise Overloaded(verdicts)
     return rcs
 
 
-@pytest.mark.parametrize("ip", ["192.0.2.10", "192.0.2.11", "2001:db8:77::1"])
+def exact_round(thr, limit_keys, make_pairs, limit, tries=3):
+    """Run one race of K checks (fresh counters each try) and check that
+    exactly <limit> were allowed; a round spoiled by fail-open is re-run."""
+    for n in range(tries):
+        gh = thr(mc_timeout="3s", **limit_keys)
+        pairs = make_pairs(n)
+        try:
+            rcs = parallel_checks(gh, pairs)
+        except Overloaded:
+            continue
+        assert sorted(rcs) == [0] * limit + [1] * (len(pairs) - limit), rcs
+        return gh, pairs
+    pytest.skip("machine too loaded: memcached timed out in every round")
+
+
+@pytest.mark.parametrize("ip", ["192.0.2.1%d", "198.51.100.1%d", "2001:db8:77:%d::1"])
 def test_exact_ip_limit_under_concurrency(thr, ip):
-    gh = thr(ip_max=LIMIT, ip_ttl=600, mc_timeout="3s")
-    rcs = parallel_checks(gh, [(ip, None)] * K)
-    assert sorted(rcs) == [0] * LIMIT + [1] * (K - LIMIT), rcs
-    r = gh.throttle("show", ip)
+    gh, pairs = exact_round(thr, {"ip_max": LIMIT, "ip_ttl": 600},
+                            lambda n: [(ip % n, None)] * K, LIMIT)
+    r = gh.throttle("show", pairs[0][0])
     assert r.rc == 0 and r.get("attempts") == K and r.get("max") == LIMIT, r
 
 
 def test_exact_user_limit_under_concurrency(thr):
-    gh = thr(user_max=5, user_ttl=600, mc_timeout="3s")
-    pairs = [("198.51.100.%d" % (i + 1), "alice@example.com") for i in range(30)]
-    rcs = parallel_checks(gh, pairs)
-    assert sorted(rcs) == [0] * 5 + [1] * 25, rcs
+    exact_round(thr, {"user_max": 5, "user_ttl": 600},
+                lambda n: [("198.51.100.%d" % (i + 1), "user%d@example.com" % n)
+                           for i in range(30)], 5)
 
 
 def test_ip_limit_sequential_and_clear(thr):

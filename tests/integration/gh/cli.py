@@ -65,13 +65,15 @@ class Gatehouse:
     """The CLI bound to config <conf>."""
 
     def __init__(self, conf, exe=None, env=None):
+        # GH_CLI_VERBOSE=1: pass -v (debug log on stderr) to every run
+        self.opts = ["-v"] if os.environ.get("GH_CLI_VERBOSE") == "1" else []
         self.conf = str(conf)
         self.exe = exe or binary("gatehouse")
         self.env = env
 
     def run(self, *args, json_out=True, timeout=30, stdin=None):
         """Run `gatehouse -c CONF [--json] ARGS...`. Returns a Result."""
-        argv = [self.exe, "-c", self.conf] + (["--json"] if json_out else []) + \
+        argv = [self.exe, "-c", self.conf] + self.opts + (["--json"] if json_out else []) + \
             [str(a) for a in args]
         r = subprocess.run(argv, capture_output=True, timeout=timeout, env=self.env,
                            input=stdin.encode() if stdin is not None else None)
@@ -95,7 +97,7 @@ class Gatehouse:
 
     def popen_throttle_check(self, ip, name=None):
         """Start `throttle check IP [NAME]` without waiting (for races)."""
-        argv = [self.exe, "-c", self.conf, "--json", "throttle", "check", ip] + \
+        argv = [self.exe, "-c", self.conf] + self.opts + ["--json", "throttle", "check", ip] + \
             ([name] if name else [])
         return argv, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       env=self.env)
