@@ -363,7 +363,7 @@ def write_allowed(path, mailboxes):
 
 
 class Haproxy:
-    """A running haproxy: .http_port, .https_port, .proc, .log."""
+    """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
 
     def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
                  extra_cfg=None, master=False):
@@ -386,6 +386,7 @@ class Haproxy:
             "GH_ALLOWED_DST": allowed,
             "GH_LOG": "stdout",
             "GH_HTTPS_REDIRECT": "no",
+            "GH_ADMIN_SOCK": os.path.join(d, "admin.sock"),
         })
         env.update(extra_env or {})
         self.env = env
@@ -397,6 +398,7 @@ class Haproxy:
             with open(extra, "w") as f:
                 f.write(extra_cfg)
             argv += ["-f", extra]
+        self.admin_sock = env["GH_ADMIN_SOCK"]   # runtime API (level admin)
         self.master_sock = None
         if master:
             # master-worker mode with the master CLI, as Debian runs it

@@ -61,6 +61,27 @@ cli_load(struct cli *c, unsigned need)
 }
 
 /*
+ * Load <c>'s configuration with <need>, nothing else. Returns 0, or -1
+ * after printing the error.
+ */
+int
+cli_load_config(struct cli *c, unsigned need)
+{
+	char err[1024];
+
+	c->cfg = cfg_new();
+	if (c->cfg == NULL) {
+		cli_error("out of memory");
+		return -1;
+	}
+	if (cfg_load(c->cfg, c->conf, need, err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Free what cli_load() set up in <c>.
  */
 void

@@ -44,6 +44,12 @@ struct cli_cmd {
  */
 int cli_load(struct cli *c, unsigned need);
 
+/*
+ * Load only the configuration of <c> (no library context), requiring the
+ * CFG_NEED_* bits <need>. Returns 0, or -1 after printing the error.
+ */
+int cli_load_config(struct cli *c, unsigned need);
+
 /* Free whatever cli_load() set up in <c>. */
 void cli_close(struct cli *c);
 
@@ -67,5 +73,11 @@ extern const struct cli_cmd cmd_route;
 extern const struct cli_cmd cmd_purge;
 extern const struct cli_cmd cmd_throttle;
 extern const struct cli_cmd cmd_check;
+extern const struct cli_cmd cmd_servers;
+extern const struct cli_cmd cmd_lookup_servers;
+extern const struct cli_cmd cmd_memcached_servers;
+extern const struct cli_cmd cmd_status;
+extern const struct cli_cmd cmd_haproxy_servers;
+extern const struct cli_cmd cmd_certs;
 
 #endif

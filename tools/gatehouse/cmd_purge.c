@@ -22,6 +22,7 @@ const struct cli_cmd cmd_purge = {
 	"SYNOPSIS\n"
 	"    gatehouse [-c FILE] [--json] purge NAME...\n"
 	"    gatehouse [-c FILE] [--json] purge -   < names.txt\n"
+	"    gatehouse [-c FILE] [--json] purge -f names.txt\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Deletes every memcached entry that routes NAME: the name itself, the\n"
@@ -29,14 +30,16 @@ const struct cli_cmd cmd_purge = {
 	"    LDAP). Use it after moving a mailbox to another server. Other nodes'\n"
 	"    in-process caches forget the route within [memcached] local_ttl.\n"
 	"    A NAME of '-' reads names from standard input, one per line (blank\n"
-	"    lines and lines starting with '#' are skipped). Prints one line per\n"
+	"    lines and lines starting with '#' are skipped); -f FILE reads them\n"
+	"    from FILE the same way (Zimbra's zmproxypurge). Prints one line per\n"
 	"    name: \"NAME: N entries deleted\" or \"NAME: error: ...\".\n"
 	"    With --json: {\"names\":[{\"name\":...,\"deleted\":N} or\n"
 	"    {\"name\":...,\"error\":...}, ...],\"deleted\":TOTAL,\"errors\":N}.\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0  every name purged (also when nothing was cached)\n"
-	"    2  memcached unreachable for some name, or usage error\n",
+	"    2  memcached unreachable for some name, FILE unreadable, or usage\n"
+	"       error\n",
 };
 
 /* Purge <name> and print the outcome. Returns the number of entries
@@ -72,15 +75,15 @@ tally(int n, long *total)
 	return n;
 }
 
-/* Purge every name read from stdin, adding to <total>. Returns the
+/* Purge every name read from <in>, adding to <total>. Returns the
  * number of failures. */
 static int
-purge_stdin(struct cli *c, int *first, long *total)
+purge_stream(struct cli *c, FILE *in, int *first, long *total)
 {
 	char line[PURGE_LINE_MAX];
 	int fails = 0;
 
-	while (fgets(line, sizeof(line), stdin) != NULL) {
+	while (fgets(line, sizeof(line), in) != NULL) {
 		size_t n = strlen(line);
 		char *s = line;
 
@@ -88,7 +91,7 @@ purge_stdin(struct cli *c, int *first, long *total)
 			int ch;
 
 			/* too long to be a name: skip the rest of the line */
-			while ((ch = getchar()) != EOF && ch != '\n')
+			while ((ch = getc(in)) != EOF && ch != '\n')
 				;
 			cli_error("purge: line longer than %d bytes skipped", PURGE_LINE_MAX - 2);
 			fails++;
@@ -116,6 +119,11 @@ run(struct cli *c, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
 			return cli_help(&cmd_purge);
+		if (strcmp(argv[i], "-f") == 0) {
+			if (i + 1 >= argc)
+				return cli_usage(&cmd_purge, "-f needs a FILE");
+			i++;
+		}
 		if (strcmp(argv[i], "--") != 0)
 			names++;
 	}
@@ -128,8 +136,18 @@ run(struct cli *c, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			continue;
-		if (strcmp(argv[i], "-") == 0)
-			fails += purge_stdin(c, &first, &total);
+		if (strcmp(argv[i], "-f") == 0) {
+			FILE *in = fopen(argv[++i], "r");
+
+			if (in == NULL) {
+				cli_error("purge: %s: cannot read it", argv[i]);
+				fails++;
+				continue;
+			}
+			fails += purge_stream(c, in, &first, &total);
+			fclose(in);
+		} else if (strcmp(argv[i], "-") == 0)
+			fails += purge_stream(c, stdin, &first, &total);
 		else if (tally(purge_one(c, argv[i], &first), &total) < 0)
 			fails++;
 	}

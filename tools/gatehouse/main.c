@@ -16,6 +16,12 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_purge,
 	&cmd_throttle,
 	&cmd_check,
+	&cmd_servers,
+	&cmd_lookup_servers,
+	&cmd_memcached_servers,
+	&cmd_status,
+	&cmd_haproxy_servers,
+	&cmd_certs,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -34,11 +40,13 @@ overview(FILE *fp)
 	      "\n"
 	      "DESCRIPTION\n"
 	      "    Looks up routes, purges cached routes and inspects login throttling\n"
-	      "    through the same library, memcached and LDAP as the daemons.\n"
+	      "    through the same library, memcached and LDAP as the daemons; shows\n"
+	      "    the health of every part; writes HAProxy's server list; manages the\n"
+	      "    certificates directory shared by HAProxy and the mail proxy.\n"
 	      "\n"
 	      "COMMANDS\n", fp);
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(fp, "    %-10s %s\n", commands[i]->name, commands[i]->summary);
+		fprintf(fp, "    %-17s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
 	      "OPTIONS\n"
 	      "    -c FILE   configuration file (default: $GATEHOUSE_CONF, else\n"

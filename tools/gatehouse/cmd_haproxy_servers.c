@@ -1,0 +1,194 @@
+/*
+ * gatehouse haproxy-servers: write the mailbox server list HAProxy loads
+ * (gatehouse-servers.cfg: backend be_pool, client-IP hash) and the list of
+ * allowed route destinations (allowed-dst.lst), from the [server] table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "parse.h"
+
+static int run(struct cli *c, int argc, char **argv);
+
+const struct cli_cmd cmd_haproxy_servers = {
+	"haproxy-servers",
+	"write HAProxy's mailbox server list (IP-hash pool)",
+	run,
+	"NAME\n"
+	"    gatehouse haproxy-servers - write HAProxy's mailbox server list\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    gatehouse [-c FILE] [--json] haproxy-servers [-o DIR]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Without -o, prints the pool configuration on stdout. With -o, writes\n"
+	"    DIR/gatehouse-servers.cfg and DIR/allowed-dst.lst, each atomically\n"
+	"    (a temporary file renamed over the old one); reload HAProxy after.\n"
+	"\n"
+	"    gatehouse-servers.cfg, loaded with a second -f after haproxy.cfg:\n"
+	"        backend be_pool\n"
+	"            balance source\n"
+	"            hash-type consistent\n"
+	"            server mbox1 192.0.2.10:8080 check inter 2s\n"
+	"    one server line per [server] with an http port, sorted by name.\n"
+	"    allowed-dst.lst ($GH_ALLOWED_DST): one \"ip:port\" per line, the http\n"
+	"    port of every server (IPv6 addresses without brackets, as HAProxy\n"
+	"    formats the destination it compares).\n"
+	"    With --json: {\"servers\":[{\"name\",\"address\",\"port\"}],\n"
+	"    \"files\":[PATH...]}.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -o DIR   write the two files into DIR\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0  written\n"
+	"    1  the configuration is not valid, or no server has an http port\n"
+	"    2  a file cannot be written, or usage error\n",
+};
+
+/* qsort order of server indexes by name. */
+static const struct gh_config *sort_cfg;
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(sort_cfg->servers[*(const int *)a].name,
+	              sort_cfg->servers[*(const int *)b].name);
+}
+
+/* Write the pool configuration for <cfg> with servers in <order>[<n>]. */
+static void
+write_pool(FILE *fp, const struct gh_config *cfg, const int *order, int n)
+{
+	int i;
+
+	fputs("# generated: mailbox servers for the client-IP-hash pool\n"
+	      "backend be_pool\n    balance source\n    hash-type consistent\n", fp);
+	for (i = 0; i < n; i++) {
+		const struct cfg_server *s = &cfg->servers[order[i]];
+
+		if (s->addr.ss_family == AF_INET6)
+			fprintf(fp, "    server %s ipv6@%s:%u check inter 2s\n", s->name, s->address,
+			        (unsigned)s->port[PROTO_HTTP]);
+		else
+			fprintf(fp, "    server %s %s:%u check inter 2s\n", s->name, s->address,
+			        (unsigned)s->port[PROTO_HTTP]);
+	}
+}
+
+/* Write the allowed destinations. */
+static void
+write_allowed(FILE *fp, const struct gh_config *cfg, const int *order, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const struct cfg_server *s = &cfg->servers[order[i]];
+		char ip[128];
+
+		parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
+		fprintf(fp, "%s:%u\n", ip, (unsigned)s->port[PROTO_HTTP]);
+	}
+}
+
+/* Write <dir>/<name> atomically with <fn>. Returns 0 or -1 (printed). */
+static int
+write_atomic(const char *dir, const char *name, const struct gh_config *cfg,
+             const int *order, int n,
+             void (*fn)(FILE *, const struct gh_config *, const int *, int),
+             char *path, size_t plen)
+{
+	char tmp[CFG_STR_MAX + 64];
+	FILE *fp;
+	int r1, r2;
+
+	r1 = snprintf(path, plen, "%s/%s", dir, name);
+	r2 = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", dir, name, (long)getpid());
+	if (r1 < 0 || (size_t)r1 >= plen || r2 < 0 || (size_t)r2 >= sizeof(tmp)) {
+		cli_error("haproxy-servers: path too long");
+		return -1;
+	}
+	fp = fopen(tmp, "w");
+	if (fp == NULL) {
+		cli_error("haproxy-servers: %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	fn(fp, cfg, order, n);
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0) {
+		cli_error("haproxy-servers: %s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		cli_error("haproxy-servers: %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run(struct cli *c, int argc, char **argv)
+{
+	const char *dir = NULL;
+	char p1[CFG_STR_MAX + 64], p2[CFG_STR_MAX + 64];
+	int order[CFG_MAX_SERVERS];
+	int i, n = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i]))
+			return cli_help(&cmd_haproxy_servers);
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else
+			return cli_usage(&cmd_haproxy_servers, "unexpected argument");
+	}
+	if (cli_load_config(c, CFG_NEED_SERVERS) < 0)
+		return CLI_NO;
+	for (i = 0; i < c->cfg->nservers; i++)
+		if (c->cfg->servers[i].port[PROTO_HTTP] != 0)
+			order[n++] = i;
+	if (n == 0) {
+		cli_error("haproxy-servers: no [server] has an http port");
+		return CLI_NO;
+	}
+	sort_cfg = c->cfg;
+	qsort(order, (size_t)n, sizeof(order[0]), by_name);
+	if (dir == NULL && !c->json) {
+		write_pool(stdout, c->cfg, order, n);
+		return CLI_OK;
+	}
+	if (dir != NULL) {
+		if (write_atomic(dir, "gatehouse-servers.cfg", c->cfg, order, n, write_pool, p1,
+		                 sizeof(p1)) < 0 ||
+		    write_atomic(dir, "allowed-dst.lst", c->cfg, order, n, write_allowed, p2,
+		                 sizeof(p2)) < 0)
+			return CLI_TEMP;
+	}
+	if (c->json) {
+		fputs("{\"servers\":[", stdout);
+		for (i = 0; i < n; i++) {
+			const struct cfg_server *s = &c->cfg->servers[order[i]];
+
+			fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+			cli_json_str(stdout, s->name);
+			fputs(",\"address\":", stdout);
+			cli_json_str(stdout, s->address);
+			printf(",\"port\":%u}", (unsigned)s->port[PROTO_HTTP]);
+		}
+		fputs("],\"files\":[", stdout);
+		if (dir != NULL) {
+			cli_json_str(stdout, p1);
+			fputc(',', stdout);
+			cli_json_str(stdout, p2);
+		}
+		fputs("]}\n", stdout);
+	} else {
+		printf("wrote %s\nwrote %s\n", p1, p2);
+	}
+	return CLI_OK;
+}

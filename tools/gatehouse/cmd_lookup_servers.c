@@ -1,0 +1,83 @@
+/*
+ * gatehouse lookup-servers: each [ldap] uri with its health (Zimbra's
+ * "zmprov garpu"): connect and bind with the configured DN.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "health.h"
+
+#define LOOKUP_TIMEOUT_MS 2000
+
+static int run(struct cli *c, int argc, char **argv);
+
+const struct cli_cmd cmd_lookup_servers = {
+	"lookup-servers",
+	"list the LDAP servers with their health (garpu)",
+	run,
+	"NAME\n"
+	"    gatehouse lookup-servers - list the LDAP servers with their health\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    gatehouse [-c FILE] [--json] lookup-servers\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    For every [ldap] uri, in the order the daemons try them (Zimbra's\n"
+	"    \"zmprov garpu\"), connects and binds as bind_dn with the password\n"
+	"    from bind_password_file, within 2 s:\n"
+	"\n"
+	"        URI                      STATE  MS  ERROR\n"
+	"        ldap://192.0.2.5:389     up     3\n"
+	"\n"
+	"    With --json: {\"servers\":[{\"uri\",\"up\",\"ms\",\"error\"}],\n"
+	"    \"up\":N,\"down\":N}.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0  every uri answers and accepts the bind\n"
+	"    1  some uri is down or refuses the bind, or the configuration is\n"
+	"       not valid\n"
+	"    2  usage error\n",
+};
+
+static int
+run(struct cli *c, int argc, char **argv)
+{
+	int i, up = 0, down = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i]))
+			return cli_help(&cmd_lookup_servers);
+		return cli_usage(&cmd_lookup_servers, "no arguments expected");
+	}
+	if (cli_load_config(c, CFG_NEED_LDAP) < 0)
+		return CLI_NO;
+	if (c->json)
+		fputs("{\"servers\":[", stdout);
+	else
+		printf("%-40s %-5s %5s  %s\n", "URI", "STATE", "MS", "ERROR");
+	for (i = 0; i < c->cfg->ldap.uri.n; i++) {
+		const char *uri = c->cfg->ldap.uri.item[i];
+		char err[256] = "";
+		long t0 = health_now_ms(), ms;
+		int ok = health_ldap(&c->cfg->ldap, uri, LOOKUP_TIMEOUT_MS, err, sizeof(err)) == 0;
+
+		ms = health_now_ms() - t0;
+		ok ? up++ : down++;
+		if (c->json) {
+			fputs(i ? ",{\"uri\":" : "{\"uri\":", stdout);
+			cli_json_str(stdout, uri);
+			printf(",\"up\":%s,\"ms\":%ld", ok ? "true" : "false", ms);
+			if (!ok) {
+				fputs(",\"error\":", stdout);
+				cli_json_str(stdout, err);
+			}
+			fputc('}', stdout);
+		} else {
+			printf("%-40s %-5s %5ld  %s\n", uri, ok ? "up" : "down", ms, err);
+		}
+	}
+	if (c->json)
+		printf("],\"up\":%d,\"down\":%d}\n", up, down);
+	return down ? CLI_NO : CLI_OK;
+}
