@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cfg.h"
 #include "imapcmd.h"
@@ -183,6 +184,14 @@ side_release(struct mp *mp, struct side *sd)
 	ev_io_stop(mp->loop, &sd->io);
 	sd->events = 0;
 	if (sd->ssl != NULL) {
+		/*
+		 * Best effort close_notify, so that clients see a clean end of
+		 * TLS rather than a truncation; never waits for the peer's.
+		 */
+		if (SSL_is_init_finished(sd->ssl) &&
+		    !(SSL_get_shutdown(sd->ssl) & SSL_SENT_SHUTDOWN))
+			(void)SSL_shutdown(sd->ssl);
+		ERR_clear_error();
 		SSL_free(sd->ssl);
 		sd->ssl = NULL;
 	}
