@@ -238,7 +238,11 @@ def main(argv=None):
     ap.add_argument("--ldif", help="write the seed LDIF here ('-' for stdout)")
     ap.add_argument("--passwd-dir", help="write <server>.passwd dovecot files here")
     ap.add_argument("--users", type=int, default=DEFAULT_USERS, help="generic users")
+    ap.add_argument("--password", metavar="MAIL", help="print the password of account MAIL")
     a = ap.parse_args(argv)
+    if a.password:
+        print(password_for(a.password))
+        return 0
     if not a.ldif and not a.passwd_dir:
         ap.error("nothing to do: give --ldif and/or --passwd-dir")
     if a.ldif == "-":

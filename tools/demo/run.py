@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""`make run`: start the whole gatehouse stack on loopback, in the foreground.
+
+Starts, in a run directory (a new temporary one by default): memcached,
+slapd seeded with the demo directory (example.com and example.org, over 1,000
+users on three mailbox servers, aliases), three mailbox servers (a dovecot
+and a small HTTP service that names itself, each), two gatehouse-spoa
+agents, gatehouse-mailproxy and HAProxy with certs/ (certificates signed by
+a demo CA are created there on first run). Prints commands to try, shows
+every part's log with a prefix, and on Ctrl-C (SIGINT) or SIGTERM stops
+everything it started, by PID.
+
+With an existing ./gatehouse.conf, only the gatehouse parts (two agents,
+the mail proxy, HAProxy) are started, with that configuration: its LDAP,
+memcached and mailbox servers must be reachable.
+
+The process plumbing is the integration tests' own (tests/integration/gh).
+"""
+import argparse
+import configparser
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from gh import certs as gh_certs  # noqa: E402
+from gh import config as gh_config  # noqa: E402
+from gh import dovecot as gh_dovecot  # noqa: E402
+from gh import memcached as gh_memcached  # noqa: E402
+from gh import ports, procs  # noqa: E402
+from gh import slapd as gh_slapd  # noqa: E402
+from gh.slapd import gen_ldif  # noqa: E402
+import spoa_fixtures  # noqa: E402
+
+CERTS = os.path.join(REPO, "certs")
+SITE_NAMES = {"00-mail.example.com.pem": ["mail.example.com", "localhost"],
+              "mail.example.org.pem": ["mail.example.org"]}
+MBOX = ("mbox1", "mbox2", "mbox3")
+
+
+def say(msg=""):
+    print(msg, flush=True)
+
+
+def ensure_site_certs(certs):
+    """Create the demo CA and the site certificates in <certs> if missing.
+    Returns the CA certificate path (clients trust it)."""
+    demo_ca = os.path.join(certs, ".demo-ca")
+    os.makedirs(certs, exist_ok=True)
+    ca_crt, ca_key = os.path.join(demo_ca, "ca.crt"), os.path.join(demo_ca, "ca.key")
+    if os.path.exists(ca_crt) and os.path.exists(ca_key):
+        ca = gh_certs.CA(ca_crt, ca_key)
+    else:
+        ca = gh_certs.make_ca(demo_ca, name="gatehouse demo CA", days=3650)
+        for f in os.listdir(certs):   # certificates of an older CA are useless
+            if f in SITE_NAMES:
+                os.unlink(os.path.join(certs, f))
+    for fname, names in SITE_NAMES.items():
+        dst = os.path.join(certs, fname)
+        if os.path.exists(dst):
+            continue
+        # openssl writes .crt/.key beside the PEM: build elsewhere, copy the PEM
+        scratch = tempfile.mkdtemp(prefix="gh-cert-")
+        try:
+            pem = gh_certs.make_cert(scratch, names, ca, days=825)
+            shutil.copyfile(pem, dst)
+            os.chmod(dst, 0o600)
+            say("certs: created %s for %s" % (dst, ", ".join(names)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return ca.cert
+
+
+class LogTail(threading.Thread):
+    """Print new lines of <path> prefixed with [name] until stopped."""
+
+    def __init__(self, name, path, stop):
+        super().__init__(daemon=True)
+        self.name_, self.path, self.stop_ev = name, path, stop
+
+    def run(self):
+        pos = 0
+        width = 10
+        while not self.stop_ev.is_set():
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+                    if data:
+                        cut = data.rfind(b"\n") + 1
+                        for line in data[:cut].decode("utf-8", "replace").splitlines():
+                            print("[%-*s] %s" % (width, self.name_, line), flush=True)
+                        pos += cut
+            except OSError:
+                pass
+            self.stop_ev.wait(0.3)
+
+
+def binary(build, name):
+    path = os.path.join(build, name)
+    if not os.access(path, os.X_OK):
+        sys.exit("run: %s is not built (run make)" % path)
+    return path
+
+
+def start_backing(d, nusers):
+    """Start slapd, memcached, three dovecots and three HTTP mailboxes.
+    Returns (slapd, memcached, dovecots, mailboxes, logs)."""
+    ca = gh_certs.make_ca(os.path.join(d, "mbox-certs"), name="gatehouse demo mailbox CA")
+    say("run: seeding the directory (%d generic users + named ones)..." % nusers)
+    tmpl = gh_slapd.SlapdTemplate(os.path.join(d, "ldap-template"), nusers=nusers)
+    slapd = gh_slapd.Slapd(os.path.join(d, "slapd"), tmpl)
+    mc = gh_memcached.Memcached(os.path.join(d, "memcached"))
+    dovecots = {}
+    for name in MBOX:
+        pem = gh_certs.make_cert(os.path.join(d, "mbox-certs"), [name, "localhost", "127.0.0.1"],
+                                 ca)
+        dovecots[name] = gh_dovecot.Dovecot(os.path.join(d, "dovecot-" + name), name,
+                                            cert=pem, nusers=nusers)
+    mailboxes = {n: spoa_fixtures.Mailbox(n) for n in MBOX}
+    logs = [("slapd", slapd.log), ("memcached", mc.proc.log)]
+    logs += [("dovecot-" + n[-1], dv.log) for n, dv in dovecots.items()]
+    return slapd, mc, dovecots, mailboxes, ca, logs
+
+
+def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
+    """Write the demo's gatehouse.conf (agents get a copy each with their
+    own listen and metrics ports). Returns (conf path, agent confs)."""
+    servers = gh_config.dovecot_servers(dovecots)
+    for n, m in mailboxes.items():
+        servers[n].update({"http": m.port, "https": m.port, "tls_name": "localhost"})
+    mp = {
+        "imap": "127.0.0.1:%d" % ports.free_port(), "imaps": "127.0.0.1:%d" % ports.free_port(),
+        "pop3": "127.0.0.1:%d" % ports.free_port(), "pop3s": "127.0.0.1:%d" % ports.free_port(),
+        "metrics": "127.0.0.1:%d" % ports.free_port(), "certs": certs,
+        "upstream_ca": upstream_ca, "audit_log": os.path.join(d, "audit.log"),
+    }
+    base = gh_config.sections(
+        ldap_uris=[slapd.uri], bind_pw_file=slapd.bind_pw_file,
+        memcached=["127.0.0.1:%d" % mc.port], servers=servers,
+        overrides={"log": {"level": "info"}, "memcached": {"local_size": 65536},
+                   "throttle": {"ip_max": 200, "ip_ttl": 60, "user_max": 50, "user_ttl": 60,
+                                "ip_fail_max": 20, "user_fail_max": 10},
+                   "mailproxy": mp})
+    conf = gh_config.write(os.path.join(d, "gatehouse.conf"), base)
+    agents = []
+    for i in (1, 2):
+        a = gh_config.merge(base, {"spoa": {
+            "listen": "127.0.0.1:%d" % ports.free_port(),
+            "metrics": "127.0.0.1:%d" % ports.free_port(), "deadline": "400ms"}})
+        agents.append((gh_config.write(os.path.join(d, "agent%d.conf" % i), a), a["spoa"]))
+    return conf, agents
+
+
+def print_tries(hp, mp_ports, ca, conf, cli):
+    """Print the commands to try; each works as printed."""
+    https = hp.https_port
+    alice, bob = "alice@example.com", "bob@example.com"
+    pw_a, pw_b = gen_ldif.password_for(alice), gen_ldif.password_for(bob)
+    res_com = "--resolve mail.example.com:%d:127.0.0.1" % https
+    res_org = "--resolve mail.example.org:%d:127.0.0.1" % https
+    imap, imaps = mp_ports["imap"], mp_ports["imaps"]
+    cafile = "'%s'" % ca
+    tries = [
+        ("HTTPS, alice's mailbox is on mbox1",
+         "curl -s --cacert %s %s https://mail.example.com:%d/home/alice@example.com/inbox"
+         % (cafile, res_com, https)),
+        ("HTTPS with the other domain's certificate, bob's mailbox is on mbox2",
+         "curl -s --cacert %s %s -u %s:%s https://mail.example.org:%d/Microsoft-Server-ActiveSync"
+         % (cafile, res_org, bob, pw_b, https)),
+        ("IMAP with STARTTLS (openssl)",
+         "printf 'a1 CAPABILITY\\r\\na2 LOGOUT\\r\\n' | openssl s_client -quiet -ign_eof "
+         "-starttls imap -connect 127.0.0.1:%d -servername mail.example.com -CAfile %s"
+         % (imap, cafile)),
+        ("IMAP with curl (STARTTLS required), lists alice's folders",
+         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:127.0.0.1 "
+         "-u %s:%s imap://mail.example.com:%d/" % (cafile, imap, alice, pw_a, imap)),
+        ("IMAPS with Python's imaplib",
+         "python3 -c \"import imaplib,ssl; c=ssl.create_default_context(cafile=%s); "
+         "m=imaplib.IMAP4_SSL('localhost',%d,ssl_context=c); "
+         "print(m.login('%s','%s')); print(m.select('INBOX')); m.logout()\""
+         % (repr(ca), imaps, bob, pw_b)),
+        ("Where does a user live (the operator's command)",
+         "%s -c %s route carol@example.org --proto imap" % (cli, conf)),
+    ]
+    say()
+    say("=" * 78)
+    say("gatehouse is running. Try (from %s):" % REPO)
+    for title, cmd in tries:
+        say()
+        say("  # " + title)
+        say("  $ " + cmd)
+    say()
+    say("Ports: HTTP %d, HTTPS %d, IMAP %d, IMAPS %d, POP3 %d, POP3S %d"
+        % (hp.http_port, https, imap, imaps, mp_ports["pop3"], mp_ports["pop3s"]))
+    say("Users: alice@example.com (mbox1), bob@example.com (mbox2), carol@example.org "
+        "(mbox3); password of any user: python3 tools/demo/gen_ldif.py --password USER")
+    say("Configuration: %s   Ctrl-C stops everything." % conf)
+    say("=" * 78)
+    say()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--dir", help="run directory (default: a new temporary one)")
+    ap.add_argument("--users", type=int, default=gen_ldif.DEFAULT_USERS)
+    ap.add_argument("--certs", default=CERTS, help="certificate directory (default certs/)")
+    ap.add_argument("--conf", default=os.path.join(os.getcwd(), "gatehouse.conf"),
+                    help="an existing configuration to respect")
+    args = ap.parse_args(argv)
+    build = os.path.abspath(args.build)
+    d = os.path.abspath(args.dir) if args.dir else tempfile.mkdtemp(prefix="gatehouse-run-")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)   # dovecot's unprivileged processes traverse it
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    started = []      # Proc objects, stopped in reverse order
+    mailboxes = {}
+    tails = []
+    try:
+        certs = os.path.abspath(args.certs)
+        ca = ensure_site_certs(certs)
+        if os.path.exists(args.conf):
+            say("run: using the existing %s (only the gatehouse parts are started)" % args.conf)
+            cp = configparser.ConfigParser(interpolation=None, strict=False)
+            cp.read(args.conf)
+            conf = args.conf
+            listen = cp.get("spoa", "listen", fallback="").split()
+            if not listen:
+                sys.exit("run: %s has no [spoa] listen" % conf)
+            agents = [(conf, {"listen": listen[0]})] * 2
+            for sec in cp.sections():
+                if sec.startswith("server ") and cp.has_option(sec, "http"):
+                    mailboxes[sec[7:]] = type("M", (), {"host": cp.get(sec, "address"),
+                                                         "port": int(cp.get(sec, "http"))})
+            mp_ports = {k: int(cp.get("mailproxy", k, fallback="0:0").rsplit(":", 1)[1])
+                        for k in ("imap", "imaps", "pop3", "pop3s")}
+        else:
+            slapd, mc, dovecots, mailboxes, mbox_ca, logs = start_backing(d, args.users)
+            started += [slapd.proc, mc.proc] + [dv.proc for dv in dovecots.values()]
+            tails += [(n, p) for n, p in logs if p]
+            conf, agents = demo_conf(d, slapd, mc, dovecots, mailboxes, mbox_ca.cert, certs)
+            parsed = configparser.ConfigParser(interpolation=None)
+            parsed.read(conf)
+            mp_ports = {k: int(parsed.get("mailproxy", k).rsplit(":", 1)[1])
+                        for k in ("imap", "imaps", "pop3", "pop3s")}
+
+        # two agents: a restart of one never stalls HAProxy
+        agent_addrs = []
+        if agents[0][0] == agents[1][0]:
+            agents = agents[:1]
+        for i, (aconf, spoa) in enumerate(agents, 1):
+            p = procs.Proc("spoa%d" % i, [binary(build, "gatehouse-spoa"), "-f", "-c", aconf],
+                           os.path.join(d, "spoa%d.log" % i))
+            started.append(p)
+            tails.append(("spoa%d" % i, p.log))
+            addr = spoa["listen"].split()[0]
+            ports.wait_listening(int(addr.rsplit(":", 1)[1]), proc=p)
+            agent_addrs.append(addr)
+        mp = procs.Proc("mailproxy", [binary(build, "gatehouse-mailproxy"), "-f", "-c", conf],
+                        os.path.join(d, "mailproxy.log"))
+        started.append(mp)
+        tails.append(("mailproxy", mp.log))
+        for k, port in mp_ports.items():
+            if port:
+                ports.wait_listening(port, proc=mp)
+        hd = os.path.join(d, "haproxy")
+        os.makedirs(hd, exist_ok=True)
+        hp = spoa_fixtures.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
+        started.append(hp.proc)
+        tails.append(("haproxy", hp.log))
+
+        print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"))
+        # what a supervisor (or the demo's test) needs: every PID started
+        with open(os.path.join(d, "pids"), "w") as f:
+            f.write("".join("%d %s\n" % (p.pid, p.name) for p in started))
+        with open(os.path.join(d, "ready"), "w") as f:
+            f.write("%d\n" % os.getpid())
+        for name, path in tails:
+            t = LogTail(name, path, stop)
+            t.start()
+        while not stop.is_set():
+            for p in started:
+                if not p.alive():
+                    say("run: %s (pid %d) exited with %s; stopping" % (p.name, p.pid,
+                                                                     p.returncode()))
+                    stop.set()
+                    break
+            stop.wait(0.5)
+    finally:
+        stop.set()
+        say("run: stopping %d processes" % len(started))
+        procs.stop_many(list(reversed(started)))
+        for m in mailboxes.values():
+            if hasattr(m, "stop"):
+                m.stop()
+        procs.stop_all()
+        say("run: stopped; logs are in %s" % d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
