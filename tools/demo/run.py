@@ -158,7 +158,7 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
     return conf, agents
 
 
-def print_tries(hp, mp_ports, ca, conf, cli):
+def print_tries(hp, mp_ports, ca, conf, cli, certs):
     """Print the commands to try; each works as printed."""
     https = hp.https_port
     alice, bob = "alice@example.com", "bob@example.com"
@@ -201,6 +201,8 @@ def print_tries(hp, mp_ports, ca, conf, cli):
         % (hp.http_port, https, imap, imaps, mp_ports["pop3"], mp_ports["pop3s"]))
     say("Users: alice@example.com (mbox1), bob@example.com (mbox2), carol@example.org "
         "(mbox3); password of any user: python3 tools/demo/gen_ldif.py --password USER")
+    say("Certificates: drop a PEM (chain + key) into %s; HAProxy and the mail proxy "
+        "serve it within seconds." % certs)
     say("Configuration: %s   Ctrl-C stops everything." % conf)
     say("=" * 78)
     say()
@@ -283,8 +285,15 @@ def main(argv=None):
         hp = spoa_fixtures.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
         started.append(hp.proc)
         tails.append(("haproxy", hp.log))
+        # certificates dropped into the directory reach HAProxy through its
+        # runtime API (the mail proxy watches the directory itself)
+        cw = procs.Proc("certs-watch", [binary(build, "gatehouse"), "-c", conf, "certs", "watch",
+                                        "--haproxy", hp.admin_sock, certs],
+                        os.path.join(d, "certs-watch.log"))
+        started.append(cw)
+        tails.append(("certs", cw.log))
 
-        print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"))
+        print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"), certs)
         # what a supervisor (or the demo's test) needs: every PID started
         with open(os.path.join(d, "pids"), "w") as f:
             f.write("".join("%d %s\n" % (p.pid, p.name) for p in started))
