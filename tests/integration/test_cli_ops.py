@@ -324,7 +324,9 @@ def test_certs_sync_haproxy(tls_site, gatehouse, mbox_certs, tmp_path):
     assert held.request().startswith("HTTP/1.1 ")
     # replace it with a new certificate for the same name
     repl = gh_certs.make_cert(str(tmp_path / "repl"), ["new.example.test"], mbox_certs["ca"])
-    assert gh.run("certs", "install", repl, d).rc == 0
+    spaced = tmp_path / "new.example.test.pem"   # blank lines between the blocks
+    spaced.write_text("\n\n".join(pem_blocks(repl)) + "\n")
+    assert gh.run("certs", "install", str(spaced), d).rc == 0
     r = gh.run("certs", "sync", "--haproxy", hp.admin_sock, d)
     assert r.rc == 0 and r.data["updated"] == ["new.example.test.pem"], r
     assert served_der(hp.https_port, "new.example.test") == leaf_der(repl)

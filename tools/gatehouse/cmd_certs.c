@@ -78,6 +78,8 @@ const struct cli_cmd cmd_certs = {
 	"                files (set, commit), removed files (del ssl crt-list,\n"
 	"                del ssl cert). Broken files are skipped with the reason.\n"
 	"                DIR must be spelled exactly as in HAProxy's \"crt\" line.\n"
+	"                The payload is sent without blank lines. A new file does\n"
+	"                not become HAProxy's default certificate before a reload.\n"
 	"                --json: {\"added\",\"updated\",\"removed\",\"unchanged\",\n"
 	"                \"errors\":[{\"file\",\"error\"}]}\n"
 	"    watch       runs sync once, then again ~200 ms after any change in\n"

@@ -50,14 +50,13 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"    2  a file cannot be written, or usage error\n",
 };
 
-/* qsort order of server indexes by name. */
-static const struct gh_config *sort_cfg;
-
+/* qsort_r order of server indexes of configuration <arg> by name. */
 static int
-by_name(const void *a, const void *b)
+by_name(const void *a, const void *b, void *arg)
 {
-	return strcmp(sort_cfg->servers[*(const int *)a].name,
-	              sort_cfg->servers[*(const int *)b].name);
+	const struct gh_config *cfg = arg;
+
+	return strcmp(cfg->servers[*(const int *)a].name, cfg->servers[*(const int *)b].name);
 }
 
 /* Write the pool configuration for <cfg> with servers in <order>[<n>]. */
@@ -156,8 +155,7 @@ run(struct cli *c, int argc, char **argv)
 		cli_error("haproxy-servers: no [server] has an http port");
 		return CLI_NO;
 	}
-	sort_cfg = c->cfg;
-	qsort(order, (size_t)n, sizeof(order[0]), by_name);
+	qsort_r(order, (size_t)n, sizeof(order[0]), by_name, c->cfg);
 	if (dir == NULL && !c->json) {
 		write_pool(stdout, c->cfg, order, n);
 		return CLI_OK;
