@@ -60,6 +60,7 @@ overview(FILE *fp)
 	      "EXIT STATUS\n"
 	      "    0  success: found, allowed, done\n"
 	      "    1  a negative answer: unknown or refused account, throttled,\n"
+	      "       something down (servers, status...), a certificate refused,\n"
 	      "       configuration not valid\n"
 	      "    2  temporary failure (LDAP or memcached unreachable) or usage error\n", fp);
 }
