@@ -125,6 +125,7 @@ class Haproxy:
             "GH_AGENT2": agents[-1],
             "GH_ALLOWED_DST": allowed,
             "GH_LOG": "stdout",
+            "GH_ADMIN_SOCK": os.path.join(d, "admin.sock"),
             "GH_HTTPS_REDIRECT": "no",
         })
         self.log = os.path.join(d, "haproxy.log")
