@@ -35,9 +35,10 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"            hash-type consistent\n"
 	"            server mbox1 192.0.2.10:8080 check inter 2s\n"
 	"    one server line per [server] with an http port, sorted by name.\n"
-	"    allowed-dst.lst ($GH_ALLOWED_DST): one \"ip:port\" per line, the http\n"
-	"    port of every server (IPv6 addresses without brackets, as HAProxy\n"
-	"    formats the destination it compares).\n"
+	"    allowed-dst.lst ($GH_ALLOWED_DST): one \"ip:port\" per line: the http\n"
+	"    port and, when different, the https port of every server, the only\n"
+	"    destinations a route may use (IPv6 addresses without brackets, as\n"
+	"    HAProxy formats the destination it compares).\n"
 	"    With --json: {\"servers\":[{\"name\",\"address\",\"port\"}],\n"
 	"    \"files\":[PATH...]}.\n"
 	"\n"
@@ -91,6 +92,9 @@ write_allowed(FILE *fp, const struct gh_config *cfg, const int *order, int n)
 
 		parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
 		fprintf(fp, "%s:%u\n", ip, (unsigned)s->port[PROTO_HTTP]);
+		/* with GH_UPSTREAM_PROTO=https routes point at the https port */
+		if (s->port[PROTO_HTTPS] != 0 && s->port[PROTO_HTTPS] != s->port[PROTO_HTTP])
+			fprintf(fp, "%s:%u\n", ip, (unsigned)s->port[PROTO_HTTPS]);
 	}
 }
 
