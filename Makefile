@@ -51,6 +51,10 @@ ifneq ($(CLI_SRC),)
 BINS += $(BUILD)/gatehouse
 endif
 
+# Objects are never thrown away as intermediates (tests and benches are
+# built from pattern rules).
+.SECONDARY:
+
 .PHONY: all deps test unit integration check-asan fuzz bench bench-lookup \
         bench-http bench-mail run clean
 
@@ -101,13 +105,15 @@ test: deps
 	$(MAKE) integration
 
 # Every test, built and run under AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_VARS := BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+             SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
 check-asan: deps
-	$(MAKE) -j$(JOBS) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	$(MAKE) -j$(JOBS) $(ASAN_VARS) all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(MAKE) BUILD=build-asan unit
+	  $(MAKE) $(ASAN_VARS) unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(MAKE) BUILD=build-asan integration
+	  $(MAKE) $(ASAN_VARS) integration
 
 # libFuzzer targets: each links the library sources it needs, built with clang.
 FUZZ_CC    ?= clang
