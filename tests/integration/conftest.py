@@ -64,6 +64,16 @@ def _remove_stale_dirs():
             continue
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a stopped process's log holds a sanitizer report."""
+    gh_procs.stop_all()
+    if gh_procs.sanitizer_reports:
+        for name, pid, log, text in gh_procs.sanitizer_reports:
+            sys.stderr.write("\nSANITIZER REPORT from %s (pid %d, log %s):\n%s\n"
+                             % (name, pid, log, text))
+        session.exitstatus = 1
+
+
 @pytest.fixture(scope="session")
 def gh_tmp():
     """The session's temporary directory (0755 so dovecot's unprivileged

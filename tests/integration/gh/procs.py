@@ -11,6 +11,13 @@ import time
 
 _live = []
 
+# Sanitizer reports found in the logs of stopped processes: (name, pid,
+# excerpt). The test session fails when any is found (see conftest.py), so
+# `make check-asan` catches a leak or an overflow in a daemon even when no
+# test saw the daemon misbehave.
+sanitizer_reports = []
+_SANITIZER_MARKS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer", b"runtime error:")
+
 try:
     import ctypes
     _libc = ctypes.CDLL(None, use_errno=True)
@@ -85,7 +92,22 @@ class Proc:
             _live.remove(self)
         if not self._logf.closed:
             self._logf.close()
+            self._scan_sanitizer()
         return self.popen.returncode
+
+    def _scan_sanitizer(self):
+        """Record sanitizer reports in this process's log."""
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read()
+        except OSError:
+            return
+        for mark in _SANITIZER_MARKS:
+            i = data.find(mark)
+            if i >= 0:
+                sanitizer_reports.append((self.name, self.pid, self.log,
+                                          data[i:i + 1500].decode("utf-8", "replace")))
+                return
 
     def kill(self):
         """Stop the process at once with SIGKILL."""
