@@ -125,6 +125,24 @@ cli_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+/* Write the JSON form of byte <c> into <out> (8 bytes, NUL-terminated). */
+static void
+json_escape(unsigned char c, char out[8])
+{
+	switch (c) {
+	case '"': snprintf(out, 8, "\\\""); break;
+	case '\\': snprintf(out, 8, "\\\\"); break;
+	case '\n': snprintf(out, 8, "\\n"); break;
+	case '\r': snprintf(out, 8, "\\r"); break;
+	case '\t': snprintf(out, 8, "\\t"); break;
+	default:
+		if (c < 0x20 || c == 0x7f)
+			snprintf(out, 8, "\\u%04x", c);
+		else
+			snprintf(out, 8, "%c", c);
+	}
+}
+
 /*
  * Write <s> to <fp> as a JSON string. Bytes >= 0x80 are copied as they
  * are (names are UTF-8); control characters are escaped.
@@ -133,21 +151,40 @@ void
 cli_json_str(FILE *fp, const char *s)
 {
 	const unsigned char *p;
+	char one[8];
 
 	fputc('"', fp);
 	for (p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", fp); break;
-		case '\\': fputs("\\\\", fp); break;
-		case '\n': fputs("\\n", fp); break;
-		case '\r': fputs("\\r", fp); break;
-		case '\t': fputs("\\t", fp); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(fp, "\\u%04x", *p);
-			else
-				fputc(*p, fp);
-		}
+		json_escape(*p, one);
+		fputs(one, fp);
 	}
 	fputc('"', fp);
+}
+
+/* Append <s> to <buf> (<len> bytes) at *<off>, truncating. */
+void
+cli_buf_put(char *buf, size_t len, size_t *off, const char *s)
+{
+	int n;
+
+	if (*off + 1 >= len)
+		return;
+	n = snprintf(buf + *off, len - *off, "%s", s);
+	if (n > 0)
+		*off += ((size_t)n < len - *off) ? (size_t)n : len - *off - 1;
+}
+
+/* Append <s> to <buf> at *<off> as a JSON string, quotes included. */
+void
+cli_buf_json(char *buf, size_t len, size_t *off, const char *s)
+{
+	const unsigned char *p;
+	char one[8];
+
+	cli_buf_put(buf, len, off, "\"");
+	for (p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		json_escape(*p, one);
+		cli_buf_put(buf, len, off, one);
+	}
+	cli_buf_put(buf, len, off, "\"");
 }

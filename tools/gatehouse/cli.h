@@ -68,6 +68,12 @@ int cli_is_help(const char *arg);
 /* Write <s> to <fp> as a JSON string, quotes included. */
 void cli_json_str(FILE *fp, const char *s);
 
+/* Append <s> to <buf> (<len> bytes) at *<off>, truncating. */
+void cli_buf_put(char *buf, size_t len, size_t *off, const char *s);
+
+/* Append <s> to <buf> at *<off> as a JSON string, quotes included. */
+void cli_buf_json(char *buf, size_t len, size_t *off, const char *s);
+
 /* The subcommands (each defined in its own file). */
 extern const struct cli_cmd cmd_route;
 extern const struct cli_cmd cmd_purge;

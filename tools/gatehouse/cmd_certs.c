@@ -159,35 +159,6 @@ name_str(const X509_NAME *name, char *buf, size_t len)
 	BIO_free(b);
 }
 
-/* Append <s> to <buf> (<len> bytes) at *<off>, silently truncating. */
-static void
-append(char *buf, size_t len, size_t *off, const char *s)
-{
-	int n = snprintf(buf + *off, len - *off, "%s", s);
-
-	if (n > 0)
-		*off += ((size_t)n < len - *off) ? (size_t)n : len - *off - 1;
-}
-
-/* Append <s> to <buf> as a JSON string. */
-static void
-append_json(char *buf, size_t len, size_t *off, const char *s)
-{
-	append(buf, len, off, "\"");
-	for (; *s; s++) {
-		char one[8];
-
-		if (*s == '"' || *s == '\\')
-			snprintf(one, sizeof(one), "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			snprintf(one, sizeof(one), "\\u%04x", (unsigned char)*s);
-		else
-			snprintf(one, sizeof(one), "%c", *s);
-		append(buf, len, off, one);
-	}
-	append(buf, len, off, "\"");
-}
-
 /* Collect the DNS names (and IP SANs) of <x>; the CN when there is no
  * SAN. Fills names/names_txt of <ci>. Returns the count. */
 static int
@@ -197,7 +168,7 @@ collect_names(X509 *x, struct certinfo *ci)
 	size_t jo = 0, to = 0;
 	int i, n = 0;
 
-	append(ci->names, sizeof(ci->names), &jo, "[");
+	cli_buf_put(ci->names, sizeof(ci->names), &jo, "[");
 	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		char one[256];
@@ -212,10 +183,10 @@ collect_names(X509 *x, struct certinfo *ci)
 		} else {
 			continue;
 		}
-		append(ci->names, sizeof(ci->names), &jo, n ? "," : "");
-		append_json(ci->names, sizeof(ci->names), &jo, one);
-		append(ci->names_txt, sizeof(ci->names_txt), &to, n ? "," : "");
-		append(ci->names_txt, sizeof(ci->names_txt), &to, one);
+		cli_buf_put(ci->names, sizeof(ci->names), &jo, n ? "," : "");
+		cli_buf_json(ci->names, sizeof(ci->names), &jo, one);
+		cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, n ? "," : "");
+		cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, one);
 		n++;
 	}
 	GENERAL_NAMES_free(gens);
@@ -224,12 +195,12 @@ collect_names(X509 *x, struct certinfo *ci)
 
 		if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
 		                              sizeof(cn)) > 0) {
-			append_json(ci->names, sizeof(ci->names), &jo, cn);
-			append(ci->names_txt, sizeof(ci->names_txt), &to, cn);
+			cli_buf_json(ci->names, sizeof(ci->names), &jo, cn);
+			cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, cn);
 			n++;
 		}
 	}
-	append(ci->names, sizeof(ci->names), &jo, "]");
+	cli_buf_put(ci->names, sizeof(ci->names), &jo, "]");
 	return n;
 }
 
@@ -638,9 +609,9 @@ do_selfsigned(struct cli *c, int argc, char **argv)
 
 		if (strlen(names[i]) > 253 || strpbrk(names[i], ", \t\r\n") != NULL)
 			return cli_usage(&cmd_certs, "a NAME is not a host name");
-		append(san, sizeof(san), &so, i ? "," : "");
-		append(san, sizeof(san), &so, isip ? "IP:" : "DNS:");
-		append(san, sizeof(san), &so, names[i]);
+		cli_buf_put(san, sizeof(san), &so, i ? "," : "");
+		cli_buf_put(san, sizeof(san), &so, isip ? "IP:" : "DNS:");
+		cli_buf_put(san, sizeof(san), &so, names[i]);
 	}
 	key = EVP_EC_gen("P-256");
 	x = X509_new();

@@ -44,54 +44,34 @@ struct sync_report {
 	char fatal_msg[512];
 };
 
-/* Append <s> to <buf> at *<off>, truncating. */
-static void
-put(char *buf, size_t len, size_t *off, const char *s)
-{
-	int n = snprintf(buf + *off, len - *off, "%s", s);
-
-	if (n > 0)
-		*off += ((size_t)n < len - *off) ? (size_t)n : len - *off - 1;
-}
-
 /* Append <s> as a JSON string (with a leading comma unless first). */
 static void
 put_json(char *buf, size_t len, size_t *off, const char *s)
 {
-	put(buf, len, off, *off ? ",\"" : "\"");
-	for (; *s; s++) {
-		char one[8];
-
-		if (*s == '"' || *s == '\\')
-			snprintf(one, sizeof(one), "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			snprintf(one, sizeof(one), "\\u%04x", (unsigned char)*s);
-		else
-			snprintf(one, sizeof(one), "%c", *s);
-		put(buf, len, off, one);
-	}
-	put(buf, len, off, "\"");
+	if (*off)
+		cli_buf_put(buf, len, off, ",");
+	cli_buf_json(buf, len, off, s);
 }
 
 /* Record an error about <file>. */
 static void
 report_error(struct sync_report *r, const char *file, const char *why)
 {
-	put(r->errors, sizeof(r->errors), &r->eo, r->eo ? ",{\"file\":" : "{\"file\":");
+	cli_buf_put(r->errors, sizeof(r->errors), &r->eo, r->eo ? ",{\"file\":" : "{\"file\":");
 	{
 		size_t o = 0;
 		char tmp[1024];
 
 		tmp[0] = '\0';
 		put_json(tmp, sizeof(tmp), &o, file);
-		put(r->errors, sizeof(r->errors), &r->eo, tmp);
+		cli_buf_put(r->errors, sizeof(r->errors), &r->eo, tmp);
 		o = 0;
 		tmp[0] = '\0';
 		put_json(tmp, sizeof(tmp), &o, why);
-		put(r->errors, sizeof(r->errors), &r->eo, ",\"error\":");
-		put(r->errors, sizeof(r->errors), &r->eo, tmp);
+		cli_buf_put(r->errors, sizeof(r->errors), &r->eo, ",\"error\":");
+		cli_buf_put(r->errors, sizeof(r->errors), &r->eo, tmp);
 	}
-	put(r->errors, sizeof(r->errors), &r->eo, "}");
+	cli_buf_put(r->errors, sizeof(r->errors), &r->eo, "}");
 	r->nerr++;
 }
 
