@@ -63,12 +63,15 @@ lookup_work(struct agent_worker *w, void *arg)
 {
 	struct lookup_job *lk = arg;
 
+	/* a throttled address is refused before anything is looked up */
+	lk->throttled = throttle_check_ip(w, lk->ip, &lk->thr) == 1;
+	if (lk->throttled)
+		return;
 	route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
 	/* the user counter is keyed on the canonical account, so aliases do
 	 * not multiply the budget; unknown names count against the IP only */
-	lk->throttled = throttle_check(w, lk->ip,
-	                               lk->route.status == ROUTE_OK ? lk->route.account : NULL,
-	                               &lk->thr) == 1;
+	if (lk->route.status == ROUTE_OK)
+		lk->throttled = throttle_check_user(w, lk->ip, lk->route.account, &lk->thr) == 1;
 }
 
 static void

@@ -49,6 +49,18 @@ int throttle_check(struct agent_worker *w, const char *ip, const char *user,
                    struct throttle_result *out);
 
 /*
+ * The two halves of throttle_check(), for callers that must refuse a
+ * throttled address before doing anything else (looking the user up):
+ * throttle_check_ip() counts and checks the IP's counters only;
+ * throttle_check_user() counts and checks the account's counters only (<ip>
+ * is needed for the whitelist). Blocking. Each fills <out> and returns 0
+ * when allowed, 1 when rejected.
+ */
+int throttle_check_ip(struct agent_worker *w, const char *ip, struct throttle_result *out);
+int throttle_check_user(struct agent_worker *w, const char *ip, const char *user,
+                        struct throttle_result *out);
+
+/*
  * Record a failed login from <ip> for <user> (either may be NULL).
  * Blocking. Returns 0, or -1 when memcached is unavailable.
  */

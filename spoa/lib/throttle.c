@@ -183,52 +183,54 @@ fail_open(struct agent *ag, struct throttle_result *out)
 	return 0;
 }
 
+/* What both phases of a check share: the parsed client and the account. */
+struct check_ctx {
+	char group[CIDR_STR_MAX];
+	char account[NAME_MAX_LEN + 1];
+	int whitelisted;
+};
+
 /*
- * Count one attempt from <ip> for <user> (NULL: not known yet) and decide.
- * Always fills <out>. Returns 0 when allowed, 1 when rejected.
+ * Parse <ip> (and <user> when not NULL) into <cc>. Returns 0, or 1 with
+ * <out> set to a rejection when either is unusable.
  */
-int
-throttle_check(struct agent_worker *w, const char *ip, const char *user,
-               struct throttle_result *out)
+static int
+check_begin(struct agent *ag, const char *ip, const char *user, struct check_ctx *cc,
+            struct throttle_result *out)
 {
-	struct agent *ag = w->ag;
 	const struct cfg_throttle *t = &ag->cfg->throttle;
-	char group[CIDR_STR_MAX], account[NAME_MAX_LEN + 1];
 	struct cidr addr;
-	uint64_t v;
 
 	memset(out, 0, sizeof(*out));
 	out->verdict = THROTTLE_ALLOW;
 	/* an address we cannot parse is a caller bug or forged input: refuse
 	 * rather than let it bypass the IP counters */
 	if (ip == NULL || cidr_parse_addr(ip, &addr) < 0 ||
-	    cidr_group(ip, t->ipv6_prefix, group, sizeof(group)) < 0) {
+	    cidr_group(ip, t->ipv6_prefix, cc->group, sizeof(cc->group)) < 0) {
 		log_warnx(ag->log, "throttle: bad client address '%.64s'", ip ? ip : "(null)");
 		return reject(ag, out, THROTTLE_REJECT_IP, M_THROTTLE_REJECT_IP, 0, t->ip_max,
 		              t->ip_ttl_s, t->ip_reject_message);
 	}
-	if (whitelisted(ag, &addr)) {
-		out->verdict = THROTTLE_WHITELISTED;
-		metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
-		return 0;
-	}
-	if (user != NULL && name_normalise(account, sizeof(account), user,
+	cc->whitelisted = whitelisted(ag, &addr);
+	if (user != NULL && name_normalise(cc->account, sizeof(cc->account), user,
 	                                   ag->cfg->ldap.default_domain) < 0) {
-		log_warnx(ag->log, "throttle: bad account name from %s", group);
+		log_warnx(ag->log, "throttle: bad account name from %s", cc->group);
 		return reject(ag, out, THROTTLE_REJECT_USER, M_THROTTLE_REJECT_USER, 0,
 		              t->user_max, t->user_ttl_s, t->user_reject_message);
 	}
-	if (t->ip_max == 0 && t->ip_fail_max == 0 &&
-	    (user == NULL || (t->user_max == 0 && t->user_fail_max == 0))) {
-		/* nothing limited: no need to ask memcached */
-		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
-		return 0;
-	}
-	if (w->mc == NULL)
-		return fail_open(ag, out);
+	return 0;
+}
+
+/* Count and check the IP's counters. Returns 0 allowed, 1 rejected. */
+static int
+check_ip(struct agent_worker *w, const struct check_ctx *cc, struct throttle_result *out)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	uint64_t v;
 
 	if (t->ip_max > 0) {
-		if (bump_counter(w, KEYS_THR_IP, group, t->ip_ttl_s, &v) < 0)
+		if (bump_counter(w, KEYS_THR_IP, cc->group, t->ip_ttl_s, &v) < 0)
 			return fail_open(ag, out);
 		if (v > t->ip_max)
 			return reject(ag, out, THROTTLE_REJECT_IP, M_THROTTLE_REJECT_IP, v,
@@ -237,14 +239,25 @@ throttle_check(struct agent_worker *w, const char *ip, const char *user,
 		out->limit = t->ip_max;
 	}
 	if (t->ip_fail_max > 0) {
-		if (read_counter(w, KEYS_FAIL_IP, group, &v) < 0)
+		if (read_counter(w, KEYS_FAIL_IP, cc->group, &v) < 0)
 			return fail_open(ag, out);
 		if (v >= t->ip_fail_max)
 			return reject(ag, out, THROTTLE_REJECT_IP_FAIL, M_THROTTLE_REJECT_IP_FAIL, v,
 			              t->ip_fail_max, t->ip_fail_ttl_s, t->ip_reject_message);
 	}
-	if (user != NULL && t->user_max > 0) {
-		if (bump_counter(w, KEYS_THR_USER, account, t->user_ttl_s, &v) < 0)
+	return 0;
+}
+
+/* Count and check the account's counters. Returns 0 allowed, 1 rejected. */
+static int
+check_user(struct agent_worker *w, const struct check_ctx *cc, struct throttle_result *out)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	uint64_t v;
+
+	if (t->user_max > 0) {
+		if (bump_counter(w, KEYS_THR_USER, cc->account, t->user_ttl_s, &v) < 0)
 			return fail_open(ag, out);
 		if (v > t->user_max)
 			return reject(ag, out, THROTTLE_REJECT_USER, M_THROTTLE_REJECT_USER, v,
@@ -252,16 +265,91 @@ throttle_check(struct agent_worker *w, const char *ip, const char *user,
 		out->count = v;
 		out->limit = t->user_max;
 	}
-	if (user != NULL && t->user_fail_max > 0) {
-		if (read_counter(w, KEYS_FAIL_USER, account, &v) < 0)
+	if (t->user_fail_max > 0) {
+		if (read_counter(w, KEYS_FAIL_USER, cc->account, &v) < 0)
 			return fail_open(ag, out);
 		if (v >= t->user_fail_max)
 			return reject(ag, out, THROTTLE_REJECT_USER_FAIL,
 			              M_THROTTLE_REJECT_USER_FAIL, v, t->user_fail_max,
 			              t->user_fail_ttl_s, t->user_reject_message);
 	}
+	return 0;
+}
+
+/*
+ * Run the phases <do_ip> and <do_user> of a check for <ip> and <user>.
+ * Returns 0 allowed, 1 rejected; <out> says why.
+ */
+static int
+check(struct agent_worker *w, const char *ip, const char *user, int do_ip, int do_user,
+      struct throttle_result *out)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	struct check_ctx cc;
+	int need_ip, need_user;
+
+	if (!do_user)
+		user = NULL;
+	if (check_begin(ag, ip, user, &cc, out))
+		return 1;
+	if (cc.whitelisted) {
+		out->verdict = THROTTLE_WHITELISTED;
+		metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
+		return 0;
+	}
+	need_ip = do_ip && (t->ip_max > 0 || t->ip_fail_max > 0);
+	need_user = user != NULL && (t->user_max > 0 || t->user_fail_max > 0);
+	if (!need_ip && !need_user) {
+		/* nothing limited: no need to ask memcached */
+		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
+		return 0;
+	}
+	if (w->mc == NULL)
+		return fail_open(ag, out);
+	if (need_ip && check_ip(w, &cc, out))
+		return 1;
+	if (out->verdict == THROTTLE_FAIL_OPEN)
+		return 0;
+	if (need_user && check_user(w, &cc, out))
+		return 1;
+	if (out->verdict == THROTTLE_FAIL_OPEN)
+		return 0;
 	metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
 	return 0;
+}
+
+/*
+ * Count one login attempt from <ip> for <user> (NULL: IP only) and decide.
+ * Returns 0 allowed, 1 rejected; <out> says why.
+ */
+int
+throttle_check(struct agent_worker *w, const char *ip, const char *user,
+               struct throttle_result *out)
+{
+	return check(w, ip, user, 1, 1, out);
+}
+
+/*
+ * Count and check only the per-IP counters of an attempt from <ip>: the
+ * first step, before anything is looked up. Returns 0 allowed, 1 rejected.
+ */
+int
+throttle_check_ip(struct agent_worker *w, const char *ip, struct throttle_result *out)
+{
+	return check(w, ip, NULL, 1, 0, out);
+}
+
+/*
+ * Count and check only the per-account counters of an attempt from <ip>
+ * (for the whitelist) for <user>, once the account is known. Returns 0
+ * allowed, 1 rejected.
+ */
+int
+throttle_check_user(struct agent_worker *w, const char *ip, const char *user,
+                    struct throttle_result *out)
+{
+	return check(w, ip, user, 0, 1, out);
 }
 
 /*
