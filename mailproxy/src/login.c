@@ -1,6 +1,7 @@
 /*
- * The login path: route lookup and throttle verdict on a worker thread,
- * then the connection to the mailbox server, then the outcome: relay on
+ * The login path: throttle verdict and route lookup, decided on the event
+ * loop when no counter is needed and the route is in the in-process cache,
+ * else on a worker thread; then the connection to the mailbox server, then the outcome: relay on
  * success, back to pre-auth on failure, a temporary error when something
  * on the way is down. Credentials live in struct login and are wiped when
  * it is freed; they never reach a log line.
@@ -22,6 +23,8 @@ struct lookup_job {
 	struct route_result route;
 	struct throttle_result thr;
 	int throttled;
+	int ip_done;                 /* the per-IP phase was decided on the loop */
+	int route_done;              /* the route came from the in-process cache */
 };
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
@@ -64,10 +67,12 @@ lookup_work(struct agent_worker *w, void *arg)
 	struct lookup_job *lk = arg;
 
 	/* a throttled address is refused before anything is looked up */
-	lk->throttled = throttle_check_ip(w, lk->ip, &lk->thr) == 1;
+	if (!lk->ip_done)
+		lk->throttled = throttle_check_ip(w, lk->ip, &lk->thr) == 1;
 	if (lk->throttled)
 		return;
-	route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
+	if (!lk->route_done)
+		route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
 	/* the user counter is keyed on the canonical account, so aliases do
 	 * not multiply the budget; unknown names count against the IP only */
 	if (lk->route.status == ROUTE_OK)
@@ -95,9 +100,11 @@ record_work(struct agent_worker *w, void *arg)
 static void
 login_record(struct session *s, const char *user, int ok)
 {
-	struct record_job *rj = calloc(1, sizeof(*rj));
+	struct record_job *rj;
 
-	if (rj == NULL)
+	if (!throttle_records(&s->mp->ag, ok))
+		return;
+	if ((rj = calloc(1, sizeof(*rj))) == NULL)
 		return;
 	snprintf(rj->ip, sizeof(rj->ip), "%s", s->ip);
 	snprintf(rj->user, sizeof(rj->user), "%s", user ? user : "");
@@ -125,15 +132,12 @@ login_end(struct session *s)
 	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
 }
 
+/* Act on the verdict and route in <lk> for session <s>. */
 static void
-lookup_done(void *arg)
+lookup_apply(struct session *s, struct lookup_job *lk)
 {
-	struct lookup_job *lk = arg;
-	struct session *s = lk->s;
 	const struct proto_ops *ops = session_ops(s);
 
-	session_enter(s);
-	s->login->job = NULL;
 	if (lk->throttled) {
 		mp_count(s->mp, MPC_LOGIN_THROTTLED, 1);
 		session_log(s, LOG_NOTICE, "login of %s throttled (%s, %llu/%llu)",
@@ -160,6 +164,17 @@ lookup_done(void *arg)
 		            route_status_name(lk->route.status));
 		login_upstream_tempfail(s, "lookup failed");
 	}
+}
+
+static void
+lookup_done(void *arg)
+{
+	struct lookup_job *lk = arg;
+	struct session *s = lk->s;
+
+	session_enter(s);
+	s->login->job = NULL;
+	lookup_apply(s, lk);
 	free(lk);
 	if (!s->dead)
 		session_run(s);
@@ -167,8 +182,38 @@ lookup_done(void *arg)
 }
 
 /*
- * Start the login of <s> with the credentials in s->login: submit the
- * lookup job. On a full queue the client gets a temporary failure.
+ * Decide <lk> on the loop when nothing blocking is needed: the throttle
+ * needs no counter and the route is in the in-process cache. Returns 1
+ * when decided, 0 when a worker must finish it (lk->ip_done tells whether
+ * the per-IP phase is already settled).
+ */
+static int
+lookup_local(struct session *s, struct lookup_job *lk)
+{
+	struct agent *ag = &s->mp->ag;
+	int r;
+
+	if ((r = throttle_local_ip(ag, lk->ip, &lk->thr)) < 0)
+		return 0;
+	lk->ip_done = 1;
+	if (r == 1) {
+		lk->throttled = 1;
+		return 1;
+	}
+	if (!route_cached(ag, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route))
+		return 0;
+	lk->route_done = 1;
+	if (lk->route.status != ROUTE_OK)
+		return 1;
+	if ((r = throttle_local_user(ag, lk->ip, lk->route.account, &lk->thr)) < 0)
+		return 0;
+	lk->throttled = r == 1;
+	return 1;
+}
+
+/*
+ * Start the login of <s> with the credentials in s->login: decide on the
+ * loop when possible, else submit the lookup job. On a full queue the client gets a temporary failure.
  */
 void
 login_start(struct session *s)
@@ -189,6 +234,11 @@ login_start(struct session *s)
 	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
 	                                : (tls ? PROTO_POP3S : PROTO_POP3);
 	s->state = SS_LOOKUP;
+	if (lookup_local(s, lk)) {
+		lookup_apply(s, lk);
+		free(lk);
+		return;
+	}
 	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
 		free(lk);

@@ -61,6 +61,23 @@ int throttle_check_user(struct agent_worker *w, const char *ip, const char *user
                         struct throttle_result *out);
 
 /*
+ * The same two phases decided without blocking, when no counter is needed
+ * (nothing limited, the address whitelisted, unusable input): safe on an
+ * event loop. Each returns 0 allowed or 1 rejected with <out> filled, or
+ * -1 when the blocking throttle_check_ip() / throttle_check_user() must
+ * decide (nothing was counted).
+ */
+int throttle_local_ip(struct agent *ag, const char *ip, struct throttle_result *out);
+int throttle_local_user(struct agent *ag, const char *ip, const char *user,
+                        struct throttle_result *out);
+
+/*
+ * Tell whether recording a login outcome (<ok>: success, else failure)
+ * would change a counter under <ag>'s limits, so callers can skip the job.
+ */
+int throttle_records(const struct agent *ag, int ok);
+
+/*
  * Record a failed login from <ip> for <user> (either may be NULL).
  * Blocking. Returns 0, or -1 when memcached is unavailable.
  */

@@ -277,23 +277,22 @@ check_user(struct agent_worker *w, const struct check_ctx *cc, struct throttle_r
 }
 
 /*
- * Run the phases <do_ip> and <do_user> of a check for <ip> and <user>.
- * Returns 0 allowed, 1 rejected; <out> says why.
+ * Decide what can be decided of a check without memcached: bad input,
+ * the whitelist, nothing limited. Returns 0 allowed, 1 rejected, or -1
+ * when the counters must be asked (<cc> is then filled).
  */
 static int
-check(struct agent_worker *w, const char *ip, const char *user, int do_ip, int do_user,
-      struct throttle_result *out)
+check_local(struct agent *ag, const char *ip, const char *user, int do_ip, int do_user,
+            struct check_ctx *cc, struct throttle_result *out)
 {
-	struct agent *ag = w->ag;
 	const struct cfg_throttle *t = &ag->cfg->throttle;
-	struct check_ctx cc;
 	int need_ip, need_user;
 
 	if (!do_user)
 		user = NULL;
-	if (check_begin(ag, ip, user, &cc, out))
+	if (check_begin(ag, ip, user, cc, out))
 		return 1;
-	if (cc.whitelisted) {
+	if (cc->whitelisted) {
 		out->verdict = THROTTLE_WHITELISTED;
 		metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
 		return 0;
@@ -305,13 +304,32 @@ check(struct agent_worker *w, const char *ip, const char *user, int do_ip, int d
 		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
 		return 0;
 	}
+	return -1;
+}
+
+/*
+ * Run the phases <do_ip> and <do_user> of a check for <ip> and <user>.
+ * Returns 0 allowed, 1 rejected; <out> says why.
+ */
+static int
+check(struct agent_worker *w, const char *ip, const char *user, int do_ip, int do_user,
+      struct throttle_result *out)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+	struct check_ctx cc;
+	int r;
+
+	if ((r = check_local(ag, ip, user, do_ip, do_user, &cc, out)) >= 0)
+		return r;
 	if (w->mc == NULL)
 		return fail_open(ag, out);
-	if (need_ip && check_ip(w, &cc, out))
+	if (do_ip && (t->ip_max > 0 || t->ip_fail_max > 0) && check_ip(w, &cc, out))
 		return 1;
 	if (out->verdict == THROTTLE_FAIL_OPEN)
 		return 0;
-	if (need_user && check_user(w, &cc, out))
+	if (do_user && user != NULL && (t->user_max > 0 || t->user_fail_max > 0) &&
+	    check_user(w, &cc, out))
 		return 1;
 	if (out->verdict == THROTTLE_FAIL_OPEN)
 		return 0;
@@ -350,6 +368,46 @@ throttle_check_user(struct agent_worker *w, const char *ip, const char *user,
                     struct throttle_result *out)
 {
 	return check(w, ip, user, 0, 1, out);
+}
+
+/*
+ * Decide the per-IP phase for <ip> without blocking, when no counter is
+ * needed (nothing limited, whitelisted, unusable address): safe on an
+ * event loop. Returns 0 allowed or 1 rejected (<out> filled, counted as
+ * throttle_check_ip() would), or -1 when throttle_check_ip() must decide.
+ */
+int
+throttle_local_ip(struct agent *ag, const char *ip, struct throttle_result *out)
+{
+	struct check_ctx cc;
+
+	return check_local(ag, ip, NULL, 1, 0, &cc, out);
+}
+
+/*
+ * Decide the per-account phase for <user> from <ip> without blocking, as
+ * throttle_local_ip() does. Returns 0, 1, or -1 when throttle_check_user()
+ * must decide.
+ */
+int
+throttle_local_user(struct agent *ag, const char *ip, const char *user,
+                    struct throttle_result *out)
+{
+	struct check_ctx cc;
+
+	return check_local(ag, ip, user, 0, 1, &cc, out);
+}
+
+/*
+ * Tell whether recording a login outcome (<ok>: success, else failure)
+ * would change any counter under the configuration of <ag>. Returns 1 or 0.
+ */
+int
+throttle_records(const struct agent *ag, int ok)
+{
+	const struct cfg_throttle *t = &ag->cfg->throttle;
+
+	return ok ? t->ip_fail_max > 0 : (t->ip_fail_max > 0 || t->user_fail_max > 0);
 }
 
 /*

@@ -513,6 +513,61 @@ test_threads_exact(void **state)
 	fx_free(f);
 }
 
+static void
+tune_fail_user(struct cfg_throttle *t)
+{
+	t->user_fail_max = 3;
+}
+
+/* The loop-safe phases decide only what needs no counter, and count nothing. */
+static void
+test_local_decisions(void **state)
+{
+	struct throttle_result r;
+	struct fx *f = fx_new(1, NULL);
+
+	(void)state;
+	/* nothing limited: allowed without memcached, by both phases */
+	assert_int_equal(throttle_local_ip(&f->ag, "192.0.2.1", &r), 0);
+	assert_int_equal(r.verdict, THROTTLE_ALLOW);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), 0);
+	assert_int_equal(throttle_records(&f->ag, 1), 0);
+	assert_int_equal(throttle_records(&f->ag, 0), 0);
+	/* unusable input is refused here too */
+	assert_int_equal(throttle_local_ip(&f->ag, "not-an-ip", &r), 1);
+	assert_int_equal(r.verdict, THROTTLE_REJECT_IP);
+	assert_int_equal(fake.calls, 0);
+	fx_free(f);
+
+	/* limits: the blocking check must decide, and nothing was counted */
+	f = fx_new(1, tune_wl);
+	assert_int_equal(throttle_local_ip(&f->ag, "192.0.2.1", &r), -1);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), 0);
+	/* ... unless the address is whitelisted */
+	assert_int_equal(throttle_local_ip(&f->ag, "10.1.2.3", &r), 0);
+	assert_int_equal(r.verdict, THROTTLE_WHITELISTED);
+	assert_int_equal(fake.calls, 0);
+	fx_free(f);
+
+	f = fx_new(1, tune_ip1);
+	assert_int_equal(throttle_local_ip(&f->ag, "192.0.2.1", &r), -1);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), -1);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "bad\001", &r), 1);
+	assert_int_equal(r.verdict, THROTTLE_REJECT_USER);
+	assert_int_equal(fake.calls, 0);
+	fx_free(f);
+
+	/* only failure limits make recording worth a job */
+	f = fx_new(1, tune_fail_user);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), -1);
+	assert_int_equal(throttle_records(&f->ag, 1), 0);
+	assert_int_equal(throttle_records(&f->ag, 0), 1);
+	fx_free(f);
+	f = fx_new(1, tune_all);
+	assert_int_equal(throttle_records(&f->ag, 1), 1);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -525,6 +580,7 @@ main(void)
 		cmocka_unit_test(test_unlimited_needs_nothing),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_threads_exact),
+		cmocka_unit_test(test_local_decisions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
