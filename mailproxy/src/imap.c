@@ -370,15 +370,16 @@ build_login(struct session *s)
 static void
 send_id(struct session *s)
 {
+	const struct sockaddr_storage *local = session_local(s);
 	char buf[512], lip[64];
 	uint16_t lport = 0;
 	int n;
 
-	parse_addr_str((const struct sockaddr *)&s->local, 0, lip, sizeof(lip));
-	if (s->local.ss_family == AF_INET)
-		lport = ntohs(((const struct sockaddr_in *)&s->local)->sin_port);
-	else if (s->local.ss_family == AF_INET6)
-		lport = ntohs(((const struct sockaddr_in6 *)&s->local)->sin6_port);
+	parse_addr_str((const struct sockaddr *)local, 0, lip, sizeof(lip));
+	if (local->ss_family == AF_INET)
+		lport = ntohs(((const struct sockaddr_in *)local)->sin_port);
+	else if (local->ss_family == AF_INET6)
+		lport = ntohs(((const struct sockaddr_in6 *)local)->sin6_port);
 	n = snprintf(buf, sizeof(buf),
 	             TAG_ID " ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
 	             "\"x-connected-ip\" \"%s\" \"x-connected-port\" \"%u\" "

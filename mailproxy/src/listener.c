@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "mp.h"
@@ -54,6 +55,17 @@ listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Tell whether <ss> is the any-address, where each connection's local address differs. */
+static int
+listener_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 1;
+}
+
 /* Open one listener for <addr> speaking <proto>. Returns 0 or -1 with <err>. */
 static int
 listener_open(struct mp *mp, const char *addr, const char *name, enum mp_proto proto,
@@ -77,6 +89,9 @@ listener_open(struct mp *mp, const char *addr, const char *name, enum mp_proto p
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* accepted sockets inherit these (Linux): no setsockopt per connection */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
 		snprintf(err, errlen, "%s %s: %s", name, addr, strerror(errno));
 		close(fd);
@@ -92,6 +107,9 @@ listener_open(struct mp *mp, const char *addr, const char *name, enum mp_proto p
 	li->fd = fd;
 	li->proto = proto;
 	li->implicit_tls = implicit_tls;
+	len = sizeof(li->local);
+	if (getsockname(fd, (struct sockaddr *)&li->local, &len) == 0)
+		li->local_exact = !listener_wildcard(&li->local);
 	snprintf(li->name, sizeof(li->name), "%s", name);
 	ev_io_init(&li->io, listener_cb, fd, EV_READ);
 	li->io.data = li;

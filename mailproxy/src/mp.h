@@ -51,6 +51,8 @@ struct listener {
 	int fd;
 	enum mp_proto proto;
 	int implicit_tls;       /* imaps / pop3s */
+	int local_exact;        /* bound to one address: sessions' local address is <local> */
+	struct sockaddr_storage local;
 	char name[16];          /* "imap", "imaps", ... */
 	SLIST_ENTRY(listener) next;
 };
@@ -115,6 +117,8 @@ struct side {
 	unsigned shut:1;                 /* our output towards it is shut down */
 	unsigned hs:1;                   /* TLS handshake in progress */
 	unsigned tls:1;                  /* TLS established */
+	unsigned rd_ready:1;             /* may have input: not drained since the last event */
+	unsigned wr_ready:1;             /* may take output: not found full since the last event */
 };
 
 /* Session states. */
@@ -214,6 +218,7 @@ void session_close(struct session *s, const char *why);
 void session_enter(struct session *s);
 int session_leave(struct session *s);
 void session_run(struct session *s);
+const struct sockaddr_storage *session_local(struct session *s);
 void session_set_timer(struct session *s, uint32_t ms);
 void session_send(struct session *s, const char *data, size_t len);
 void session_printf(struct session *s, const char *fmt, ...)

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -97,8 +96,6 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 {
 	struct mp *mp = li->mp;
 	struct session *s;
-	socklen_t llen = sizeof(s->local);
-	int one = 1;
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -111,16 +108,17 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	s->id = ++mp->next_id;
 	s->cl.s = s->up.s = s;
 	s->cl.fd = fd;
+	s->cl.wr_ready = 1;
 	s->up.fd = -1;
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
-	getsockname(fd, (struct sockaddr *)&s->local, &llen);
 	parse_addr_str(sa, 0, s->ip, sizeof(s->ip));
 	if (sa->sa_family == AF_INET)
 		s->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	else if (sa->sa_family == AF_INET6)
 		s->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* TCP_NODELAY and SO_KEEPALIVE come from the listening socket */
+	if (li->local_exact)
+		s->local = li->local;
 	ev_io_init(&s->cl.io, session_cb, fd, 0);
 	s->cl.io.data = &s->cl;
 	ev_init(&s->up.io, session_cb);
@@ -147,6 +145,18 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	if (session_leave(s))
 		return NULL;
 	return s;
+}
+
+/* Return the local address the client of <s> connected to (asked once, when first needed). */
+const struct sockaddr_storage *
+session_local(struct session *s)
+{
+	socklen_t llen = sizeof(s->local);
+
+	if (s->local.ss_family == 0 &&
+	    getsockname(s->cl.fd, (struct sockaddr *)&s->local, &llen) < 0)
+		memset(&s->local, 0, sizeof(s->local));
+	return &s->local;
 }
 
 /* Mark <s> as being inside a callback. */
@@ -400,6 +410,11 @@ fill(struct session *s, struct side *sd, struct mbuf **bp)
 	struct mbuf *b;
 	ssize_t n;
 
+	size_t want;
+
+	/* a socket drained since its last event has nothing: skip the EAGAIN */
+	if (!sd->rd_ready)
+		return 0;
 	if (*bp == NULL && (*bp = mbuf_get(&s->mp->pool)) == NULL)
 		return -1;
 	b = *bp;
@@ -410,11 +425,19 @@ fill(struct session *s, struct side *sd, struct mbuf **bp)
 	}
 	if (b->w == b->cap)
 		return 0;
-	n = side_read(sd, b->d + b->w, b->cap - b->w);
+	want = b->cap - b->w;
+	n = side_read(sd, b->d + b->w, want);
 	if (n > 0) {
 		b->w += (uint32_t)n;
+		/* level-triggered events: a short read means drained for now
+		 * (TLS: unless the library still holds decrypted bytes) */
+		if (sd->ssl != NULL ? !SSL_has_pending(sd->ssl) && (size_t)n < want
+		                    : (size_t)n < want)
+			sd->rd_ready = 0;
 		return 1;
 	}
+	if (n == -1)
+		sd->rd_ready = 0;
 	if (b->w == b->r)
 		mbuf_put(&s->mp->pool, bp);
 	if (n == 0)
@@ -428,15 +451,21 @@ flush(struct session *s, struct side *sd, struct mbuf **bp)
 {
 	int progress = 0;
 
-	while (mbuf_len(*bp) > 0) {
-		ssize_t n = side_write(sd, (*bp)->d + (*bp)->r, mbuf_len(*bp));
+	while (mbuf_len(*bp) > 0 && sd->wr_ready) {
+		size_t len = mbuf_len(*bp);
+		ssize_t n = side_write(sd, (*bp)->d + (*bp)->r, len);
 
 		if (n == -2)
 			return -1;
-		if (n < 0)
+		if (n < 0) {
+			sd->wr_ready = 0;
 			break;
+		}
 		mbuf_consume(*bp, (size_t)n);
 		progress = 1;
+		/* a short write means the socket buffer is full: wait for EV_WRITE */
+		if ((size_t)n < len)
+			sd->wr_ready = 0;
 	}
 	if (*bp != NULL && mbuf_len(*bp) == 0)
 		mbuf_put(&s->mp->pool, bp);
@@ -659,6 +688,11 @@ session_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	session_enter(s);
+	/* TLS can need either direction for either operation */
+	if ((revents & EV_READ) || (sd->ssl != NULL && (revents & EV_WRITE)))
+		sd->rd_ready = 1;
+	if ((revents & EV_WRITE) || (sd->ssl != NULL && (revents & EV_READ)))
+		sd->wr_ready = 1;
 	if (sd == &s->up && s->state == SS_UP_CONNECT && (revents & EV_WRITE)) {
 		int err = 0;
 		socklen_t len = sizeof(err);

@@ -225,6 +225,9 @@ tls_handshake(struct session *s, struct side *sd)
 	if (r == 1) {
 		sd->hs = 0;
 		sd->tls = 1;
+		/* the handshake may have left records in the library's buffer */
+		sd->rd_ready = 1;
+		sd->wr_ready = 1;
 		return 1;
 	}
 	e = SSL_get_error(sd->ssl, r);

@@ -36,6 +36,8 @@ upstream_connect(struct session *s)
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	s->up.fd = fd;
 	s->up.events = 0;
+	s->up.rd_ready = 0;
+	s->up.wr_ready = 1;
 	ev_io_set(&s->up.io, fd, 0);
 	if (connect(fd, (struct sockaddr *)&lg->route.addr, lg->route.addrlen) == 0) {
 		upstream_connected(s);
