@@ -153,12 +153,16 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
 		upstream_connect(s);
 	} else if (lk->route.status == ROUTE_UNKNOWN) {
-		mp_count(s->mp, MPC_LOGIN_FAIL, 1);
-		login_observe(s);
-		ops->login_failed(s);
-		audit_login(s, lk->key, "unknown");
+		uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
+
 		login_record(s, NULL, 0);
-		login_end(s);
+		if (delay > 0) {
+			/* answer when a wrong password would have been answered */
+			s->state = SS_FAIL_DELAY;
+			session_set_timer(s, delay);
+		} else {
+			login_unknown_answer(s);
+		}
 	} else {
 		session_log(s, LOG_WARNING, "route lookup for %s: %s", lk->key,
 		            route_status_name(lk->route.status));
@@ -247,6 +251,17 @@ login_start(struct session *s)
 		return;
 	}
 	session_set_timer(s, mp->cfg->mailproxy.upstream_timeout_ms);
+}
+
+/* Answer the login of unknown user by <s> as a wrong password is answered. */
+void
+login_unknown_answer(struct session *s)
+{
+	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
+	login_observe(s);
+	session_ops(s)->login_failed(s);
+	audit_login(s, login_user(s->login), "unknown");
+	login_end(s);
 }
 
 /* The mailbox server accepted the login of <s> (answer already queued): relay. */

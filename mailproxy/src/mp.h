@@ -127,6 +127,7 @@ enum sstate {
 	SS_CMD,             /* pre-auth commands */
 	SS_STARTTLS_FLUSH,  /* STARTTLS answered; waiting for it to be written */
 	SS_LOOKUP,          /* throttle + route job running */
+	SS_FAIL_DELAY,      /* a refused login waits failure_delay before its answer */
 	SS_UP_CONNECT,      /* TCP connect to the mailbox server */
 	SS_UP_RETRY,        /* waiting before another connect attempt */
 	SS_UP_TLS,          /* TLS handshake with the mailbox server */
@@ -247,6 +248,7 @@ void login_free(struct session *s);
 void login_upstream_ok(struct session *s, const char *line, size_t len);
 void login_upstream_failed(struct session *s, const char *line, size_t len);
 void login_upstream_tempfail(struct session *s, const char *why);
+void login_unknown_answer(struct session *s);
 int login_allowed(const struct session *s);
 
 /* upstream.c */

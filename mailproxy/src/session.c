@@ -732,6 +732,9 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	case SS_LOOKUP:
 		login_upstream_tempfail(s, "lookup timeout");
 		break;
+	case SS_FAIL_DELAY:
+		login_unknown_answer(s);
+		break;
 	case SS_UP_CONNECT:
 		session_log(s, LOG_WARNING, "connect to %s timed out", s->login->route.server);
 		upstream_retry(s);

@@ -117,6 +117,7 @@ struct cfg_mailproxy {
 	uint32_t connect_timeout_ms;   /* to the mailbox server */
 	uint32_t upstream_timeout_ms;  /* greeting / login answer from the mailbox server */
 	uint32_t login_timeout_ms;     /* whole pre-auth phase */
+	uint32_t failure_delay_ms;     /* before answering a login the proxy itself refuses */
 	uint32_t handshake_timeout_ms; /* TLS handshake */
 	uint32_t imap_idle_timeout_ms; /* after login */
 	uint32_t pop3_idle_timeout_ms;

@@ -109,6 +109,7 @@ static const struct kw keywords[] = {
 	{ "mailproxy", "connect_timeout", KW_MS, S(mailproxy, connect_timeout_ms), 600000, "5s" },
 	{ "mailproxy", "upstream_timeout", KW_MS, S(mailproxy, upstream_timeout_ms), 600000, "15s" },
 	{ "mailproxy", "login_timeout", KW_MS, S(mailproxy, login_timeout_ms), 3600000, "60s" },
+	{ "mailproxy", "failure_delay", KW_MS, S(mailproxy, failure_delay_ms), 60000, "2s" },
 	{ "mailproxy", "handshake_timeout", KW_MS, S(mailproxy, handshake_timeout_ms), 600000, "10s" },
 	{ "mailproxy", "imap_idle_timeout", KW_MS, S(mailproxy, imap_idle_timeout_ms), 86400000, "30m" },
 	{ "mailproxy", "pop3_idle_timeout", KW_MS, S(mailproxy, pop3_idle_timeout_ms), 86400000, "10m" },

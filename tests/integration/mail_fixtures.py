@@ -115,6 +115,8 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
             "cleartext_login": True, "audit_log": os.path.join(d, "audit.log"),
             "upstream_ca": mbox_certs["ca"].cert, "threads": 2,
             "connect_timeout": "2s", "upstream_timeout": "5s",
+            # the test dovecots answer failures at once (auth_failure_delay 0)
+            "failure_delay": "0",
         }
         mp.update(opts)
         for k, v in (extra_listen or {}).items():

@@ -141,6 +141,38 @@ def test_imap_wrong_password_then_retry_and_unknown_user_same_answer(mailproxy):
     assert any("result=unknown" in l for l in mp.audit_lines())
 
 
+def test_unknown_user_answered_after_failure_delay_without_blocking(mailproxy):
+    """An unknown user is refused only after failure_delay (as a mailbox
+    server with auth_failure_delay answers a wrong password), by the worker
+    path (cache miss) and the loop path (cached negative entry) alike, with
+    the wrong password's answer; other clients are served meanwhile."""
+    delay = 1.5
+    mp = mailproxy(failure_delay="1500ms")
+    r = Raw(mp.imap)
+    r.line()
+    r.send(b"a1 LOGIN alice@example.com wrong-password\r\n")
+    bad = r.until(b"a1 ")[-1]
+    assert bad.startswith(b"a1 NO ")
+    for tag in (b"a2", b"a3"):
+        t0 = time.monotonic()
+        r.send(tag + b" LOGIN nobody-delayed@example.com whatever\r\n")
+        # while this one waits, another client gets its answers at once
+        other = Raw(mp.imap)
+        assert other.line().startswith(b"* OK")
+        other.send(b"x1 NOOP\r\n")
+        assert other.until(b"x1 ")[-1].startswith(b"x1 OK")
+        assert time.monotonic() - t0 < delay, "the delay blocked another client"
+        other.close()
+        unknown = r.until(tag + b" ")[-1]
+        assert time.monotonic() - t0 >= delay - 0.05
+        assert unknown[3:] == bad[3:]
+    # and the session is usable afterwards
+    r.send(b'a4 LOGIN alice@example.com "%s"\r\n' % password("alice@example.com").encode())
+    assert r.until(b"a4 ")[-1].startswith(b"a4 OK")
+    r.close()
+    assert wait_for(lambda: sum("result=unknown" in l for l in mp.audit_lines()) == 2)
+
+
 def test_imap_password_with_quotes_backslashes_spaces(mailproxy):
     mp = mailproxy()
     user = "quote@example.com"
