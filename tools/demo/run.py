@@ -121,8 +121,10 @@ def start_backing(d, nusers):
     for name in MBOX:
         pem = gh_certs.make_cert(os.path.join(d, "mbox-certs"), [name, "localhost", "127.0.0.1"],
                                  ca)
+        # Dovecot's own default failure delay, matched by the proxy's
+        # failure_delay default: a wrong password and an unknown user look alike
         dovecots[name] = gh_dovecot.Dovecot(os.path.join(d, "dovecot-" + name), name,
-                                            cert=pem, nusers=nusers)
+                                            cert=pem, nusers=nusers, failure_delay="2 secs")
     mailboxes = {n: spoa_fixtures.Mailbox(n) for n in MBOX}
     logs = [("slapd", slapd.log), ("memcached", mc.proc.log)]
     logs += [("dovecot-" + n[-1], dv.log) for n, dv in dovecots.items()]
