@@ -125,7 +125,7 @@ main(int argc, char **argv)
 	}
 	mp->cfg_path = path;
 	mp->audit_fd = -1;
-	mp->metrics_fd = -1;
+	mp->metrics = NULL;
 	mp->inotify_fd = -1;
 	LIST_INIT(&mp->sessions);
 	SLIST_INIT(&mp->listeners);

@@ -19,6 +19,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "metrics-t.h"
+#include "mhttp.h"
 #include "pop3cmd.h"
 #include "route-t.h"
 #include "sasl.h"
@@ -99,8 +100,7 @@ struct mp {
 	uint64_t next_id;
 	uint64_t counters[MPC__COUNT];
 	struct metrics_hist login_latency;
-	int metrics_fd;
-	ev_io metrics_io;
+	struct mhttp *metrics;          /* metrics endpoint, NULL = off */
 };
 
 /* One end of a session: the client or the mailbox server. */

@@ -213,7 +213,7 @@ main(int argc, char **argv)
 	free(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
-	sp.mfd = -1;
+	sp.metrics = NULL;
 	TAILQ_INIT(&sp.conns);
 	spoa_conn_init(&sp);
 	sp.gen = spoa_gen_new(&sp, err, sizeof(err));

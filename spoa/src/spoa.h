@@ -16,6 +16,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "metrics-t.h"
+#include "mhttp.h"
 #include "route-t.h"
 #include "spop-t.h"
 #include "throttle.h"
@@ -69,8 +70,7 @@ struct spoa {
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
 	int lfd[CFG_MAX_LISTS];
 	ev_io accept_w[CFG_MAX_LISTS];
-	int mfd;                          /* metrics listener, -1 = off */
-	ev_io metrics_w;
+	struct mhttp *metrics;            /* metrics endpoint, NULL = off */
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
 	int draining;

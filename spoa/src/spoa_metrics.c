@@ -1,33 +1,12 @@
 /*
- * The Prometheus endpoint: a tiny HTTP/1.0 server on a loopback address.
- * Each connection gets the whole text rendering of the library counters
- * and the daemon's own, then is closed. Requests are not parsed beyond
- * waiting for the first read.
+ * The Prometheus endpoint of the agent: the library counters and the
+ * agent's own, served by the library's non-blocking responder (mhttp).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "metrics.h"
-#include "parse.h"
+#include "mhttp.h"
 #include "spoa.h"
-
-#define METRICS_BUF (64 * 1024)
-
-/* A metrics client being answered. */
-struct mclient {
-	struct spoa *sp;
-	int fd;
-	ev_io io;
-	ev_timer t;
-	char *buf;
-	size_t off, len;
-	int writing;
-};
 
 /* Names and help texts of the daemon counters. */
 static const struct {
@@ -51,118 +30,26 @@ static const struct {
 	[SC_LOGIN_REJECT] = { "gatehouse_spoa_login_throttled_total", "logins refused by throttling", "counter" },
 };
 
-static void
-mclient_free(struct mclient *m)
-{
-	ev_io_stop(m->sp->loop, &m->io);
-	ev_timer_stop(m->sp->loop, &m->t);
-	close(m->fd);
-	free(m->buf);
-	free(m);
-}
-
-/* Render everything into <m>'s buffer. Returns 0 or -1. */
+/* Render every metric of the agent <arg> into <buf> from <*off>. */
 static int
-mclient_render(struct mclient *m)
+spoa_metrics_render(void *arg, char *buf, size_t len, size_t *off)
 {
-	struct spoa *sp = m->sp;
-	size_t off = 0, hdr;
-	char head[128];
-	int i, n;
+	struct spoa *sp = arg;
+	int i;
 
-	m->buf = malloc(METRICS_BUF);
-	if (m->buf == NULL)
-		return -1;
-	hdr = 100;   /* room for the header, written last */
-	off = hdr;
-	if (metrics_render(&sp->gen->ag.metrics, m->buf, METRICS_BUF, &off) < 0)
+	if (metrics_render(&sp->gen->ag.metrics, buf, len, off) < 0)
 		return -1;
 	for (i = 0; i < SC__COUNT; i++) {
 		if (metrics_render_one(sc_desc[i].name, sc_desc[i].help, sc_desc[i].type,
-		                       atomic_load(&sp->c[i]), m->buf, METRICS_BUF, &off) < 0)
+		                       atomic_load(&sp->c[i]), buf, len, off) < 0)
 			return -1;
 	}
 	if (metrics_render_one("gatehouse_spoa_connections", "SPOP connections open", "gauge",
-	                       sp->nconns, m->buf, METRICS_BUF, &off) < 0 ||
+	                       sp->nconns, buf, len, off) < 0 ||
 	    metrics_hist_render(&sp->ack_latency, "gatehouse_spoa_ack_latency_seconds",
-	                        "time from NOTIFY to ACK", m->buf, METRICS_BUF, &off) < 0)
+	                        "time from NOTIFY to ACK", buf, len, off) < 0)
 		return -1;
-	n = snprintf(head, sizeof(head),
-	             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-	             "Content-Length: %zu\r\n\r\n", off - hdr);
-	if (n < 0 || (size_t)n > hdr)
-		return -1;
-	memcpy(m->buf + hdr - (size_t)n, head, (size_t)n);
-	m->off = hdr - (size_t)n;
-	m->len = off;
 	return 0;
-}
-
-static void
-mclient_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct mclient *m = w->data;
-	char tmp[2048];
-	ssize_t n;
-
-	(void)revents;
-	if (!m->writing) {
-		n = read(m->fd, tmp, sizeof(tmp));
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0 || mclient_render(m) < 0) {
-			mclient_free(m);
-			return;
-		}
-		m->writing = 1;
-		ev_io_stop(loop, &m->io);
-		ev_io_set(&m->io, m->fd, EV_WRITE);
-		ev_io_start(loop, &m->io);
-	}
-	while (m->off < m->len) {
-		n = write(m->fd, m->buf + m->off, m->len - m->off);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			break;
-		}
-		m->off += (size_t)n;
-	}
-	mclient_free(m);
-}
-
-static void
-mclient_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	mclient_free(w->data);
-}
-
-static void
-metrics_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct spoa *sp = w->data;
-	struct mclient *m;
-	int fd;
-
-	(void)revents;
-	fd = accept4(sp->mfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	m = calloc(1, sizeof(*m));
-	if (m == NULL) {
-		close(fd);
-		return;
-	}
-	m->sp = sp;
-	m->fd = fd;
-	ev_io_init(&m->io, mclient_io_cb, fd, EV_READ);
-	m->io.data = m;
-	ev_timer_init(&m->t, mclient_timeout_cb, 5., 0.);
-	m->t.data = m;
-	ev_io_start(loop, &m->io);
-	ev_timer_start(loop, &m->t);
 }
 
 /*
@@ -172,43 +59,18 @@ metrics_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 int
 spoa_metrics_start(struct spoa *sp, const char *addr)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int one = 1;
-
-	sp->mfd = -1;
+	sp->metrics = NULL;
 	if (addr == NULL || addr[0] == '\0')
 		return 0;
-	if (parse_addr(addr, 0, &ss, &len) < 0) {
-		log_err(&sp->log, "spoa: bad metrics address '%s'", addr);
-		return -1;
-	}
-	sp->mfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (sp->mfd < 0 ||
-	    setsockopt(sp->mfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(sp->mfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(sp->mfd, (struct sockaddr *)&ss, len) < 0 || listen(sp->mfd, 64) < 0) {
-		log_warn(&sp->log, "spoa: metrics listener %s", addr);
-		if (sp->mfd >= 0)
-			close(sp->mfd);
-		sp->mfd = -1;
-		return -1;
-	}
-	ev_io_init(&sp->metrics_w, metrics_accept_cb, sp->mfd, EV_READ);
-	sp->metrics_w.data = sp;
-	ev_io_start(sp->loop, &sp->metrics_w);
-	return 0;
+	/* SO_REUSEPORT: a new agent may start before the old one stops */
+	sp->metrics = mhttp_start(sp->loop, addr, spoa_metrics_render, sp, 5., 1, &sp->log);
+	return sp->metrics != NULL ? 0 : -1;
 }
 
-/*
- * Stop serving metrics for <sp>.
- */
+/* Stop serving metrics for <sp>. */
 void
 spoa_metrics_stop(struct spoa *sp)
 {
-	if (sp->mfd < 0)
-		return;
-	ev_io_stop(sp->loop, &sp->metrics_w);
-	close(sp->mfd);
-	sp->mfd = -1;
+	mhttp_stop(sp->metrics);
+	sp->metrics = NULL;
 }
