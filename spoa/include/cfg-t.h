@@ -58,6 +58,7 @@ struct cfg_ldap {
 	char base[CFG_STR_MAX];
 	char account_filter[CFG_STR_MAX];/* %s = escaped name, may appear several times */
 	char id_filter[CFG_STR_MAX];
+	char vhost_filter[CFG_STR_MAX];  /* entries naming allowed virtual hosts; empty = config only */
 	char name_attr[CFG_NAME_MAX];
 	char host_attr[CFG_NAME_MAX];
 	char id_attr[CFG_NAME_MAX];

@@ -18,6 +18,7 @@ struct dir;
 enum dir_by {
 	DIR_BY_NAME = 0,      /* [ldap] account_filter */
 	DIR_BY_ID,            /* [ldap] id_filter */
+	DIR_BY_VHOST,         /* [ldap] vhost_filter: does any entry exist? */
 };
 
 /* Outcome of dir_lookup(). */
@@ -54,7 +55,8 @@ void dir_free(struct dir *d);
 
 /*
  * Find the entry whose name (alias) or id is <key> (already normalised)
- * and fill <out>. Connects and binds when needed; when the server went
+ * and fill <out>; for DIR_BY_VHOST, only tell whether any entry names the
+ * virtual host <key> (DIR_OK) or none does (DIR_UNKNOWN), <out> left empty. Connects and binds when needed; when the server went
  * away, reconnects and rebinds once before giving up. After a failed
  * connect, calls fail at once (DIR_TEMPFAIL) for a short hold-off so that
  * an outage does not cost every request a connect timeout. SIGPIPE is

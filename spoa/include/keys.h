@@ -18,6 +18,7 @@
 #define KEYS_THR_USER  "tu:"   /* attempts per account */
 #define KEYS_FAIL_IP   "fi:"   /* failed logins per client ip (group) */
 #define KEYS_FAIL_USER "fu:"   /* failed logins per account */
+#define KEYS_VHOST     "v:"    /* allowed virtual host (from LDAP): "1" or "0" */
 
 /*
  * Write "gh:<kind><key or #sha256>" into <out> (<outlen> >= KEYS_MAX).

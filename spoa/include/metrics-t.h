@@ -30,6 +30,9 @@ enum metric {
 	M_DEP_LDAP_ERROR,        /* LDAP connect/bind/search failures */
 	M_DEP_MEMCACHED_ERROR,   /* memcached operation failures */
 	M_MEMCACHED_OUTAGES,     /* times memcached went from up to down */
+	M_VHOST_ALLOWED,         /* Host checks: allowed (config, cache or LDAP) */
+	M_VHOST_REFUSED,         /* Host checks: not an allowed virtual host */
+	M_VHOST_TEMPFAIL,        /* Host checks: LDAP unreachable and not cached (allowed) */
 	M__COUNT
 };
 

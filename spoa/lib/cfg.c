@@ -53,6 +53,7 @@ static const struct kw keywords[] = {
 	{ "ldap", "account_filter", KW_FILTER, S(ldap, account_filter), 0,
 	  "(&(objectClass=inetOrgPerson)(|(mail=%s)(mailLocalAddress=%s)))" },
 	{ "ldap", "id_filter", KW_FILTER, S(ldap, id_filter), 0, "(entryUUID=%s)" },
+	{ "ldap", "vhost_filter", KW_FILTER, S(ldap, vhost_filter), 0, NULL },
 	{ "ldap", "name_attr", KW_STR, S(ldap, name_attr), 0, "mail" },
 	{ "ldap", "host_attr", KW_STR, S(ldap, host_attr), 0, "mailHost" },
 	{ "ldap", "id_attr", KW_STR, S(ldap, id_attr), 0, "entryUUID" },

@@ -247,8 +247,8 @@ dir_get_attr(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t len, 
 
 /* Run the search once. Returns an LDAP code, or DIR_* via <drc> for results. */
 static int
-dir_search(struct dir *d, const char *filter, const char *key, enum dir_rc *drc,
-           struct dir_entry *out)
+dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
+           enum dir_rc *drc, struct dir_entry *out)
 {
 	const struct cfg_ldap *c = d->cfg;
 	char *attrs[4];
@@ -256,16 +256,22 @@ dir_search(struct dir *d, const char *filter, const char *key, enum dir_rc *drc,
 	struct timeval tv;
 	int rc, n;
 
-	attrs[0] = (char *)(uintptr_t)c->name_attr;
-	attrs[1] = (char *)(uintptr_t)c->host_attr;
-	attrs[2] = (char *)(uintptr_t)c->id_attr;
-	attrs[3] = NULL;
+	if (by == DIR_BY_VHOST) {
+		/* existence only: no attributes ("1.1"), one entry is enough */
+		attrs[0] = (char *)(uintptr_t)LDAP_NO_ATTRS;
+		attrs[1] = NULL;
+	} else {
+		attrs[0] = (char *)(uintptr_t)c->name_attr;
+		attrs[1] = (char *)(uintptr_t)c->host_attr;
+		attrs[2] = (char *)(uintptr_t)c->id_attr;
+		attrs[3] = NULL;
+	}
 	tv.tv_sec = c->timeout_ms / 1000;
 	tv.tv_usec = (suseconds_t)(c->timeout_ms % 1000) * 1000;
 	if (tv.tv_sec == 0 && tv.tv_usec == 0)
 		tv.tv_usec = 1000;
 	rc = ldap_search_ext_s(d->ld, c->base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL,
-	                       &tv, 2, &res);
+	                       &tv, by == DIR_BY_VHOST ? 1 : 2, &res);
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
 		ldap_msgfree(res);
 		dir_set_err(d, "search %s in %s: %s", filter, c->base,
@@ -273,7 +279,9 @@ dir_search(struct dir *d, const char *filter, const char *key, enum dir_rc *drc,
 		return rc;
 	}
 	n = ldap_count_entries(d->ld, res);
-	if (rc == LDAP_SIZELIMIT_EXCEEDED || n >= 2) {
+	if (by == DIR_BY_VHOST) {
+		*drc = (rc == LDAP_SIZELIMIT_EXCEEDED || n >= 1) ? DIR_OK : DIR_UNKNOWN;
+	} else if (rc == LDAP_SIZELIMIT_EXCEEDED || n >= 2) {
 		log_err(d->log, "ldap: several entries match '%s' (%s): refusing to choose", key, filter);
 		dir_set_err(d, "several entries for '%s'", key);
 		*drc = DIR_ERROR;
@@ -304,10 +312,15 @@ static enum dir_rc
 dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out)
 {
 	char filter[FILTER_MAX];
-	const char *tmpl = by == DIR_BY_ID ? d->cfg->id_filter : d->cfg->account_filter;
+	const char *tmpl = by == DIR_BY_ID ? d->cfg->id_filter
+	                 : by == DIR_BY_VHOST ? d->cfg->vhost_filter : d->cfg->account_filter;
 	enum dir_rc drc = DIR_ERROR;
 	int rc, attempt;
 
+	if (tmpl[0] == '\0') {
+		dir_set_err(d, "no filter configured for this lookup");
+		return DIR_ERROR;
+	}
 	if (filter_build(filter, sizeof(filter), tmpl, key, strlen(key)) < 0) {
 		dir_set_err(d, "filter too long for '%s'", key);
 		return DIR_ERROR;
@@ -325,7 +338,7 @@ dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_ent
 			d->hold_until_ms = 0;
 			attempt++;       /* a fresh connection gets no second try */
 		}
-		rc = dir_search(d, filter, key, &drc, out);
+		rc = dir_search(d, by, filter, key, &drc, out);
 		if (rc == LDAP_SUCCESS)
 			return drc;
 		log_debug(d->log, "%s", d->err);

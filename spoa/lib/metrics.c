@@ -59,6 +59,9 @@ static const struct family families[] = {
 		{ M_DEP_MEMCACHED_ERROR, "memcached" } }, 2 },
 	{ "memcached_outages_total", "Times memcached went from reachable to unreachable.",
 		"counter", NULL, { { M_MEMCACHED_OUTAGES, NULL } }, 1 },
+	{ "vhost_checks_total", "Host header checks by outcome.", "counter", "outcome", {
+		{ M_VHOST_ALLOWED, "allowed" }, { M_VHOST_REFUSED, "refused" },
+		{ M_VHOST_TEMPFAIL, "tempfail" } }, 3 },
 };
 
 /*

@@ -137,7 +137,7 @@ struct spoa_req {
 	enum gh_proto proto;
 	char login_user[HTTPUSER_MAX];/* from the login message */
 	int http_status;              /* login-result */
-	int vhost;                    /* -1 unchecked, 0 refused, 1 allowed */
+	int vhost;                    /* -1 unchecked, -2 undecided (worker), 0 refused, 1 allowed */
 	/* outputs (written by the worker) */
 	struct route_result rr;
 	int route_done;

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "spoa.h"
+#include "vhost.h"
 #include "spop.h"
 
 #define ACK_BUF 2048
@@ -66,39 +67,6 @@ copy_ip(char *dst, size_t len, const struct spop_data *v)
 		inet_ntop(AF_INET6, v->v.ipv6, dst, (socklen_t)len);
 	else
 		copy_str(dst, len, v);
-}
-
-/* Tell whether Host <host> is one of the configured virtual hosts. */
-static int
-vhost_allowed(const struct gh_config *cfg, const char *host)
-{
-	char h[256];
-	size_t n;
-	int i;
-
-	snprintf(h, sizeof(h), "%s", host);
-	/* strip a port, but not from a bracketed IPv6 literal */
-	n = strlen(h);
-	if (n > 0 && h[0] != '[') {
-		char *colon = strrchr(h, ':');
-
-		if (colon != NULL)
-			*colon = '\0';
-	}
-	n = strlen(h);
-	for (i = 0; i < cfg->spoa.vhosts.n; i++) {
-		const char *v = cfg->spoa.vhosts.item[i];
-
-		if (v[0] == '*' && v[1] == '.') {
-			size_t vl = strlen(v + 1);   /* ".domain" */
-
-			if (n > vl && strcasecmp(h + n - vl, v + 1) == 0)
-				return 1;
-		} else if (strcasecmp(h, v) == 0) {
-			return 1;
-		}
-	}
-	return 0;
 }
 
 /* Set the route variables of <r> into ACK writer <w>. */
@@ -221,6 +189,9 @@ req_work(struct agent_worker *aw, void *arg)
 		route_lookup(aw, kind, r->user, r->proto, &r->rr);
 		r->route_done = 1;
 	}
+	/* a Host LDAP cannot vouch for now is allowed (counted as tempfail) */
+	if (r->vhost == -2)
+		r->vhost = vhost_check(aw, r->host) != VHOST_REFUSED;
 	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
 		/* Count per canonical account, and only for accounts that
 		 * exist: garbage names must not create counters. */
@@ -393,8 +364,12 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		r->proto = PROTO_HTTP;
 	if (r->what & REQ_ROUTE) {
 		r->by = httpuser_find(&hr, r->user, sizeof(r->user));
-		if (g->cfg->spoa.strict_hosts)
-			r->vhost = vhost_allowed(g->cfg, r->host);
+		if (g->cfg->spoa.strict_hosts) {
+			enum vhost_rc vr = vhost_cached(&g->ag, r->host);
+
+			/* -2: a worker asks LDAP */
+			r->vhost = vr == VHOST_UNDECIDED ? -2 : vr != VHOST_REFUSED;
+		}
 		if (r->user[0]) {
 			enum route_kind kind = r->by == HTTPUSER_COOKIE ? ROUTE_BY_ID : ROUTE_BY_NAME;
 
@@ -405,7 +380,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 	}
 	/* Answer at once when nothing blocking is needed. */
 	if (!(r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) &&
-	    (!(r->what & REQ_ROUTE) || r->route_done)) {
+	    (!(r->what & REQ_ROUTE) || (r->route_done && r->vhost != -2))) {
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->inflight++;
 		rc = req_answer(c, r, NULL);

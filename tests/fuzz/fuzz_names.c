@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the small parsers that see user input before any
  * lookup: login name normalisation, RFC 4515 filter escaping, client
- * address / CIDR parsing and memcached key building. Each result is
+ * address / CIDR parsing, Host header normalisation and memcached key
+ * building. Each result is
  * checked against an invariant that a bug would break (escaping round
  * trips, no filter syntax leaks, names are idempotent, keys are valid
  * memcached keys).
@@ -16,6 +17,7 @@
 #include "filter.h"
 #include "keys.h"
 #include "name.h"
+#include "vhost.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -130,6 +132,31 @@ check_cidr(const char *s)
 	(void)cidr_group(s, 64, grp, 4);
 }
 
+/* Normalise Host <s>: clean, lower case, no port, idempotent. */
+static void
+check_vhost(const char *s)
+{
+	char out[VHOST_MAX], again[VHOST_MAX];
+	int n, i;
+
+	n = vhost_normalise(out, sizeof(out), s);
+	if (n < 0) {
+		CHECK(out[0] == '\0');
+		return;
+	}
+	CHECK(n > 0 && (size_t)n == strlen(out) && n < VHOST_MAX);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)out[i];
+
+		CHECK(!(c >= 'A' && c <= 'Z') && c > 0x20 && c < 0x7f);
+		CHECK(c != '(' && c != ')' && c != '*' && c != '\\');
+		if (out[0] != '[')
+			CHECK(c != ':');
+	}
+	CHECK(out[n - 1] != '.');
+	CHECK(vhost_normalise(again, sizeof(again), out) == n && strcmp(again, out) == 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -142,5 +169,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_filter(s, size);
 	check_name(s, size);
 	check_cidr(s);
+	check_vhost(s);
 	return 0;
 }

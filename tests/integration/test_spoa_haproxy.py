@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from gh import keys
+
 from spoa_fixtures import *  # noqa: F401,F403 - fixtures
 from spoa_fixtures import server_table, wait_for
 
@@ -24,10 +26,12 @@ class Site:
 
 
 def start_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
-               processing="500ms", throttle=None, spoa=None, extra_cfg=None):
+               processing="500ms", throttle=None, spoa=None, extra_cfg=None, ldap_opts=None):
     kw = dict(ldap=[slapd], memcached=[memcached], servers=server_table(mailboxes))
     if throttle:
         kw["throttle"] = throttle
+    if ldap_opts:
+        kw["ldap_opts"] = ldap_opts
     agents = [spoa_factory(spoa=spoa, **kw), spoa_factory(spoa=spoa, **kw)]
     hp = haproxy_factory(mailboxes, ["127.0.0.1:%d" % a.port for a in agents],
                          processing=processing, extra_cfg=extra_cfg)
@@ -231,6 +235,29 @@ def test_strict_hosts(spoa_factory, haproxy_factory, slapd_shared, memcached, ma
             assert st == 200 and body["server"] == "mbox1", host
         else:
             assert st == 421, host
+
+
+def test_strict_hosts_from_ldap(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                mailboxes):
+    """[ldap] vhost_filter: the allowed names are the directory's
+    (associatedDomain of the domain entries), next to the configured ones;
+    the second request for a name is answered from the caches."""
+    site = start_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      spoa={"strict_hosts": "yes", "vhosts": "static.example.net"},
+                      ldap_opts={"vhost_filter": "(associatedDomain=%s)"})
+    for _ in range(2):
+        for host, ok in (("mail.example.com", True), ("webmail.example.org:8080", True),
+                         ("static.example.net", True), ("evil.example.org", False),
+                         ("example.com", False)):
+            st, hd, body = site.get("/home/alice@example.com/", headers={"Host": host})
+            if ok:
+                assert st == 200 and body["server"] == "mbox1", host
+            else:
+                assert st == 421, host
+    m = [a.metrics() for a in site.agents]
+    assert sum(x.get('gatehouse_vhost_checks_total{outcome="refused"}', 0) for x in m) == 4
+    assert sum(x.get('gatehouse_vhost_checks_total{outcome="allowed"}', 0) for x in m) == 6
+    assert memcached.get(keys.make("v:", "mail.example.com")) == "1"
 
 
 def test_haproxy_two_threads(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes):

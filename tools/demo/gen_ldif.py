@@ -12,7 +12,9 @@ The directory
 -------------
 * suffix ``o=gatehouse``; one ``ou=<domain>,o=gatehouse`` per domain
   (example.com, example.org); the read-only bind entry
-  ``cn=gatehouse,o=gatehouse`` (password BIND_PW).
+  ``cn=gatehouse,o=gatehouse`` (password BIND_PW). Each domain entry is also
+  a domainRelatedObject whose associatedDomain values (mail.<domain>,
+  webmail.<domain>) are the web host names it is served under.
 * users: objectClass inetOrgPerson + inetLocalMailRecipient (misc.schema),
   ``uid`` = a DN-safe id, ``mail`` = canonical address, ``mailLocalAddress``
   = aliases, ``mailHost`` = mailbox server (mbox1, mbox2, mbox3),
@@ -187,11 +189,21 @@ def entry_ldif(u):
     return "\n".join(lines) + "\n"
 
 
+def vhosts(domain):
+    """Return the virtual host names the directory lists for <domain>."""
+    return ("mail." + domain, "webmail." + domain)
+
+
 def base_ldif():
     """Return the LDIF of the suffix, the domain OUs and the bind entry."""
     parts = ["dn: %s\nobjectClass: organization\no: gatehouse\n" % SUFFIX]
     for d in DOMAINS:
-        parts.append("dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n" % (d, SUFFIX, d))
+        # the web host names each domain is served under, as Zimbra keeps them
+        # in zimbraVirtualHostname; [ldap] vhost_filter = (associatedDomain=%s)
+        parts.append("dn: ou=%s,%s\nobjectClass: organizationalUnit\n"
+                     "objectClass: domainRelatedObject\nou: %s\n%s"
+                     % (d, SUFFIX, d, "".join("associatedDomain: %s\n" % h
+                                              for h in vhosts(d))))
     parts.append("dn: %s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
                  "cn: gatehouse\ndescription: read-only bind for gatehouse\n%s\n"
                  % (BIND_DN, _attr("userPassword", ssha(BIND_PW, BIND_DN))))

@@ -77,6 +77,7 @@ void cli_buf_json(char *buf, size_t len, size_t *off, const char *s);
 /* The subcommands (each defined in its own file). */
 extern const struct cli_cmd cmd_route;
 extern const struct cli_cmd cmd_purge;
+extern const struct cli_cmd cmd_vhost;
 extern const struct cli_cmd cmd_throttle;
 extern const struct cli_cmd cmd_check;
 extern const struct cli_cmd cmd_servers;

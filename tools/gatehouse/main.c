@@ -14,6 +14,7 @@
 static const struct cli_cmd *const commands[] = {
 	&cmd_route,
 	&cmd_purge,
+	&cmd_vhost,
 	&cmd_throttle,
 	&cmd_check,
 	&cmd_servers,

@@ -48,6 +48,7 @@ directory {dir}/db
 index objectClass eq
 index mail,mailLocalAddress eq
 index entryUUID eq
+index associatedDomain eq
 access to attrs=userPassword
     by anonymous auth
     by * none
