@@ -49,8 +49,17 @@ def test_pop3_pipelined_and_half_close(mailproxy):
     assert lines[2].startswith(b"+OK") and lines[3].startswith(b"+OK")
 
 
+def _sessions(mp):
+    for line in mp.metrics_text().splitlines():
+        if line.startswith("gatehouse_mail_sessions "):
+            return int(float(line.split()[1]))
+    return None
+
+
 def test_max_connections(mailproxy):
     mp = mailproxy(max_connections=2)
+    # the fixture's readiness probes must be gone before the slots are counted
+    assert wait_for(lambda: _sessions(mp) == 0)
     a = socket.create_connection(("127.0.0.1", mp.imap), timeout=5)
     b = socket.create_connection(("127.0.0.1", mp.imap), timeout=5)
     assert _read_until(a, b"\r\n").startswith(b"* OK")
