@@ -188,3 +188,47 @@ cli_buf_json(char *buf, size_t len, size_t *off, const char *s)
 	}
 	cli_buf_put(buf, len, off, "\"");
 }
+
+/* Start health table <h>. */
+void
+cli_health_begin(struct cli *c, struct cli_health *h, const char *key, int width,
+                 const char *name_hdr, const char *detail_hdr)
+{
+	memset(h, 0, sizeof(*h));
+	h->key = key;
+	h->width = width;
+	if (c->json)
+		fputs("{\"servers\":[", stdout);
+	else
+		printf("%-*s %-5s %5s  %s\n", width, name_hdr, "STATE", "MS", detail_hdr);
+}
+
+/* Print one row of <h>. */
+void
+cli_health_row(struct cli *c, struct cli_health *h, const char *name, int ok, long ms,
+               const char *detail_key, const char *detail)
+{
+	ok ? h->up++ : h->down++;
+	if (c->json) {
+		printf("%s{\"%s\":", h->rows ? "," : "", h->key);
+		cli_json_str(stdout, name);
+		printf(",\"up\":%s,\"ms\":%ld", ok ? "true" : "false", ms);
+		if (detail[0] != '\0') {
+			printf(",\"%s\":", detail_key);
+			cli_json_str(stdout, detail);
+		}
+		fputc('}', stdout);
+	} else {
+		printf("%-*s %-5s %5ld  %s\n", h->width, name, ok ? "up" : "down", ms, detail);
+	}
+	h->rows++;
+}
+
+/* End <h>. */
+int
+cli_health_end(struct cli *c, const struct cli_health *h)
+{
+	if (c->json)
+		printf("],\"up\":%d,\"down\":%d}\n", h->up, h->down);
+	return h->down ? CLI_NO : CLI_OK;
+}

@@ -74,6 +74,27 @@ void cli_buf_put(char *buf, size_t len, size_t *off, const char *s);
 /* Append <s> to <buf> at *<off> as a JSON string, quotes included. */
 void cli_buf_json(char *buf, size_t len, size_t *off, const char *s);
 
+/* A table of dependencies with their health: {"servers":[...],"up":N,"down":N}. */
+struct cli_health {
+	const char *key;           /* JSON name of the first column ("uri", "server") */
+	int width;                 /* text width of the first column */
+	int rows, up, down;
+};
+
+/* Start health table <h> keyed <key>; text headers <name_hdr> and <detail_hdr>. */
+void cli_health_begin(struct cli *c, struct cli_health *h, const char *key, int width,
+                      const char *name_hdr, const char *detail_hdr);
+
+/*
+ * Print one row of <h>: <name>, up or not, the check's time <ms> and a
+ * detail (JSON field <detail_key>; none when <detail> is empty).
+ */
+void cli_health_row(struct cli *c, struct cli_health *h, const char *name, int ok, long ms,
+                    const char *detail_key, const char *detail);
+
+/* End <h>. Returns CLI_NO when a row was down, else CLI_OK. */
+int cli_health_end(struct cli *c, const struct cli_health *h);
+
 /* The subcommands (each defined in its own file). */
 extern const struct cli_cmd cmd_route;
 extern const struct cli_cmd cmd_purge;

@@ -43,7 +43,8 @@ const struct cli_cmd cmd_lookup_servers = {
 static int
 run(struct cli *c, int argc, char **argv)
 {
-	int i, up = 0, down = 0;
+	struct cli_health h;
+	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -52,32 +53,14 @@ run(struct cli *c, int argc, char **argv)
 	}
 	if (cli_load_config(c, CFG_NEED_LDAP) < 0)
 		return CLI_NO;
-	if (c->json)
-		fputs("{\"servers\":[", stdout);
-	else
-		printf("%-40s %-5s %5s  %s\n", "URI", "STATE", "MS", "ERROR");
+	cli_health_begin(c, &h, "uri", 40, "URI", "ERROR");
 	for (i = 0; i < c->cfg->ldap.uri.n; i++) {
 		const char *uri = c->cfg->ldap.uri.item[i];
 		char err[256] = "";
-		long t0 = health_now_ms(), ms;
+		long t0 = health_now_ms();
 		int ok = health_ldap(&c->cfg->ldap, uri, LOOKUP_TIMEOUT_MS, err, sizeof(err)) == 0;
 
-		ms = health_now_ms() - t0;
-		ok ? up++ : down++;
-		if (c->json) {
-			fputs(i ? ",{\"uri\":" : "{\"uri\":", stdout);
-			cli_json_str(stdout, uri);
-			printf(",\"up\":%s,\"ms\":%ld", ok ? "true" : "false", ms);
-			if (!ok) {
-				fputs(",\"error\":", stdout);
-				cli_json_str(stdout, err);
-			}
-			fputc('}', stdout);
-		} else {
-			printf("%-40s %-5s %5ld  %s\n", uri, ok ? "up" : "down", ms, err);
-		}
+		cli_health_row(c, &h, uri, ok, health_now_ms() - t0, "error", ok ? "" : err);
 	}
-	if (c->json)
-		printf("],\"up\":%d,\"down\":%d}\n", up, down);
-	return down ? CLI_NO : CLI_OK;
+	return cli_health_end(c, &h);
 }

@@ -41,7 +41,8 @@ const struct cli_cmd cmd_memcached_servers = {
 static int
 run(struct cli *c, int argc, char **argv)
 {
-	int i, up = 0, down = 0;
+	struct cli_health h;
+	int i;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -50,30 +51,15 @@ run(struct cli *c, int argc, char **argv)
 	}
 	if (cli_load_config(c, 0) < 0)
 		return CLI_NO;
-	if (c->json)
-		fputs("{\"servers\":[", stdout);
-	else
-		printf("%-32s %-5s %5s  %s\n", "SERVER", "STATE", "MS", "VERSION / ERROR");
+	cli_health_begin(c, &h, "server", 32, "SERVER", "VERSION / ERROR");
 	for (i = 0; i < c->cfg->memcached.servers.n; i++) {
 		const char *s = c->cfg->memcached.servers.item[i];
 		char err[256] = "", ver[128] = "";
-		long t0 = health_now_ms(), ms;
+		long t0 = health_now_ms();
 		int ok = health_memcached(s, MC_TIMEOUT_MS, ver, sizeof(ver), err, sizeof(err)) == 0;
 
-		ms = health_now_ms() - t0;
-		ok ? up++ : down++;
-		if (c->json) {
-			fputs(i ? ",{\"server\":" : "{\"server\":", stdout);
-			cli_json_str(stdout, s);
-			printf(",\"up\":%s,\"ms\":%ld,\"%s\":", ok ? "true" : "false", ms,
-			       ok ? "version" : "error");
-			cli_json_str(stdout, ok ? ver : err);
-			fputc('}', stdout);
-		} else {
-			printf("%-32s %-5s %5ld  %s\n", s, ok ? "up" : "down", ms, ok ? ver : err);
-		}
+		cli_health_row(c, &h, s, ok, health_now_ms() - t0, ok ? "version" : "error",
+		               ok ? ver : err);
 	}
-	if (c->json)
-		printf("],\"up\":%d,\"down\":%d}\n", up, down);
-	return down ? CLI_NO : CLI_OK;
+	return cli_health_end(c, &h);
 }
