@@ -192,12 +192,12 @@ def test_dovecot_stop_by_pid(dovecot_factory):
 
 def test_config_written(make_conf, slapd_shared, memcached):
     path = make_conf(ldap=[slapd_shared], memcached=[memcached],
-                     throttle={"ip_max": 10, "whitelist": ["10.0.0.0/8", "2001:db8::/32"]})
+                     throttle={"ip_max": 10, "whitelist": ["198.51.100.0/24", "2001:db8::/32"]})
     text = open(path).read()
     assert "[ldap]" in text and slapd_shared.uri in text
     assert "servers = " + memcached.address in text
     assert "[server mbox1]" in text and "ip_max = 10" in text
-    assert "whitelist = 10.0.0.0/8 2001:db8::/32" in text
+    assert "whitelist = 198.51.100.0/24 2001:db8::/32" in text
     assert "bind_dn = cn=gatehouse,o=gatehouse" in text
     assert os.path.exists(slapd_shared.bind_pw_file)
     assert gh_config.render({"x": {"a": None, "b": True}}).endswith("[x]\nb = yes\n")

@@ -160,15 +160,15 @@ def test_ip_and_user_limits_together(thr):
 
 
 def test_whitelist_ipv4_and_ipv6(thr):
-    gh = thr(ip_max=1, user_max=1, whitelist=["10.0.0.0/8", "192.0.2.128/25",
+    gh = thr(ip_max=1, user_max=1, whitelist=["198.51.100.0/24", "192.0.2.128/25",
                                               "2001:db8:ffff::/48"])
     for _ in range(4):
-        allowed(check(gh, "10.1.2.3", "alice@example.com"), "whitelisted")
+        allowed(check(gh, "198.51.100.3", "alice@example.com"), "whitelisted")
         allowed(check(gh, "192.0.2.200"), "whitelisted")
         allowed(check(gh, "2001:db8:ffff:1::5"), "whitelisted")
     # just outside each range: counted
-    allowed(check(gh, "11.0.0.1"))
-    rejected(check(gh, "11.0.0.1"), "reject-ip")
+    allowed(check(gh, "198.51.101.1"))
+    rejected(check(gh, "198.51.101.1"), "reject-ip")
     allowed(check(gh, "192.0.2.127"))
     rejected(check(gh, "192.0.2.127"), "reject-ip")
     allowed(check(gh, "2001:db8:fffe::1"))

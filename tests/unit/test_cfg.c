@@ -161,7 +161,7 @@ test_full(void **state)
 	         "local_ttl = 0\n"
 	         "[throttle]\n"
 	         "ip_max = 10\n"
-	         "whitelist = 10.0.0.0/8 ::1/128\n"
+	         "whitelist = 198.51.100.0/24 ::1/128\n"
 	         "[spoa]\n"
 	         "listen = 127.0.0.1:12345 [::1]:12345\n"
 	         "strict_hosts = yes\n"
@@ -250,8 +250,8 @@ test_bad_values(void **state)
 	fails(state, "[ldap]\nid_filter = (x=%d)\n", 0, "id_filter", 2);
 	fails(state, "[ldap]\nid_filter = (x=%s)%\n", 0, "id_filter", 2);
 	/* KW_CIDRLIST: every whitelist entry must be an address or CIDR */
-	fails(state, "[throttle]\nwhitelist = 10.0.0.0/8 office\n", 0, "CIDR", 2);
-	fails(state, "[throttle]\nwhitelist = 10.0.0.0/33\n", 0, "whitelist", 2);
+	fails(state, "[throttle]\nwhitelist = 198.51.100.0/24 office\n", 0, "CIDR", 2);
+	fails(state, "[throttle]\nwhitelist = 198.51.100.0/33\n", 0, "whitelist", 2);
 	fails(state, "[throttle]\nwhitelist = ::1/129\n", 0, "whitelist", 2);
 	/* KW_LIST: too many entries */
 	fails(state, "[memcached]\nservers = a b c d e f g h i j k l m n o p q\n", 0, "too many", 2);

@@ -34,14 +34,14 @@ test_v4(void **state)
 	assert_int_equal(cidr_parse("192.0.2.7", &c), 0);
 	assert_int_equal(c.family, AF_INET);
 	assert_int_equal(c.prefix, 32);
-	assert_int_equal(cidr_parse("10.1.2.3/8", &c), 0);
-	assert_int_equal(c.prefix, 8);
+	assert_int_equal(cidr_parse("198.51.100.7/24", &c), 0);
+	assert_int_equal(c.prefix, 24);
 	assert_int_equal(cidr_format(&c, buf, sizeof(buf)), 0);
-	assert_string_equal(buf, "10.0.0.0/8");	/* host bits cleared */
-	assert_true(in("10.0.0.0/8", "10.255.1.1"));
-	assert_false(in("10.0.0.0/8", "11.0.0.1"));
-	assert_true(in("192.168.1.0/25", "192.168.1.127"));
-	assert_false(in("192.168.1.0/25", "192.168.1.128"));
+	assert_string_equal(buf, "198.51.100.0/24");	/* host bits cleared */
+	assert_true(in("198.51.100.0/24", "198.51.100.255"));
+	assert_false(in("198.51.100.0/24", "198.51.101.1"));
+	assert_true(in("203.0.113.0/25", "203.0.113.127"));
+	assert_false(in("203.0.113.0/25", "203.0.113.128"));
 	assert_true(in("192.0.2.7/32", "192.0.2.7"));
 	assert_false(in("192.0.2.7/32", "192.0.2.8"));
 	assert_true(in("192.0.2.7", "192.0.2.7"));
@@ -84,9 +84,9 @@ test_mapped(void **state)
 	assert_int_equal(c.prefix, 32);
 	assert_true(in("192.0.2.0/24", "::ffff:192.0.2.7"));
 	assert_true(in("::ffff:192.0.2.0/120", "192.0.2.200"));
-	assert_int_equal(cidr_parse("::ffff:10.0.0.0/104", &c), 0);
+	assert_int_equal(cidr_parse("::ffff:198.51.100.0/120", &c), 0);
 	assert_int_equal(c.family, AF_INET);
-	assert_int_equal(c.prefix, 8);
+	assert_int_equal(c.prefix, 24);
 	/* a block wider than the mapped range stays IPv6 */
 	assert_int_equal(cidr_parse("::/64", &c), 0);
 	assert_int_equal(c.family, AF_INET6);
@@ -96,10 +96,10 @@ static void
 test_bad(void **state)
 {
 	static const char *bad[] = {
-		"", "/", "/8", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/8/8",
-		"10.0.0.0/ 8", "10.0.0.0/08x", "256.0.0.1", "10.0.0", "1.2.3.4.5",
-		"::1/129", "2001:db8:::1", "gggg::", "example.com", " 10.0.0.1",
-		"10.0.0.1 ", "[10.0.0.1", "[::1", "::1]", "[]", "10.0.0.1/99999999999999999999",
+		"", "/", "/8", "198.51.100.0/", "198.51.100.0/33", "198.51.100.0/-1", "198.51.100.0/24/8",
+		"198.51.100.0/ 8", "198.51.100.0/08x", "256.0.0.1", "198.51.100", "1.2.3.4.5",
+		"::1/129", "2001:db8:::1", "gggg::", "example.com", " 198.51.100.1",
+		"198.51.100.1 ", "[198.51.100.1", "[::1", "::1]", "[]", "198.51.100.1/99999999999999999999",
 		"2001:db8::/64 ",
 	};
 	struct cidr c;
@@ -109,7 +109,7 @@ test_bad(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (cidr_parse(bad[i], &c) == 0)
 			fail_msg("accepted '%s'", bad[i]);
-	assert_int_equal(cidr_parse_addr("10.0.0.0/8", &c), -1);
+	assert_int_equal(cidr_parse_addr("198.51.100.0/24", &c), -1);
 	assert_int_equal(cidr_parse(NULL, &c), -1);
 	assert_int_equal(cidr_parse_addr(NULL, &c), -1);
 }
@@ -158,7 +158,7 @@ test_list(void **state)
 	assert_true(cidr_list_match(&l, &a));
 	assert_int_equal(cidr_parse_addr("2001:db8:43::9", &a), 0);
 	assert_false(cidr_list_match(&l, &a));
-	assert_int_equal(cidr_parse_addr("10.0.0.1", &a), 0);
+	assert_int_equal(cidr_parse_addr("198.51.100.1", &a), 0);
 	assert_false(cidr_list_match(&l, &a));
 
 	snprintf(src.item[1], sizeof(src.item[1]), "%s", "not-an-ip");
@@ -196,7 +196,7 @@ test_group(void **state)
 	assert_int_equal(cidr_group("[::1]", 64, out, sizeof(out)), 0);
 	assert_string_equal(out, "::/64");
 	assert_int_equal(cidr_group("nope", 64, out, sizeof(out)), -1);
-	assert_int_equal(cidr_group("10.0.0.0/8", 64, out, sizeof(out)), -1);
+	assert_int_equal(cidr_group("198.51.100.0/24", 64, out, sizeof(out)), -1);
 	assert_int_equal(cidr_group("", 64, out, sizeof(out)), -1);
 	assert_int_equal(cidr_group("2001:db8:1:2::1", 64, out, 8), -1);	/* too small */
 }

@@ -337,7 +337,7 @@ tune_wl(struct cfg_throttle *t)
 {
 	t->ip_max = 1;
 	t->whitelist.n = 3;
-	snprintf(t->whitelist.item[0], CFG_STR_MAX, "10.0.0.0/8");
+	snprintf(t->whitelist.item[0], CFG_STR_MAX, "198.51.100.0/24");
 	snprintf(t->whitelist.item[1], CFG_STR_MAX, "not-a-cidr");	/* skipped */
 	snprintf(t->whitelist.item[2], CFG_STR_MAX, "2001:db8:ffff::/48");
 }
@@ -350,13 +350,13 @@ test_whitelist(void **state)
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(check(f, "10.2.3.4", "alice"), THROTTLE_WHITELISTED);
-		assert_int_equal(check(f, "::ffff:10.2.3.4", NULL), THROTTLE_WHITELISTED);
+		assert_int_equal(check(f, "198.51.100.4", "alice"), THROTTLE_WHITELISTED);
+		assert_int_equal(check(f, "::ffff:198.51.100.4", NULL), THROTTLE_WHITELISTED);
 		assert_int_equal(check(f, "2001:db8:ffff:9::1", NULL), THROTTLE_WHITELISTED);
 	}
 	assert_int_equal(fake.calls, 0);	/* never counted */
-	assert_int_equal(check(f, "11.0.0.1", NULL), THROTTLE_ALLOW);
-	assert_int_equal(check(f, "11.0.0.1", NULL), THROTTLE_REJECT_IP);
+	assert_int_equal(check(f, "198.51.101.1", NULL), THROTTLE_ALLOW);
+	assert_int_equal(check(f, "198.51.101.1", NULL), THROTTLE_REJECT_IP);
 	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_WHITELISTED), 9);
 	fx_free(f);
 }
@@ -455,7 +455,7 @@ test_bad_input(void **state)
 	(void)state;
 	assert_int_equal(check(f, "not-an-ip", NULL), THROTTLE_REJECT_IP);
 	assert_int_equal(check(f, NULL, NULL), THROTTLE_REJECT_IP);
-	assert_int_equal(check(f, "10.0.0.0/8", NULL), THROTTLE_REJECT_IP);
+	assert_int_equal(check(f, "198.51.100.0/24", NULL), THROTTLE_REJECT_IP);
 	assert_int_equal(check(f, "192.0.2.1", "bad\001name"), THROTTLE_REJECT_USER);
 	assert_int_equal(check(f, "192.0.2.2", ""), THROTTLE_REJECT_USER);
 	assert_int_equal(throttle_show(&f->w, "", &st), -1);
@@ -544,7 +544,7 @@ test_local_decisions(void **state)
 	assert_int_equal(throttle_local_ip(&f->ag, "192.0.2.1", &r), -1);
 	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), 0);
 	/* ... unless the address is whitelisted */
-	assert_int_equal(throttle_local_ip(&f->ag, "10.1.2.3", &r), 0);
+	assert_int_equal(throttle_local_ip(&f->ag, "198.51.100.3", &r), 0);
 	assert_int_equal(r.verdict, THROTTLE_WHITELISTED);
 	assert_int_equal(fake.calls, 0);
 	fx_free(f);
