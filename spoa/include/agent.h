@@ -35,6 +35,21 @@ struct agent_worker {
 };
 
 /*
+ * Note a failed memcached operation in <ag>: counted; the start of an
+ * outage is logged and counted once, not per request. Thread-safe.
+ */
+void agent_mc_trouble(struct agent *ag);
+
+/* Note a working memcached in <ag>: the end of an outage is logged once. */
+void agent_mc_fine(struct agent *ag);
+
+/* Note a failed LDAP lookup in <ag> (reason <why>): counted, logged once per outage. */
+void agent_ldap_trouble(struct agent *ag, const char *why);
+
+/* Note a working LDAP in <ag>: the end of an outage is logged once. */
+void agent_ldap_fine(struct agent *ag);
+
+/*
  * Initialise <ag> for configuration <cfg> logging to <lg>. Both must stay
  * valid until agent_free(). Returns 0, or -1 (logged) on failure.
  */

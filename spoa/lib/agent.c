@@ -9,6 +9,7 @@
 #include "dir.h"
 #include "lcache.h"
 #include "mc.h"
+#include "metrics.h"
 
 /*
  * Initialise <ag> for <cfg> logging to <lg>: creates the in-process cache
@@ -69,4 +70,43 @@ agent_worker_free(struct agent_worker *w)
 	w->dir = NULL;
 	mc_free(w->mc);
 	w->mc = NULL;
+}
+
+/* Note a memcached failure: count it; log and count when an outage starts. */
+void
+agent_mc_trouble(struct agent *ag)
+{
+	metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
+	if (atomic_exchange(&ag->mc_down, 1) == 0) {
+		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
+		log_warnx(ag->log, "memcached unavailable: login throttling fails open and "
+		          "lookups go to LDAP directly until it is back");
+	}
+}
+
+/* Note a memcached success: log when an outage ends. */
+void
+agent_mc_fine(struct agent *ag)
+{
+	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
+	    atomic_exchange(&ag->mc_down, 0) == 1)
+		log_notice(ag->log, "memcached back: login throttling and caches in use again");
+}
+
+/* Note an LDAP failure with reason <why>: count it; log when an outage starts. */
+void
+agent_ldap_trouble(struct agent *ag, const char *why)
+{
+	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
+	if (atomic_exchange(&ag->ldap_down, 1) == 0)
+		log_warnx(ag->log, "LDAP unavailable (%s): only cached answers are given", why);
+}
+
+/* Note a working LDAP: log when an outage ends. */
+void
+agent_ldap_fine(struct agent *ag)
+{
+	if (atomic_load_explicit(&ag->ldap_down, memory_order_relaxed) &&
+	    atomic_exchange(&ag->ldap_down, 0) == 1)
+		log_notice(ag->log, "LDAP back: lookups complete again");
 }

@@ -178,45 +178,6 @@ route_count(struct agent *ag, const struct route_result *out)
 	metrics_inc(&ag->metrics, m);
 }
 
-/* Note a memcached failure: count it; log and count when an outage starts. */
-static void
-route_mc_trouble(struct agent *ag)
-{
-	metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
-	if (atomic_exchange(&ag->mc_down, 1) == 0) {
-		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
-		log_warnx(ag->log, "memcached unavailable: route lookups go to LDAP directly "
-		          "until it is back");
-	}
-}
-
-/* Note a memcached success: log when an outage ends. */
-static void
-route_mc_fine(struct agent *ag)
-{
-	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
-	    atomic_exchange(&ag->mc_down, 0) == 1)
-		log_notice(ag->log, "memcached back: route cache in use again");
-}
-
-/* Note an LDAP outage (logged once) with reason <why>. */
-static void
-route_ldap_trouble(struct agent *ag, const char *why)
-{
-	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
-	if (atomic_exchange(&ag->ldap_down, 1) == 0)
-		log_warnx(ag->log, "LDAP unavailable (%s): only cached routes are answered", why);
-}
-
-/* Note a working LDAP: log when an outage ends. */
-static void
-route_ldap_fine(struct agent *ag)
-{
-	if (atomic_load_explicit(&ag->ldap_down, memory_order_relaxed) &&
-	    atomic_exchange(&ag->ldap_down, 0) == 1)
-		log_notice(ag->log, "LDAP back: route lookups complete again");
-}
-
 /* Put <val> under in-process key <lkey> with the lifetime for <v>. */
 static void
 route_local_put(struct agent *ag, const char *lkey, const char *val, int unknown)
@@ -254,10 +215,10 @@ route_store(struct agent_worker *w, enum route_kind kind, const char *norm, cons
 	if (keys_make(key, sizeof(key), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm) < 0)
 		return 0;
 	if (mc_set(w->mc, key, val, ttl) != MC_OK) {
-		route_mc_trouble(ag);
+		agent_mc_trouble(ag);
 		rc = -1;
 	} else {
-		route_mc_fine(ag);
+		agent_mc_fine(ag);
 	}
 	return rc;
 }
@@ -297,20 +258,20 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	rc = dir_lookup(w->dir, kind == ROUTE_BY_ID ? DIR_BY_ID : DIR_BY_NAME, norm, &e);
 	switch (rc) {
 	case DIR_TEMPFAIL:
-		route_ldap_trouble(ag, dir_last_error(w->dir));
+		agent_ldap_trouble(ag, dir_last_error(w->dir));
 		return ROUTE_TEMPFAIL;
 	case DIR_ERROR:
-		route_ldap_fine(ag);   /* it answered */
+		agent_ldap_fine(ag);   /* it answered */
 		return ROUTE_ERROR;
 	case DIR_UNKNOWN:
-		route_ldap_fine(ag);
+		agent_ldap_fine(ag);
 		v->unknown = 1;
 		(void)route_store(w, kind, norm, "-", 1, use_mc);
 		return ROUTE_OK;
 	case DIR_OK:
 		break;
 	}
-	route_ldap_fine(ag);
+	agent_ldap_fine(ag);
 	v->unknown = 0;
 	if (e.name[0] == '\0') {
 		if (kind == ROUTE_BY_ID) {
@@ -373,7 +334,7 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 		if (mrc == MC_OK && route_val_parse(val, &v) == 0) {
 			char lkey[ROUTE_LKEY_MAX];
 
-			route_mc_fine(ag);
+			agent_mc_fine(ag);
 			if (route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
 				route_local_put(ag, lkey, val, v.unknown);
 			out->source = ROUTE_SRC_MEMCACHED;
@@ -384,10 +345,10 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 		if (mrc == MC_OK)
 			log_debug(ag->log, "ignoring malformed cache value for %s", mkey);
 		if (mrc == MC_ERR && mc_failed(w->mc)) {
-			route_mc_trouble(ag);
+			agent_mc_trouble(ag);
 			use_mc = 0;      /* do not pay for writes either */
 		} else if (mrc != MC_ERR) {
-			route_mc_fine(ag);
+			agent_mc_fine(ag);
 		}
 	}
 	out->source = ROUTE_SRC_LDAP;
@@ -490,7 +451,7 @@ route_purge(struct agent_worker *w, const char *name)
 		fail |= route_forget(w, ROUTE_BY_NAME, canon, &n);
 	fail |= route_forget(w, ROUTE_BY_ID, idnorm, &n);
 	if (fail) {
-		route_mc_trouble(ag);
+		agent_mc_trouble(ag);
 		return -1;
 	}
 	return n;

@@ -42,27 +42,6 @@ struct subject {
 	char text[KEYS_MAX];      /* IP group or normalised account name */
 };
 
-/* Note a memcached failure: count it, and log when an outage starts. */
-static void
-mc_trouble(struct agent *ag)
-{
-	metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
-	if (atomic_exchange(&ag->mc_down, 1) == 0) {
-		metrics_inc(&ag->metrics, M_MEMCACHED_OUTAGES);
-		log_warnx(ag->log, "memcached unavailable: login throttling fails open "
-		          "and route lookups go to LDAP until it is back");
-	}
-}
-
-/* Note a memcached success: log when an outage ends. */
-static void
-mc_fine(struct agent *ag)
-{
-	if (atomic_load_explicit(&ag->mc_down, memory_order_relaxed) &&
-	    atomic_exchange(&ag->mc_down, 0) == 1)
-		log_notice(ag->log, "memcached back: login throttling and route cache in use again");
-}
-
 /*
  * Build the key of <kind> for <text> into <key>. Returns 0 or -1.
  */
@@ -87,10 +66,10 @@ read_counter(struct agent_worker *w, const char *kind, const char *text, uint64_
 		return -1;
 	rc = mc_get(w->mc, key, buf, sizeof(buf));
 	if (rc == MC_ERR) {
-		mc_trouble(w->ag);
+		agent_mc_trouble(w->ag);
 		return -1;
 	}
-	mc_fine(w->ag);
+	agent_mc_fine(w->ag);
 	/* a counter holds a decimal number; anything else counts as absent */
 	if (rc == MC_OK) {
 		char *end;
@@ -118,10 +97,10 @@ bump_counter(struct agent_worker *w, const char *kind, const char *text, uint32_
 		return -1;
 	/* a TTL of 0 would mean "never expires": a window must end */
 	if (mc_incr(w->mc, key, 1, ttl_s ? ttl_s : 1, val) != MC_OK) {
-		mc_trouble(w->ag);
+		agent_mc_trouble(w->ag);
 		return -1;
 	}
-	mc_fine(w->ag);
+	agent_mc_fine(w->ag);
 	return 0;
 }
 
@@ -136,10 +115,10 @@ drop_counter(struct agent_worker *w, const char *kind, const char *text)
 	if (make_key(key, kind, text) < 0)
 		return -1;
 	if (mc_delete(w->mc, key) == MC_ERR) {
-		mc_trouble(w->ag);
+		agent_mc_trouble(w->ag);
 		return -1;
 	}
-	mc_fine(w->ag);
+	agent_mc_fine(w->ag);
 	return 0;
 }
 

@@ -164,9 +164,12 @@ vhost_store(struct agent_worker *w, const char *h, int ok, int use_mc)
 	snprintf(lkey, sizeof(lkey), "%s%s", KEYS_VHOST, h);
 	if (ag->lcache != NULL && local > 0)
 		(void)lcache_put(ag->lcache, lkey, ok ? "1" : "0", local);
-	if (use_mc && ttl > 0 && keys_make(key, sizeof(key), KEYS_VHOST, h) == 0 &&
-	    mc_set(w->mc, key, ok ? "1" : "0", ttl) != MC_OK)
-		metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
+	if (!use_mc || ttl == 0 || keys_make(key, sizeof(key), KEYS_VHOST, h) < 0)
+		return;
+	if (mc_set(w->mc, key, ok ? "1" : "0", ttl) != MC_OK)
+		agent_mc_trouble(ag);
+	else
+		agent_mc_fine(ag);
 }
 
 /* Decide Host <host> through the caches and LDAP. */
@@ -187,13 +190,15 @@ vhost_check(struct agent_worker *w, const char *host)
 	if (use_mc && keys_make(key, sizeof(key), KEYS_VHOST, h) == 0) {
 		enum mc_rc mrc = mc_get(w->mc, key, val, sizeof(val));
 
+		if (mrc == MC_ERR && mc_failed(w->mc)) {
+			agent_mc_trouble(ag);
+			use_mc = 0;      /* do not pay for the write either */
+		} else if (mrc != MC_ERR) {
+			agent_mc_fine(ag);
+		}
 		if (mrc == MC_OK && (val[0] == '1' || val[0] == '0') && val[1] == '\0') {
 			vhost_store(w, h, val[0] == '1', 0);
 			return vhost_done(ag, val[0] == '1' ? VHOST_ALLOWED : VHOST_REFUSED);
-		}
-		if (mrc == MC_ERR) {
-			metrics_inc(&ag->metrics, M_DEP_MEMCACHED_ERROR);
-			use_mc = !mc_failed(w->mc);
 		}
 	}
 	if (ag->cfg->ldap.uri.n == 0)
@@ -202,12 +207,13 @@ vhost_check(struct agent_worker *w, const char *host)
 		return vhost_done(ag, VHOST_TEMPFAIL);
 	drc = dir_lookup(w->dir, DIR_BY_VHOST, h, &e);
 	if (drc == DIR_OK || drc == DIR_UNKNOWN) {
+		agent_ldap_fine(ag);
 		vhost_store(w, h, drc == DIR_OK, use_mc);
 		return vhost_done(ag, drc == DIR_OK ? VHOST_ALLOWED : VHOST_REFUSED);
 	}
-	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
-	log_debug(ag->log, "vhost: cannot check '%s' in LDAP (%s): allowed for now", h,
-	          dir_last_error(w->dir));
+	/* DIR_ERROR was logged by dir_lookup() */
+	if (drc == DIR_TEMPFAIL)
+		agent_ldap_trouble(ag, dir_last_error(w->dir));
 	return vhost_done(ag, VHOST_TEMPFAIL);
 }
 
