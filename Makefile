@@ -120,7 +120,8 @@ FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -fsanitize=fuzzer,address,undefined
 FUZZ_TIME  ?= 20
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# one clang call per target: depend on every library header, not a .d file
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard spoa/include/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
 
