@@ -154,6 +154,23 @@ def test_haproxy_servers(make_conf, gatehouse, mailboxes, tmp_path, site_certs):
     assert c.returncode == 0, c.stdout + c.stderr
 
 
+def test_haproxy_servers_addresses_as_parsed(make_conf, gatehouse, tmp_path):
+    """The pool lists the parsed address: a configured address may carry a
+    port (ignored) or be IPv6; real haproxy must accept the file."""
+    conf = make_conf(servers={"a": {"address": "192.0.2.10:9999", "http": 8080},
+                              "b": {"address": "::1", "http": 8081}})
+    r = gatehouse(conf).run("haproxy-servers", json_out=False)
+    assert r.rc == 0, r
+    assert "server a 192.0.2.10:8080 " in r.stdout and "server b ipv6@::1:8081 " in r.stdout, r
+    pool = tmp_path / "pool.cfg"
+    pool.write_text("defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n"
+                    "  timeout server 1s\nfrontend f\n  bind 127.0.0.1:1\n"
+                    "  default_backend be_pool\n" + r.stdout)
+    c = subprocess.run(["/usr/sbin/haproxy", "-c", "-f", str(pool)], capture_output=True,
+                       text=True, timeout=30)
+    assert c.returncode == 0, c.stdout + c.stderr
+
+
 # --- certs: files ----------------------------------------------------------
 
 def expired_pem(path):

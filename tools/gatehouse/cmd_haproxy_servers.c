@@ -70,13 +70,13 @@ write_pool(FILE *fp, const struct gh_config *cfg, const int *order, int n)
 	      "backend be_pool\n    balance source\n    hash-type consistent\n", fp);
 	for (i = 0; i < n; i++) {
 		const struct cfg_server *s = &cfg->servers[order[i]];
+		char ip[128];
 
-		if (s->addr.ss_family == AF_INET6)
-			fprintf(fp, "    server %s ipv6@%s:%u check inter 2s\n", s->name, s->address,
-			        (unsigned)s->port[PROTO_HTTP]);
-		else
-			fprintf(fp, "    server %s %s:%u check inter 2s\n", s->name, s->address,
-			        (unsigned)s->port[PROTO_HTTP]);
+		/* the parsed address: the configured text may carry a port */
+		parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
+		fprintf(fp, "    server %s %s%s:%u check inter 2s\n", s->name,
+		        s->addr.ss_family == AF_INET6 ? "ipv6@" : "", ip,
+		        (unsigned)s->port[PROTO_HTTP]);
 	}
 }
 
