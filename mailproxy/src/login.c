@@ -74,9 +74,10 @@ lookup_work(struct agent_worker *w, void *arg)
 	if (!lk->route_done)
 		route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
 	/* the user counter is keyed on the canonical account, so aliases do
-	 * not multiply the budget; unknown names count against the IP only */
-	if (lk->route.status == ROUTE_OK)
-		lk->throttled = throttle_check_user(w, lk->ip, lk->route.account, &lk->thr) == 1;
+	 * not multiply the budget; unknown names count against the IP only
+	 * (NULL: the check only concludes) */
+	lk->throttled = throttle_check_user(w, lk->ip, lk->route.status == ROUTE_OK
+	                                    ? lk->route.account : NULL, &lk->thr) == 1;
 }
 
 static void
@@ -207,9 +208,8 @@ lookup_local(struct session *s, struct lookup_job *lk)
 	if (!route_cached(ag, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route))
 		return 0;
 	lk->route_done = 1;
-	if (lk->route.status != ROUTE_OK)
-		return 1;
-	if ((r = throttle_local_user(ag, lk->ip, lk->route.account, &lk->thr)) < 0)
+	if ((r = throttle_local_user(ag, lk->ip, lk->route.status == ROUTE_OK
+	                             ? lk->route.account : NULL, &lk->thr)) < 0)
 		return 0;
 	lk->throttled = r == 1;
 	return 1;

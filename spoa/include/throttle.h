@@ -53,8 +53,10 @@ int throttle_check(struct agent_worker *w, const char *ip, const char *user,
  * throttled address before doing anything else (looking the user up):
  * throttle_check_ip() counts and checks the IP's counters only;
  * throttle_check_user() counts and checks the account's counters only (<ip>
- * is needed for the whitelist). Blocking. Each fills <out> and returns 0
- * when allowed, 1 when rejected.
+ * is needed for the whitelist) and concludes: an allowed verdict is counted
+ * in the metrics by this phase only, so call it, with <user> NULL when the
+ * account is unknown, after an allowed IP phase. Blocking. Each fills
+ * <out> and returns 0 when allowed, 1 when rejected.
  */
 int throttle_check_ip(struct agent_worker *w, const char *ip, struct throttle_result *out);
 int throttle_check_user(struct agent_worker *w, const char *ip, const char *user,

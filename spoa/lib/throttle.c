@@ -258,7 +258,9 @@ check_user(struct agent_worker *w, const struct check_ctx *cc, struct throttle_r
 /*
  * Decide what can be decided of a check without memcached: bad input,
  * the whitelist, nothing limited. Returns 0 allowed, 1 rejected, or -1
- * when the counters must be asked (<cc> is then filled).
+ * when the counters must be asked (<cc> is then filled). An allowed
+ * verdict is counted only by the concluding phase (<do_user>), so that a
+ * login checked in two phases counts once.
  */
 static int
 check_local(struct agent *ag, const char *ip, const char *user, int do_ip, int do_user,
@@ -273,14 +275,16 @@ check_local(struct agent *ag, const char *ip, const char *user, int do_ip, int d
 		return 1;
 	if (cc->whitelisted) {
 		out->verdict = THROTTLE_WHITELISTED;
-		metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
+		if (do_user)
+			metrics_inc(&ag->metrics, M_THROTTLE_WHITELISTED);
 		return 0;
 	}
 	need_ip = do_ip && (t->ip_max > 0 || t->ip_fail_max > 0);
 	need_user = user != NULL && (t->user_max > 0 || t->user_fail_max > 0);
 	if (!need_ip && !need_user) {
 		/* nothing limited: no need to ask memcached */
-		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
+		if (do_user)
+			metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
 		return 0;
 	}
 	return -1;
@@ -312,7 +316,8 @@ check(struct agent_worker *w, const char *ip, const char *user, int do_ip, int d
 		return 1;
 	if (out->verdict == THROTTLE_FAIL_OPEN)
 		return 0;
-	metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
+	if (do_user)
+		metrics_inc(&ag->metrics, M_THROTTLE_ALLOW);
 	return 0;
 }
 
@@ -339,8 +344,9 @@ throttle_check_ip(struct agent_worker *w, const char *ip, struct throttle_result
 
 /*
  * Count and check only the per-account counters of an attempt from <ip>
- * (for the whitelist) for <user>, once the account is known. Returns 0
- * allowed, 1 rejected.
+ * (for the whitelist) for <user>, once the account is known, and conclude
+ * the check (count its verdict). <user> NULL (no such account) only
+ * concludes. Returns 0 allowed, 1 rejected.
  */
 int
 throttle_check_user(struct agent_worker *w, const char *ip, const char *user,

@@ -568,6 +568,39 @@ test_local_decisions(void **state)
 	fx_free(f);
 }
 
+/* A login checked in two phases counts one verdict, allowed or not. */
+static void
+test_two_phases_count_once(void **state)
+{
+	struct throttle_result r;
+	struct fx *f = fx_new(1, NULL);
+
+	(void)state;
+	assert_int_equal(throttle_local_ip(&f->ag, "192.0.2.1", &r), 0);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_ALLOW), 0);
+	assert_int_equal(throttle_local_user(&f->ag, "192.0.2.1", "alice", &r), 0);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_ALLOW), 1);
+	/* no such account: the second phase only concludes */
+	assert_int_equal(throttle_check_ip(&f->w, "192.0.2.1", &r), 0);
+	assert_int_equal(throttle_check_user(&f->w, "192.0.2.1", NULL, &r), 0);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_ALLOW), 2);
+	fx_free(f);
+
+	f = fx_new(1, tune_wl);
+	assert_int_equal(throttle_local_ip(&f->ag, "198.51.100.3", &r), 0);
+	assert_int_equal(throttle_local_user(&f->ag, "198.51.100.3", NULL, &r), 0);
+	assert_int_equal(r.verdict, THROTTLE_WHITELISTED);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_WHITELISTED), 1);
+	fx_free(f);
+
+	/* counters: allowed by the IP phase, then by the account phase */
+	f = fx_new(1, tune_all);
+	assert_int_equal(throttle_check_ip(&f->w, "192.0.2.9", &r), 0);
+	assert_int_equal(throttle_check_user(&f->w, "192.0.2.9", "erin", &r), 0);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_THROTTLE_ALLOW), 1);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -581,6 +614,7 @@ main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_threads_exact),
 		cmocka_unit_test(test_local_decisions),
+		cmocka_unit_test(test_two_phases_count_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
