@@ -3,7 +3,7 @@
  *   route        ip host path query token auth [proto]  -> ip port server by user status [vhost]
  *   login        the route arguments + [user]            -> both of the above +
  *                                                          throttled reason retry
- *   login-result ip [user] [account] status             -> status
+ *   login-result ip [user] [account] status             -> result
  * Answers from the in-process cache are sent at once; everything else runs
  * on the job queue, so one slow LDAP answer never delays other frames. A
  * request still unanswered at the agent's deadline gets status=timeout.
@@ -141,18 +141,22 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
 	if (r->what & REQ_LOGIN)
 		ack_login(&w, r, override);
 	if (!(r->what & REQ_ROUTE)) {
+		/* login-result runs in the response: its own variable, so that
+		 * the route status the access log shows stays the request's */
 		const char *st = override ? override : "ok";
 
-		spop_ack_set_str(&w, SPOP_SCOPE_TXN, "status", st, strlen(st));
+		spop_ack_set_str(&w, SPOP_SCOPE_TXN, "result", st, strlen(st));
 	}
 	n = spop_ack_end(&w);
 	if (n < 0) {
-		/* cannot happen with a frame size >= 256, but never stay silent */
-		spop_ack_begin(&w, buf, sizeof(buf), c->max_frame, r->sid, r->fid);
-		spop_ack_set_str(&w, SPOP_SCOPE_TXN, "status", "error", 5);
-		n = spop_ack_end(&w);
-		if (n < 0)
-			return 0;
+		/* no action fitted the frame: cannot happen with the sizes HELLO
+		 * accepts; never stay silent, never leave <r> on the list */
+		log_err(&sp->log, "%s: cannot encode an ACK (max-frame-size %u): closing",
+		        c->peer, (unsigned)c->max_frame);
+		TAILQ_REMOVE(&c->reqs, r, link);
+		c->inflight--;
+		spoa_conn_close(c);
+		return -1;
 	}
 	if (r->what & REQ_ROUTE) {
 		if (override == NULL && r->user[0] && r->rr.status == ROUTE_OK)

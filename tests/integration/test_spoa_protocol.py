@@ -86,6 +86,16 @@ def test_route_without_answer(agent):
     assert a["status"] == "refused" and "ip" not in a
 
 
+def test_login_result_answers_in_its_own_variable(agent):
+    """login-result runs in HAProxy's response phase: its answer must not
+    overwrite txn.gh.status, which the access log shows as the route."""
+    c = SpopClient(agent.port)
+    c.handshake()
+    a = ask(c, 2, [("ip", ("ip", "192.0.2.1")), ("user", "alice@example.com"),
+                   ("account", "alice@example.com"), ("status", 200)], msg="login-result")
+    assert a == {"result": "ok"}, a
+
+
 def test_pipelined_acks(agent):
     c = SpopClient(agent.port)
     c.handshake()
