@@ -429,10 +429,9 @@ fill(struct session *s, struct side *sd, struct mbuf **bp)
 	n = side_read(sd, b->d + b->w, want);
 	if (n > 0) {
 		b->w += (uint32_t)n;
-		/* level-triggered events: a short read means drained for now
-		 * (TLS: unless the library still holds decrypted bytes) */
-		if (sd->ssl != NULL ? !SSL_has_pending(sd->ssl) && (size_t)n < want
-		                    : (size_t)n < want)
+		/* level-triggered events: a short plain read means drained for
+		 * now; TLS returns one record at a time, so only WANT_* tells */
+		if (sd->ssl == NULL && (size_t)n < want)
 			sd->rd_ready = 0;
 		return 1;
 	}
@@ -463,8 +462,9 @@ flush(struct session *s, struct side *sd, struct mbuf **bp)
 		}
 		mbuf_consume(*bp, (size_t)n);
 		progress = 1;
-		/* a short write means the socket buffer is full: wait for EV_WRITE */
-		if ((size_t)n < len)
+		/* a short plain write means the socket buffer is full: wait for
+		 * EV_WRITE (TLS may write one record at a time: only WANT_* tells) */
+		if (sd->ssl == NULL && (size_t)n < len)
 			sd->wr_ready = 0;
 	}
 	if (*bp != NULL && mbuf_len(*bp) == 0)
@@ -676,6 +676,11 @@ session_run(struct session *s)
 	}
 	if (!s->dead)
 		update_watchers(s);
+	/* stopped for fairness while still moving: TLS may hold decrypted
+	 * bytes no socket event will announce, so come back next turn (after
+	 * update_watchers: stopping a watcher drops its pending events) */
+	if (i == 64 && !s->dead)
+		ev_feed_event(s->mp->loop, &s->cl.io, EV_READ);
 	session_leave(s);
 }
 

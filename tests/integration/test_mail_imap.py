@@ -208,13 +208,20 @@ def test_imap_password_with_quotes_backslashes_spaces(mailproxy):
     r.close()
 
 
-def test_imap_large_message_byte_identical(mailproxy):
-    mp = mailproxy()
+@pytest.mark.parametrize("tls", ["plain", "imaps", "imaps+upstream_tls"])
+def test_imap_large_message_byte_identical(mailproxy, mbox_certs, tls):
+    """3 MB both ways; over TLS that is ~190 records, more than one pump
+    run of the relay, so the resume-after-fairness path is taken too."""
+    mp = mailproxy(upstream_tls=True) if tls == "imaps+upstream_tls" else mailproxy()
     user = "dup1@example.com"
     body = os.urandom(3 * 1024 * 1024)
     msg = (b"From: a@example.com\r\nTo: %s\r\nSubject: big\r\n\r\n" % user.encode()
            + base64.encodebytes(body).replace(b"\n", b"\r\n"))
-    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=30)
+    if tls == "plain":
+        c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=30)
+    else:
+        c = imaplib.IMAP4_SSL("127.0.0.1", mp.imaps, ssl_context=tls_ctx(mbox_certs),
+                              timeout=30)
     c.login(user, password(user))
     assert c.append("INBOX", None, None, msg)[0] == "OK"
     c.select("INBOX")
