@@ -157,6 +157,9 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
 
 		login_record(s, NULL, 0);
+		/* decided: the password is not needed while the answer waits */
+		explicit_bzero(s->login->cred.password, sizeof(s->login->cred.password));
+		s->login->cred.password_len = 0;
 		if (delay > 0) {
 			/* answer when a wrong password would have been answered */
 			s->state = SS_FAIL_DELAY;

@@ -59,6 +59,31 @@ mbuf_put(struct mbuf_pool *p, struct mbuf **b)
 	*b = NULL;
 }
 
+/*
+ * Erase every byte of <*b> (it held credentials: a pre-login command) and
+ * give it back to <p> like mbuf_put(). Never used on the relay path.
+ */
+void
+mbuf_put_wipe(struct mbuf_pool *p, struct mbuf **b)
+{
+	if (*b == NULL)
+		return;
+	explicit_bzero((*b)->d, (*b)->cap);
+	mbuf_put(p, b);
+}
+
+/* Erase the bytes of <b> (may be NULL) already consumed, keeping the rest. */
+void
+mbuf_wipe_consumed(struct mbuf *b)
+{
+	if (b != NULL && b->r > 0) {
+		memmove(b->d, b->d + b->r, b->w - b->r);
+		b->w -= b->r;
+		b->r = 0;
+		explicit_bzero(b->d + b->w, b->cap - b->w);
+	}
+}
+
 /* Return the number of bytes held in <b> (NULL: 0). */
 size_t
 mbuf_len(const struct mbuf *b)

@@ -207,6 +207,8 @@ int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);
 void mbuf_pool_free(struct mbuf_pool *p);
 struct mbuf *mbuf_get(struct mbuf_pool *p);
 void mbuf_put(struct mbuf_pool *p, struct mbuf **b);
+void mbuf_put_wipe(struct mbuf_pool *p, struct mbuf **b);
+void mbuf_wipe_consumed(struct mbuf *b);
 int mbuf_append(struct mbuf_pool *p, struct mbuf **b, const void *data, size_t len);
 size_t mbuf_len(const struct mbuf *b);
 size_t mbuf_room(const struct mbuf *b);

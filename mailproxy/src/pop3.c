@@ -220,7 +220,7 @@ pop3_input(struct session *s)
 
 		mbuf_consume(b, used);
 		if (mbuf_len(b) == 0)
-			mbuf_put(&s->mp->pool, &s->c2u);
+			mbuf_put_wipe(&s->mp->pool, &s->c2u);   /* may hold a password */
 		switch (rc) {
 		case POP3CMD_AGAIN:
 			return 0;

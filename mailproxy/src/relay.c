@@ -30,7 +30,8 @@ relay_start(struct session *s)
 		}
 	}
 	mbuf_put(&mp->pool, &s->uin);
-	mbuf_put(&mp->pool, &s->uout);
+	mbuf_put_wipe(&mp->pool, &s->uout);       /* the replayed login */
+	mbuf_wipe_consumed(s->c2u);               /* the client's login, before what it pipelined */
 	session_set_timer(s, s->proto == MP_IMAP ? mc->imap_idle_timeout_ms
 	                                         : mc->pop3_idle_timeout_ms);
 }

@@ -219,7 +219,7 @@ upstream_close(struct session *s)
 	side_release(s->mp, &s->up);
 	s->up.hs = 0;
 	mbuf_put(&s->mp->pool, &s->uin);
-	mbuf_put(&s->mp->pool, &s->uout);
+	mbuf_put_wipe(&s->mp->pool, &s->uout);   /* the replayed login */
 }
 
 /*
@@ -246,7 +246,10 @@ session_close(struct session *s, const char *why)
 	login_free(s);
 	side_release(mp, &s->cl);
 	upstream_close(s);
-	mbuf_put(&mp->pool, &s->c2u);
+	if (s->state == SS_RELAY)
+		mbuf_put(&mp->pool, &s->c2u);
+	else
+		mbuf_put_wipe(&mp->pool, &s->c2u);   /* may hold a password */
 	mbuf_put(&mp->pool, &s->u2c);
 	session_parser_free(s);
 	explicit_bzero(s->user, sizeof(s->user));
@@ -320,7 +323,7 @@ session_bad_command(struct session *s)
 void
 session_starttls(struct session *s)
 {
-	mbuf_put(&s->mp->pool, &s->c2u);
+	mbuf_put_wipe(&s->mp->pool, &s->c2u);
 	s->state = SS_STARTTLS_FLUSH;
 	s->starttls_done = 1;
 	mp_count(s->mp, MPC_STARTTLS, 1);
@@ -467,8 +470,12 @@ flush(struct session *s, struct side *sd, struct mbuf **bp)
 		if (sd->ssl == NULL && (size_t)n < len)
 			sd->wr_ready = 0;
 	}
-	if (*bp != NULL && mbuf_len(*bp) == 0)
-		mbuf_put(&s->mp->pool, bp);
+	if (*bp != NULL && mbuf_len(*bp) == 0) {
+		if (bp == &s->uout)
+			mbuf_put_wipe(&s->mp->pool, bp);   /* the replayed login */
+		else
+			mbuf_put(&s->mp->pool, bp);
+	}
 	return progress;
 }
 
