@@ -66,6 +66,15 @@ term_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* Reload what can change at run time. */
+/* Log that [mailproxy] <key> changed (<changed>) but keeps its value until a restart. */
+static void
+reload_warn(struct mp *mp, const char *key, int changed)
+{
+	if (changed)
+		log_warnx(&mp->log, "reload: [mailproxy] %s changed: it takes effect at the next "
+		          "restart; the running value is kept", key);
+}
+
 static void
 hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -85,9 +94,18 @@ hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	/* worker threads read the other sections concurrently: only the
-	 * loop-owned [mailproxy] settings change; listeners need a restart */
+	 * loop-owned [mailproxy] settings change; listeners, the mailbox
+	 * server TLS context and the watched certs directory need a restart */
 	keep = mp->cfg->mailproxy;
+	reload_warn(mp, "upstream_tls", keep.upstream_tls != nc->mailproxy.upstream_tls);
+	reload_warn(mp, "upstream_verify", keep.upstream_verify != nc->mailproxy.upstream_verify);
+	reload_warn(mp, "upstream_ca", strcmp(keep.upstream_ca, nc->mailproxy.upstream_ca) != 0);
+	reload_warn(mp, "certs", strcmp(keep.certs, nc->mailproxy.certs) != 0);
 	mp->cfg->mailproxy = nc->mailproxy;
+	mp->cfg->mailproxy.upstream_tls = keep.upstream_tls;
+	mp->cfg->mailproxy.upstream_verify = keep.upstream_verify;
+	memcpy(mp->cfg->mailproxy.upstream_ca, keep.upstream_ca, sizeof(keep.upstream_ca));
+	memcpy(mp->cfg->mailproxy.certs, keep.certs, sizeof(keep.certs));
 	mp->cfg->mailproxy.imap = keep.imap;
 	mp->cfg->mailproxy.imaps = keep.imaps;
 	mp->cfg->mailproxy.pop3 = keep.pop3;

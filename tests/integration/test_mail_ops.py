@@ -81,9 +81,13 @@ def test_sighup_reloads_settings(mailproxy):
     mp = mailproxy(greeting_imap="first greeting")
     assert b"first greeting" in _connect_greeting(mp.imap)
     text = open(mp.conf).read().replace("first greeting", "second greeting")
+    # a setting that needs a restart is kept, and the log says so
+    text = text.replace("cleartext_login = yes", "cleartext_login = yes\nupstream_verify = no")
     open(mp.conf, "w").write(text)
     mp.proc.signal(signal.SIGHUP)
     assert wait_for(lambda: b"second greeting" in _connect_greeting(mp.imap))
+    assert wait_for(lambda: "upstream_verify changed: it takes effect at the next restart"
+                    in mp.log_text())
 
 
 def test_ipv6_listener(mailproxy):
