@@ -32,8 +32,8 @@ listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(li->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (!listen_pause_on_error(&li->pause, errno) && errno != EAGAIN &&
+			    errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 				log_warn(&mp->log, "accept on %s", li->name);
 			return;
 		}
@@ -113,6 +113,7 @@ listener_open(struct mp *mp, const char *addr, const char *name, enum mp_proto p
 	snprintf(li->name, sizeof(li->name), "%s", name);
 	ev_io_init(&li->io, listener_cb, fd, EV_READ);
 	li->io.data = li;
+	listen_pause_init(&li->pause, mp->loop, &li->io, &mp->log, li->name);
 	ev_io_start(mp->loop, &li->io);
 	SLIST_INSERT_HEAD(&mp->listeners, li, next);
 	log_info(&mp->log, "listening for %s on %s", name, addr);
@@ -151,6 +152,7 @@ listener_stop_all(struct mp *mp)
 	struct listener *li;
 
 	SLIST_FOREACH(li, &mp->listeners, next) {
+		listen_pause_stop(&li->pause);
 		ev_io_stop(mp->loop, &li->io);
 		if (li->fd >= 0)
 			close(li->fd);
@@ -166,6 +168,7 @@ listener_close_all(struct mp *mp)
 
 	while ((li = SLIST_FIRST(&mp->listeners)) != NULL) {
 		SLIST_REMOVE_HEAD(&mp->listeners, next);
+		listen_pause_stop(&li->pause);
 		ev_io_stop(mp->loop, &li->io);
 		if (li->fd >= 0)
 			close(li->fd);

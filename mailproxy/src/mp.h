@@ -17,6 +17,7 @@
 #include "certs.h"
 #include "imapcmd-t.h"
 #include "jobq.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics-t.h"
 #include "mhttp.h"
@@ -55,6 +56,7 @@ struct listener {
 	int local_exact;        /* bound to one address: sessions' local address is <local> */
 	struct sockaddr_storage local;
 	char name[16];          /* "imap", "imaps", ... */
+	struct listen_pause pause;  /* rests the listener when descriptors run out */
 	SLIST_ENTRY(listener) next;
 };
 

@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "listen.h"
 #include "mhttp.h"
 #include "parse.h"
 
@@ -41,6 +42,7 @@ struct mhttp {
 	uint16_t port;
 	ev_io io;
 	unsigned nclients;
+	struct listen_pause pause;
 	LIST_HEAD(, mclient) clients;
 };
 
@@ -130,10 +132,14 @@ mhttp_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct mhttp *srv = w->data;
 	struct mclient *m;
-	int fd;
+	int fd, i;
 
 	(void)revents;
-	while ((fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	for (i = 0; i < MHTTP_MAX_CLIENTS; i++) {
+		if ((fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+			(void)listen_pause_on_error(&srv->pause, errno);
+			return;
+		}
 		if (srv->nclients >= MHTTP_MAX_CLIENTS || (m = calloc(1, sizeof(*m))) == NULL) {
 			close(fd);
 			continue;
@@ -195,6 +201,7 @@ mhttp_start(struct ev_loop *loop, const char *addr, mhttp_render_fn render, void
 		                  : ((struct sockaddr_in *)&ss)->sin_port);
 	ev_io_init(&srv->io, mhttp_accept_cb, srv->fd, EV_READ);
 	srv->io.data = srv;
+	listen_pause_init(&srv->pause, loop, &srv->io, lg, "the metrics endpoint");
 	ev_io_start(loop, &srv->io);
 	return srv;
 }
@@ -221,6 +228,7 @@ mhttp_stop(struct mhttp *m)
 		return;
 	while (!LIST_EMPTY(&m->clients))
 		mclient_free(LIST_FIRST(&m->clients));
+	listen_pause_stop(&m->pause);
 	ev_io_stop(m->loop, &m->io);
 	close(m->fd);
 	free(m);

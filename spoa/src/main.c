@@ -36,7 +36,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char peer[SPOA_IP_MAX];
-	int fd, one = 1, i;
+	int fd, i;
 
 	(void)loop;
 	(void)revents;
@@ -45,7 +45,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		len = sizeof(ss);
 		fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			if (!listen_pause_on_error(&sp->accept_pause[w - sp->accept_w], errno) &&
+			    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn(&sp->log, "spoa: accept");
 			return;
@@ -57,7 +58,6 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		parse_addr_str((struct sockaddr *)&ss, 1, peer, sizeof(peer));
 		spoa_conn_accept(sp, fd, peer);
 	}
@@ -83,6 +83,8 @@ listen_all(struct spoa *sp)
 		if (fd < 0 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    /* accepted sockets inherit it (Linux): no setsockopt per connection */
+		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
 		    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
 			log_errno(&sp->log, LOG_ERR, "spoa: listen on %s", l->item[i]);
 			if (fd >= 0)
@@ -92,6 +94,8 @@ listen_all(struct spoa *sp)
 		sp->lfd[sp->nlisten] = fd;
 		ev_io_init(&sp->accept_w[sp->nlisten], accept_cb, fd, EV_READ);
 		sp->accept_w[sp->nlisten].data = sp;
+		listen_pause_init(&sp->accept_pause[sp->nlisten], sp->loop, &sp->accept_w[sp->nlisten],
+		                  &sp->log, "the SPOP listener");
 		ev_io_start(sp->loop, &sp->accept_w[sp->nlisten]);
 		sp->nlisten++;
 		log_notice(&sp->log, "spoa: listening on %s", l->item[i]);
@@ -105,6 +109,7 @@ listen_close(struct spoa *sp)
 	int i;
 
 	for (i = 0; i < sp->nlisten; i++) {
+		listen_pause_stop(&sp->accept_pause[i]);
 		ev_io_stop(sp->loop, &sp->accept_w[i]);
 		close(sp->lfd[i]);
 	}

@@ -16,6 +16,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "metrics-t.h"
+#include "listen.h"
 #include "mhttp.h"
 #include "route-t.h"
 #include "spop-t.h"
@@ -70,6 +71,7 @@ struct spoa {
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
 	int lfd[CFG_MAX_LISTS];
 	ev_io accept_w[CFG_MAX_LISTS];
+	struct listen_pause accept_pause[CFG_MAX_LISTS]; /* rests a listener when fds run out */
 	struct mhttp *metrics;            /* metrics endpoint, NULL = off */
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
