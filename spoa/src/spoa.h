@@ -140,6 +140,7 @@ struct spoa_req {
 	char login_user[HTTPUSER_MAX];/* from the login message */
 	int http_status;              /* login-result */
 	int vhost;                    /* -1 unchecked, -2 undecided (worker), 0 refused, 1 allowed */
+	int vhost_job;                /* the worker's answer; copied to vhost on the loop */
 	/* outputs (written by the worker) */
 	struct route_result rr;
 	int route_done;

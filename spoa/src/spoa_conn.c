@@ -436,6 +436,11 @@ conn_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->state == CONN_CLOSING) {
+		/* the goodbye could not be written in a whole idle period */
+		spoa_conn_close(c);
+		return;
+	}
 	if (c->inflight > 0) {
 		ev_timer_again(c->sp->loop, &c->idle);
 		return;

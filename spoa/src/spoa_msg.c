@@ -195,7 +195,7 @@ req_work(struct agent_worker *aw, void *arg)
 	}
 	/* a Host LDAP cannot vouch for now is allowed (counted as tempfail) */
 	if (r->vhost == -2)
-		r->vhost = vhost_check(aw, r->host) != VHOST_REFUSED;
+		r->vhost_job = vhost_check(aw, r->host) != VHOST_REFUSED;
 	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
 		/* Count per canonical account, and only for accounts that
 		 * exist: garbage names must not create counters. */
@@ -226,6 +226,10 @@ req_done(void *arg)
 
 	r->job = NULL;
 	ev_timer_stop(sp->loop, &r->deadline);
+	/* the deadline path may read vhost while the worker runs: the worker
+	 * writes vhost_job, and only the loop copies it */
+	if (r->vhost == -2)
+		r->vhost = r->vhost_job;
 	if (r->conn != NULL)
 		req_answer(r->conn, r, NULL);
 	req_free(sp, r);
