@@ -222,7 +222,7 @@ imap_input(struct session *s)
 	struct imapcmd *st = s->parser.imap;
 
 	while (!s->dead && s->state == SS_CMD && mbuf_len(s->c2u) > 0 &&
-	       mbuf_len(s->u2c) < 16384) {
+	       mbuf_len(s->u2c) < OUT_HIGH) {
 		struct mbuf *b = s->c2u;
 		size_t used = 0;
 		enum imapcmd_rc rc = imapcmd_parse(st, b->d + b->r, mbuf_len(b), &used);

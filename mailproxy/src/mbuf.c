@@ -13,7 +13,8 @@ int
 mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max)
 {
 	memset(p, 0, sizeof(*p));
-	p->size = size < 4096 ? 4096 : size;
+	/* pre-login needs room for OUT_HIGH of answers and a whole server line */
+	p->size = size < MBUF_MIN ? MBUF_MIN : size;
 	p->max = max;
 	p->free = calloc(max ? max : 1, sizeof(*p->free));
 	return p->free != NULL ? 0 : -1;

@@ -123,6 +123,9 @@ struct side {
 	unsigned wr_ready:1;             /* may take output: not found full since the last event */
 };
 
+#define OUT_HIGH 16384   /* stop parsing client commands above this much output */
+#define MBUF_MIN 32768   /* smallest buffer: 2 x OUT_HIGH, more than a server line */
+
 /* Session states. */
 enum sstate {
 	SS_HANDSHAKE = 0,   /* client TLS handshake (implicit TLS or STARTTLS) */

@@ -212,7 +212,7 @@ pop3_input(struct session *s)
 	struct pop3cmd *st = s->parser.pop3;
 
 	while (!s->dead && s->state == SS_CMD && mbuf_len(s->c2u) > 0 &&
-	       mbuf_len(s->u2c) < 16384) {
+	       mbuf_len(s->u2c) < OUT_HIGH) {
 		struct mbuf *b = s->c2u;
 		size_t used = 0;
 		enum pop3cmd_rc rc = pop3cmd_parse(st, b->d + b->r, mbuf_len(b), &used);

@@ -23,7 +23,6 @@
 #include "mp.h"
 #include "parse.h"
 
-#define OUT_HIGH 16384   /* stop parsing client commands above this much output */
 
 static void session_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
