@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "cfg-t.h"
+#include "cidr.h"
 #include "log.h"
 #include "metrics-t.h"
 
@@ -23,6 +24,7 @@ struct agent {
 	const struct logger *log;      /* not owned */
 	struct metrics metrics;
 	struct lcache *lcache;         /* owned; NULL when local_ttl is 0 */
+	struct cidr_list whitelist;    /* [throttle] whitelist, parsed once */
 	_Atomic int mc_down;           /* memcached outage in progress (log once) */
 	_Atomic int ldap_down;         /* LDAP outage in progress (log once) */
 };

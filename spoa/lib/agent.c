@@ -13,15 +13,25 @@
 
 /*
  * Initialise <ag> for <cfg> logging to <lg>: creates the in-process cache
- * when [memcached] local_ttl is not 0 and prepares libldap. Returns 0, or
- * -1 (logged).
+ * when [memcached] local_ttl is not 0, parses the throttle whitelist once
+ * (an entry that does not parse is skipped with a log line; the loader
+ * refuses such files) and prepares libldap. Returns 0, or -1 (logged).
  */
 int
 agent_init(struct agent *ag, const struct gh_config *cfg, const struct logger *lg)
 {
+	int i;
+
 	memset(ag, 0, sizeof(*ag));
 	ag->cfg = cfg;
 	ag->log = lg;
+	for (i = 0; i < cfg->throttle.whitelist.n; i++) {
+		if (cidr_parse(cfg->throttle.whitelist.item[i], &ag->whitelist.item[ag->whitelist.n]) == 0)
+			ag->whitelist.n++;
+		else
+			log_warnx(lg, "throttle: whitelist entry '%s' is not a CIDR: skipped",
+			          cfg->throttle.whitelist.item[i]);
+	}
 	if (dir_lib_init() < 0) {
 		log_err(lg, "cannot initialise libldap");
 		return -1;

@@ -123,20 +123,13 @@ drop_counter(struct agent_worker *w, const char *kind, const char *text)
 }
 
 /*
- * Tell whether <ip> is in the [throttle] whitelist of <ag>. Entries that
- * do not parse are skipped (the configuration check reports them).
+ * Tell whether <ip> is in the [throttle] whitelist of <ag> (parsed once
+ * by agent_init()).
  */
 static int
 whitelisted(const struct agent *ag, const struct cidr *ip)
 {
-	const struct cfg_list *wl = &ag->cfg->throttle.whitelist;
-	struct cidr c;
-	int i;
-
-	for (i = 0; i < wl->n; i++)
-		if (cidr_parse(wl->item[i], &c) == 0 && cidr_match(&c, ip))
-			return 1;
-	return 0;
+	return cidr_list_match(&ag->whitelist, ip);
 }
 
 /* Fill <out> with a rejection; returns 1 (rejected). */
