@@ -171,6 +171,22 @@ def test_haproxy_servers_addresses_as_parsed(make_conf, gatehouse, tmp_path):
     assert c.returncode == 0, c.stdout + c.stderr
 
 
+def test_invalid_configuration_exits_1_everywhere(gatehouse, tmp_path):
+    """The overview's exit status: 1 for a configuration that is not valid,
+    whichever command reads it; the error names file, line and key."""
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[ldap]\nuri = ldap://127.0.0.1:1\nbase = o=x\nbogus_key = 1\n")
+    gh = gatehouse(str(bad))
+    for args in (["route", "alice@example.com"], ["purge", "alice@example.com"],
+                 ["vhost", "mail.example.com"], ["throttle", "show", "192.0.2.1"],
+                 ["check"], ["servers"], ["lookup-servers"], ["memcached-servers"],
+                 ["status"], ["haproxy-servers"], ["certs", "list"]):
+        r = gh.run(*args, json_out=False)
+        assert r.rc == 1, (args, r)
+        assert "bad.conf:4" in r.stderr + r.stdout and "bogus_key" in r.stderr + r.stdout, \
+            (args, r)
+
+
 # --- certs: files ----------------------------------------------------------
 
 def expired_pem(path):

@@ -36,33 +36,33 @@ cli_load(struct cli *c, unsigned need)
 	if (log_init(&c->lg, "gatehouse", "stderr", c->verbose ? "debug" : "warning",
 	             NULL) < 0) {
 		cli_error("cannot set up logging");
-		return -1;
+		return CLI_TEMP;
 	}
 	c->cfg = cfg_new();
 	if (c->cfg == NULL) {
 		cli_error("out of memory");
-		return -1;
+		return CLI_TEMP;
 	}
 	if (cfg_load(c->cfg, c->conf, need, err, sizeof(err)) < 0) {
 		cli_error("%s", err);
-		return -1;
+		return CLI_NO;
 	}
 	if (agent_init(&c->ag, c->cfg, &c->lg) < 0) {
 		cli_error("cannot initialise the agent library");
-		return -1;
+		return CLI_TEMP;
 	}
 	c->have_agent = 1;
 	if (agent_worker_init(&c->w, &c->ag) < 0) {
 		cli_error("cannot initialise the memcached/LDAP handles");
-		return -1;
+		return CLI_TEMP;
 	}
 	c->have_worker = 1;
-	return 0;
+	return CLI_OK;
 }
 
 /*
- * Load <c>'s configuration with <need>, nothing else. Returns 0, or -1
- * after printing the error.
+ * Load <c>'s configuration with <need>, nothing else. Returns CLI_OK, or
+ * CLI_NO / CLI_TEMP after printing the error.
  */
 int
 cli_load_config(struct cli *c, unsigned need)
@@ -72,13 +72,13 @@ cli_load_config(struct cli *c, unsigned need)
 	c->cfg = cfg_new();
 	if (c->cfg == NULL) {
 		cli_error("out of memory");
-		return -1;
+		return CLI_TEMP;
 	}
 	if (cfg_load(c->cfg, c->conf, need, err, sizeof(err)) < 0) {
 		cli_error("%s", err);
-		return -1;
+		return CLI_NO;
 	}
-	return 0;
+	return CLI_OK;
 }
 
 /*

@@ -39,14 +39,16 @@ struct cli_cmd {
 
 /*
  * Load the configuration of <c> requiring the CFG_NEED_* bits <need>, then
- * set up the library context and one worker. Returns 0, or -1 after
- * printing the error on stderr.
+ * set up the library context and one worker. Returns CLI_OK, or the exit
+ * status after printing the error on stderr: CLI_NO for a configuration
+ * that is not valid, CLI_TEMP when the set-up failed.
  */
 int cli_load(struct cli *c, unsigned need);
 
 /*
  * Load only the configuration of <c> (no library context), requiring the
- * CFG_NEED_* bits <need>. Returns 0, or -1 after printing the error.
+ * CFG_NEED_* bits <need>. Returns CLI_OK, CLI_NO (not valid) or CLI_TEMP
+ * (out of memory), the error printed.
  */
 int cli_load_config(struct cli *c, unsigned need);
 

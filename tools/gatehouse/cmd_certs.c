@@ -91,8 +91,9 @@ const struct cli_cmd cmd_certs = {
 	"    0  done; check/install: the file is good; list: no broken file\n"
 	"    1  check/install: the file is refused (the reason is printed);\n"
 	"       list: some file is broken; sync: some file was skipped\n"
+	"    1  also: the configuration is not valid, or it names no certs DIR\n"
 	"    2  DIR or FILE unreadable, HAProxy unreachable or a runtime command\n"
-	"       failed, configuration not valid, or usage error\n",
+	"       failed, or usage error\n",
 };
 
 /* Everything "list" and "check" report about one file. */
@@ -314,17 +315,23 @@ by_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Default certificate directory from the configuration, or NULL (printed). */
-static const char *
-default_dir(struct cli *c)
+/*
+ * Point <*dir> at the certificate directory from the configuration.
+ * Returns CLI_OK, or the exit status (the error printed).
+ */
+static int
+default_dir(struct cli *c, const char **dir)
 {
-	if (cli_load_config(c, 0) < 0)
-		return NULL;
+	int rc = cli_load_config(c, 0);
+
+	if (rc != CLI_OK)
+		return rc;
 	if (c->cfg->mailproxy.certs[0] == '\0') {
 		cli_error("certs: no DIR given and [mailproxy] certs is not set");
-		return NULL;
+		return CLI_NO;
 	}
-	return c->cfg->mailproxy.certs;
+	*dir = c->cfg->mailproxy.certs;
+	return CLI_OK;
 }
 
 static int
@@ -663,6 +670,7 @@ run(struct cli *c, int argc, char **argv)
 {
 	const char *act;
 	const char *dir;
+	int rc;
 
 	if (argc < 2 || cli_is_help(argv[1]))
 		return argc < 2 ? cli_usage(&cmd_certs, "an action is needed") : cli_help(&cmd_certs);
@@ -673,8 +681,11 @@ run(struct cli *c, int argc, char **argv)
 	if (strcmp(act, "list") == 0) {
 		if (argc > 3)
 			return cli_usage(&cmd_certs, "list takes at most a DIR");
-		dir = argc == 3 ? argv[2] : default_dir(c);
-		return dir == NULL ? CLI_TEMP : do_list(c, dir);
+		if (argc == 3)
+			dir = argv[2];
+		else if ((rc = default_dir(c, &dir)) != CLI_OK)
+			return rc;
+		return do_list(c, dir);
 	}
 	if (strcmp(act, "check") == 0) {
 		if (argc != 3)
@@ -684,8 +695,11 @@ run(struct cli *c, int argc, char **argv)
 	if (strcmp(act, "install") == 0) {
 		if (argc != 3 && argc != 4)
 			return cli_usage(&cmd_certs, "install needs FILE [DIR]");
-		dir = argc == 4 ? argv[3] : default_dir(c);
-		return dir == NULL ? CLI_TEMP : do_install(c, argv[2], dir);
+		if (argc == 4)
+			dir = argv[3];
+		else if ((rc = default_dir(c, &dir)) != CLI_OK)
+			return rc;
+		return do_install(c, argv[2], dir);
 	}
 	if (strcmp(act, "selfsigned") == 0)
 		return do_selfsigned(c, argc - 2, argv + 2);

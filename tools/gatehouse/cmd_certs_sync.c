@@ -531,8 +531,8 @@ cmd_certs_sync_run(struct cli *c, int argc, char **argv, int watch_mode)
 	if (sock == NULL)
 		return cli_usage(&cmd_certs, "sync/watch need --haproxy SOCKET");
 	if (dirarg == NULL) {
-		if (cli_load_config(c, 0) < 0)
-			return CLI_TEMP;
+		if ((rc = cli_load_config(c, 0)) != CLI_OK)
+			return rc;
 		if (c->cfg->mailproxy.certs[0] == '\0') {
 			cli_error("certs: no DIR given and [mailproxy] certs is not set");
 			return CLI_TEMP;

@@ -140,7 +140,7 @@ run(struct cli *c, int argc, char **argv)
 	const char *dir = NULL;
 	char p1[CFG_STR_MAX + 64], p2[CFG_STR_MAX + 64];
 	int order[CFG_MAX_SERVERS];
-	int i, n = 0;
+	int i, n = 0, rc;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -150,8 +150,8 @@ run(struct cli *c, int argc, char **argv)
 		else
 			return cli_usage(&cmd_haproxy_servers, "unexpected argument");
 	}
-	if (cli_load_config(c, CFG_NEED_SERVERS) < 0)
-		return CLI_NO;
+	if ((rc = cli_load_config(c, CFG_NEED_SERVERS)) != CLI_OK)
+		return rc;
 	for (i = 0; i < c->cfg->nservers; i++)
 		if (c->cfg->servers[i].port[PROTO_HTTP] != 0)
 			order[n++] = i;

@@ -51,8 +51,8 @@ run(struct cli *c, int argc, char **argv)
 			return cli_help(&cmd_lookup_servers);
 		return cli_usage(&cmd_lookup_servers, "no arguments expected");
 	}
-	if (cli_load_config(c, CFG_NEED_LDAP) < 0)
-		return CLI_NO;
+	if ((i = cli_load_config(c, CFG_NEED_LDAP)) != CLI_OK)
+		return i;
 	cli_health_begin(c, &h, "uri", 40, "URI", "ERROR");
 	for (i = 0; i < c->cfg->ldap.uri.n; i++) {
 		const char *uri = c->cfg->ldap.uri.item[i];

@@ -49,8 +49,8 @@ run(struct cli *c, int argc, char **argv)
 			return cli_help(&cmd_memcached_servers);
 		return cli_usage(&cmd_memcached_servers, "no arguments expected");
 	}
-	if (cli_load_config(c, 0) < 0)
-		return CLI_NO;
+	if ((i = cli_load_config(c, 0)) != CLI_OK)
+		return i;
 	cli_health_begin(c, &h, "server", 32, "SERVER", "VERSION / ERROR");
 	for (i = 0; i < c->cfg->memcached.servers.n; i++) {
 		const char *s = c->cfg->memcached.servers.item[i];

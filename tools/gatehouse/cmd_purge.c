@@ -129,8 +129,8 @@ run(struct cli *c, int argc, char **argv)
 	}
 	if (names == 0)
 		return cli_usage(&cmd_purge, "NAME... or - needed");
-	if (cli_load(c, 0) < 0)
-		return CLI_TEMP;
+	if ((i = cli_load(c, 0)) != CLI_OK)
+		return i;
 	if (c->json)
 		fputs("{\"names\":[", stdout);
 	for (i = 1; i < argc; i++) {

@@ -94,7 +94,7 @@ run(struct cli *c, int argc, char **argv)
 	enum gh_proto proto = PROTO_IMAP;
 	const char *key = NULL;
 	struct route_result r;
-	int i;
+	int i, rc;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -120,8 +120,8 @@ run(struct cli *c, int argc, char **argv)
 	}
 	if (key == NULL)
 		return cli_usage(&cmd_route, "NAME or --id ID needed");
-	if (cli_load(c, CFG_NEED_LDAP | CFG_NEED_SERVERS) < 0)
-		return CLI_TEMP;
+	if ((rc = cli_load(c, CFG_NEED_LDAP | CFG_NEED_SERVERS)) != CLI_OK)
+		return rc;
 	memset(&r, 0, sizeof(r));
 	route_lookup(&c->w, kind, key, proto, &r);
 	print_result(c, key, &r);

@@ -54,8 +54,8 @@ run(struct cli *c, int argc, char **argv)
 			return cli_help(&cmd_servers);
 		return cli_usage(&cmd_servers, "no arguments expected");
 	}
-	if (cli_load_config(c, CFG_NEED_SERVERS) < 0)
-		return CLI_NO;
+	if ((i = cli_load_config(c, CFG_NEED_SERVERS)) != CLI_OK)
+		return i;
 	p = calloc((size_t)c->cfg->nservers * PROTO__COUNT + 1, sizeof(*p));
 	srv = calloc((size_t)c->cfg->nservers * PROTO__COUNT + 1, sizeof(*srv));
 	proto = calloc((size_t)c->cfg->nservers * PROTO__COUNT + 1, sizeof(*proto));

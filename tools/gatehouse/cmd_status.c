@@ -166,15 +166,15 @@ run(struct cli *c, int argc, char **argv)
 {
 	const struct gh_config *cfg;
 	struct health_probe *p;
-	int i, k, n = 0, down = 0, first = 1;
+	int i, k, n = 0, down = 0, first = 1, rc;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
 			return cli_help(&cmd_status);
 		return cli_usage(&cmd_status, "no arguments expected");
 	}
-	if (cli_load_config(c, 0) < 0)
-		return CLI_NO;
+	if ((rc = cli_load_config(c, 0)) != CLI_OK)
+		return rc;
 	cfg = c->cfg;
 	if (c->json)
 		fputs("{\"parts\":[", stdout);

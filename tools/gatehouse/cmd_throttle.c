@@ -146,7 +146,7 @@ static int
 run(struct cli *c, int argc, char **argv)
 {
 	const char *sub, *a1, *a2;
-	int i;
+	int i, rc;
 
 	for (i = 1; i < argc; i++)
 		if (cli_is_help(argv[i]))
@@ -164,8 +164,8 @@ run(struct cli *c, int argc, char **argv)
 	    strcmp(sub, "check") != 0 && strcmp(sub, "fail") != 0 &&
 	    strcmp(sub, "success") != 0)
 		return cli_usage(&cmd_throttle, "unknown subcommand");
-	if (cli_load(c, 0) < 0)
-		return CLI_TEMP;
+	if ((rc = cli_load(c, 0)) != CLI_OK)
+		return rc;
 	if (c->cfg->memcached.servers.n == 0) {
 		cli_error("throttle: no [memcached] servers configured");
 		return CLI_TEMP;

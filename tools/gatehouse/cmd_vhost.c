@@ -45,8 +45,8 @@ run(struct cli *c, int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (cli_is_help(argv[i]))
 			return cli_help(&cmd_vhost);
-	if (cli_load(c, 0) < 0)
-		return CLI_TEMP;
+	if ((i = cli_load(c, 0)) != CLI_OK)
+		return i;
 	if (c->json)
 		fputs("{\"hosts\":[", stdout);
 	for (i = 1; i < argc; i++) {
