@@ -189,6 +189,28 @@ def test_invalid_configuration_exits_1_everywhere(gatehouse, tmp_path):
 
 # --- certs: files ----------------------------------------------------------
 
+def test_certs_install_with_separate_key_file(make_conf, gatehouse, tmp_path):
+    """A certificate whose key is in FILE.key (as HAProxy and the mail
+    proxy accept it) is installed with its key, and checks good there."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+                    "-subj", "/CN=split.example.com", "-addext",
+                    "subjectAltName=DNS:split.example.com",
+                    "-keyout", str(src / "split.pem.key"), "-out", str(src / "split.pem")],
+                   check=True, capture_output=True, timeout=30)
+    gh = gatehouse(make_conf())
+    r = gh.run("certs", "install", str(src / "split.pem"), str(dst))
+    assert r.rc == 0, r
+    assert (dst / "split.pem.key").read_bytes() == (src / "split.pem.key").read_bytes()
+    assert oct((dst / "split.pem.key").stat().st_mode & 0o777) == "0o600"
+    r = gh.run("certs", "check", str(dst / "split.pem"))
+    assert r.rc == 0, r
+
+
+
 def expired_pem(path):
     """Write a self-signed PEM (cert + key) that expired yesterday."""
     from cryptography import x509

@@ -502,6 +502,30 @@ slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* Copy <file>.key to <dst>.key atomically. Returns 0, or -1 with <err>. */
+static int
+install_key(const char *file, const char *dst, char *err, size_t errlen)
+{
+	char src[PATH_MAX], out[PATH_MAX];
+	char *data;
+	size_t len;
+	int r;
+
+	if (snprintf(src, sizeof(src), "%s.key", file) >= (int)sizeof(src) ||
+	    snprintf(out, sizeof(out), "%s.key", dst) >= (int)sizeof(out)) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	if ((data = slurp(src, &len)) == NULL) {
+		snprintf(err, errlen, "%s: cannot read it", src);
+		return -1;
+	}
+	r = write_file_atomic(out, data, len, 0600, err, errlen);
+	explicit_bzero(data, len);
+	free(data);
+	return r;
+}
+
 static int
 do_install(struct cli *c, const char *file, const char *dir)
 {
@@ -527,6 +551,14 @@ do_install(struct cli *c, const char *file, const char *dir)
 	data = slurp(file, &len);
 	if (data == NULL) {
 		cli_error("certs install: %s: cannot read it", file);
+		return CLI_TEMP;
+	}
+	/* the check accepted a key in FILE.key: it goes too, and first, so
+	 * that no watcher ever sees the certificate without its key */
+	if (memmem(data, len, "PRIVATE KEY-----", 16) == NULL &&
+	    install_key(file, dst, err, sizeof(err)) < 0) {
+		free(data);
+		cli_error("certs install: %s", err);
 		return CLI_TEMP;
 	}
 	if (write_file_atomic(dst, data, len, 0600, err, sizeof(err)) < 0) {
