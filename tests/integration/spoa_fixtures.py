@@ -25,6 +25,7 @@ import urllib.request
 import pytest
 
 from gh import procs as gh_procs
+from gh import wait as gh_wait
 from gh.cli import REPO
 from gh.ports import free_port, wait_listening
 
@@ -480,9 +481,4 @@ def haproxy_factory(gh_tmp, site_certs):
 
 def wait_for(pred, timeout=10.0, step=0.1):
     """Poll <pred>() until true or <timeout>; return its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
+    return gh_wait.poll(pred, timeout, step)
