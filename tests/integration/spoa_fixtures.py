@@ -235,7 +235,7 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
         """With mbox_auth set, tell whether the request carries credentials
         (a login form's username/password, or Basic) that are wrong: the
         password of the seed directory's account (gen_ldif.password_for)."""
-        if not self.server.mbox_auth:
+        if not getattr(self.server, "mbox_auth", False):
             return False
         user = pw = None
         auth = self.headers.get("Authorization") or ""
