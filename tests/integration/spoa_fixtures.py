@@ -452,21 +452,47 @@ class Haproxy:
         except ValueError:
             return st, hd, body.decode("utf-8", "replace")
 
-    def master_cmd(self, cmd):
-        """Send <cmd> to the master CLI; return its answer."""
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(self.master_sock)
+    def master_cmd(self, cmd, timeout=20.0):
+        """Send <cmd> to the master CLI; return its answer. While a reload
+        re-executes the master its socket refuses connections for a moment:
+        connecting is retried until <timeout>. A "reload" whose connection
+        the re-executing master resets has been taken."""
+        end = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.settimeout(10)
+                s.connect(self.master_sock)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                s.close()
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+        with s:
             s.sendall(cmd.encode() + b"\n")
             if cmd != "reload":
                 s.shutdown(socket.SHUT_WR)
             out = b""
             while True:
-                d = s.recv(65536)
+                try:
+                    d = s.recv(65536)
+                except ConnectionResetError:
+                    if cmd != "reload":
+                        raise
+                    break
                 if not d:
                     break
                 out += d
         return out.decode("utf-8", "replace")
+
+    def master_reloads(self):
+        """Return how often the master has reloaded (from "show proc")."""
+        for line in self.master_cmd("show proc").splitlines():
+            f = line.split()
+            if len(f) > 2 and f[1] == "master" and f[2].isdigit():
+                return int(f[2])
+        return -1
 
     def log_text(self):
         with open(self.log, "rb") as f:

@@ -295,10 +295,14 @@ def test_haproxy_reload_under_load(spoa_factory, haproxy_factory, slapd_shared, 
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
-        for _ in range(2):
+        assert wait_for(lambda: len(results) >= 10, 10), results
+        for i in (1, 2):
             hp.master_cmd("reload")
-            time.sleep(1.5)
+            # the master has re-executed and forked its new worker, which
+            # serves the load while the old one finishes
+            assert wait_for(lambda: hp.master_reloads() >= i, 20)
+            n = len(results)
+            assert wait_for(lambda: len(results) >= n + 10, 10), results[-5:]
     finally:
         stop.set()
         for t in threads:
