@@ -356,6 +356,21 @@ def test_purge_unknown_alias_falls_back_to_cached_account(own_env):
     assert e.gh.route(CAROLINE).status == "unknown"
 
 
+def test_purge_ldap_down_purges_what_it_can(own_env):
+    """LDAP unreachable: the name given and the canonical name the cache
+    holds go; the aliases cannot be known, and a warning says so."""
+    e = own_env
+    _warm_and_move(e, gen_ldif.user(CAROL)["dn"], (CAROL, CAROLINE), "mbox3", "mbox1")
+    e.slapd.stop()
+    r = e.gh.purge(CAROL)
+    assert r.rc == 0 and r.data["deleted"] == 1, r
+    assert "aliases" in r.stderr and "LDAP" in r.stderr, r
+    assert e.cached("n:", CAROL) is None
+    assert e.cached("n:", CAROLINE) == "carol@example.org mbox3"
+    r = e.gh.purge(CAROLINE)
+    assert r.rc == 0 and r.data["deleted"] == 1, r     # caroline; carol was gone already
+
+
 def test_purge_alias_attrs_setting(make_conf, gatehouse, slapd, memcached):
     """alias_attrs decides where aliases are read: empty, the alias stays."""
     conf = make_conf(ldap=[slapd], memcached=[memcached], ldap_opts={"alias_attrs": ""})
