@@ -69,8 +69,8 @@ typedef void (*dir_alias_fn)(const char *alias, void *arg);
 
 /*
  * Do what dir_lookup() does by name for <key>, and when the entry is found
- * (DIR_OK) also call <fn> with <arg> for every value of each [ldap]
- * alias_attrs attribute of it, before returning. Values holding control
+ * (DIR_OK) also call <fn> with <arg> for every value of its [ldap]
+ * name_attr and alias_attrs attributes, before returning. Values holding control
  * characters or longer than DIR_VAL_MAX - 1 bytes (never a login name) are
  * skipped. Blocking, like dir_lookup().
  */

@@ -251,7 +251,10 @@ struct dir_alias_cb {
 	void *arg;
 };
 
-/* Call <cb> with every usable value of the alias attributes of <e>. */
+/*
+ * Call <cb> with every usable value of the name attribute (it may hold
+ * more than the canonical name) and of the alias attributes of <e>.
+ */
 static void
 dir_each_alias(struct dir *d, LDAPMessage *e, const struct dir_alias_cb *cb)
 {
@@ -259,8 +262,9 @@ dir_each_alias(struct dir *d, LDAPMessage *e, const struct dir_alias_cb *cb)
 	char v[DIR_VAL_MAX];
 	int i;
 
-	for (i = 0; i < c->alias_attrs.n; i++) {
-		struct berval **vals = ldap_get_values_len(d->ld, e, c->alias_attrs.item[i]);
+	for (i = -1; i < c->alias_attrs.n; i++) {
+		const char *attr = i < 0 ? c->name_attr : c->alias_attrs.item[i];
+		struct berval **vals = ldap_get_values_len(d->ld, e, attr);
 		size_t j, k;
 
 		for (j = 0; vals != NULL && vals[j] != NULL; j++) {

@@ -327,17 +327,20 @@ def test_purge_by_alias_clears_other_aliases(own_env):
 
 
 def test_purge_aliases_mixed_case_and_hashed(own_env):
-    """Aliases stored in mixed case, and one too long for a plain key (its
-    memcached key is hashed), are purged under the keys lookups wrote."""
+    """Aliases stored in mixed case, one too long for a plain key (its
+    memcached key is hashed) and a second mail value are purged under the
+    keys lookups wrote."""
     e = own_env
     long_alias = "mover." + "y" * 200 + "@example.com"
     assert keys.make("n:", long_alias).startswith("gh:n:#")
     dn = e.slapd.add_user("mover@example.com", "mbox2",
                           aliases=["Mover.Alias@Example.COM", long_alias.upper()])
-    names = ("mover@example.com", "mover.alias@example.com", long_alias)
+    # a second value of name_attr is a name the account is known by too
+    e.slapd.modify("dn: %s\nchangetype: modify\nadd: mail\nmail: Mover2@Example.com\n" % dn)
+    names = ("mover@example.com", "mover.alias@example.com", long_alias, "mover2@example.com")
     _warm_and_move(e, dn, names, "mbox2", "mbox3")
     r = e.gh.purge("mover@example.com")
-    assert r.rc == 0 and r.data["deleted"] == 4, r
+    assert r.rc == 0 and r.data["deleted"] == 5, r
     for n in names:
         assert e.cached("n:", n) is None, n
         ok(e.gh.route(n), "mbox3", "mover@example.com", "ldap")
