@@ -62,6 +62,7 @@ struct cfg_ldap {
 	char name_attr[CFG_NAME_MAX];
 	char host_attr[CFG_NAME_MAX];
 	char id_attr[CFG_NAME_MAX];
+	struct cfg_list alias_attrs;   /* attributes listing an account's aliases (for purge) */
 	char default_domain[CFG_STR_MAX];/* appended to names without '@'; empty = none */
 	uint32_t timeout_ms;           /* connect and search timeout */
 };

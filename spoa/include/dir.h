@@ -64,6 +64,19 @@ void dir_free(struct dir *d);
  */
 enum dir_rc dir_lookup(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out);
 
+/* Receives one alias value <alias> (a C string, as stored) with its <arg>. */
+typedef void (*dir_alias_fn)(const char *alias, void *arg);
+
+/*
+ * Do what dir_lookup() does by name for <key>, and when the entry is found
+ * (DIR_OK) also call <fn> with <arg> for every value of its [ldap]
+ * name_attr and alias_attrs attributes, before returning. Values holding control
+ * characters or longer than DIR_VAL_MAX - 1 bytes (never a login name) are
+ * skipped. Blocking, like dir_lookup().
+ */
+enum dir_rc dir_lookup_aliases(struct dir *d, const char *key, struct dir_entry *out,
+                               dir_alias_fn fn, void *arg);
+
 /* Return a description of the last failure of <d> (never NULL). */
 const char *dir_last_error(const struct dir *d);
 

@@ -26,10 +26,12 @@ int route_cached(struct agent *ag, enum route_kind kind, const char *key,
                  enum gh_proto proto, struct route_result *out);
 
 /*
- * Remove every cached entry for account name <name> (the name itself, its
- * canonical name and account id as found in the cache or LDAP) from
- * memcached and the in-process cache. Blocking. Returns the number of
- * memcached entries deleted, or -1 when memcached could not be reached.
+ * Remove every cached entry for the account known as <name> (a login name
+ * or an alias) from memcached and the in-process cache: the name itself
+ * (also an "unknown" entry), the canonical name found in the caches and in
+ * LDAP, every alias LDAP lists in [ldap] alias_attrs, and the account id.
+ * Blocking. Returns the number of memcached entries deleted, or -1 when
+ * memcached could not be reached.
  */
 int route_purge(struct agent_worker *w, const char *name);
 

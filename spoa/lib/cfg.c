@@ -26,6 +26,7 @@ enum kw_type {
 	KW_ADDRLIST,  /* struct cfg_list of "ip:port" checked at load */
 	KW_FILTER,    /* a filter with at least one %s and no other % */
 	KW_CIDRLIST,  /* struct cfg_list of CIDRs or addresses, checked at load */
+	KW_ATTRLIST,  /* struct cfg_list of LDAP attribute names, checked at load */
 };
 
 /* One configuration key. */
@@ -57,6 +58,7 @@ static const struct kw keywords[] = {
 	{ "ldap", "name_attr", KW_STR, S(ldap, name_attr), 0, "mail" },
 	{ "ldap", "host_attr", KW_STR, S(ldap, host_attr), 0, "mailHost" },
 	{ "ldap", "id_attr", KW_STR, S(ldap, id_attr), 0, "entryUUID" },
+	{ "ldap", "alias_attrs", KW_ATTRLIST, S(ldap, alias_attrs), 0, "mailLocalAddress" },
 	{ "ldap", "default_domain", KW_STR, S(ldap, default_domain), 0, NULL },
 	{ "ldap", "timeout", KW_MS, S(ldap, timeout_ms), 600000, "3s" },
 
@@ -172,8 +174,28 @@ set_string(char *dst, size_t size, const char *value)
 }
 
 /*
+ * Tell whether <s> is an LDAP attribute description: a name or OID of
+ * letters, digits, '-' and '.' starting with a letter or digit, with ';'
+ * options, shorter than CFG_NAME_MAX.
+ */
+static int
+valid_attr(const char *s)
+{
+	const char *p;
+
+	if (strlen(s) >= CFG_NAME_MAX ||
+	    !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return 0;
+	for (p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == ';'))
+			return 0;
+	return 1;
+}
+
+/*
  * Append the space-separated words of <value> to <list>; <check> 1 requires
- * each to be ip:port, 2 an address or CIDR.
+ * each to be ip:port, 2 an address or CIDR, 3 an LDAP attribute name.
  */
 static int
 set_list(struct cfg_list *list, const char *value, int check)
@@ -197,6 +219,8 @@ set_list(struct cfg_list *list, const char *value, int check)
 
 			if (cidr_parse(tok, &c) < 0)
 				return -1;
+		} else if (check == 3 && !valid_attr(tok)) {
+			return -1;
 		}
 		if (set_string(list->item[list->n], sizeof(list->item[0]), tok) < 0)
 			return -1;
@@ -246,6 +270,9 @@ kw_set(struct gh_config *cfg, const struct kw *k, const char *value, const char 
 	case KW_CIDRLIST:
 		*why = "expected IPv4 or IPv6 addresses or CIDRs (192.0.2.0/24, 2001:db8::/32)";
 		return set_list((struct cfg_list *)(void *)base, value, 2);
+	case KW_ATTRLIST:
+		*why = "expected LDAP attribute names (letters, digits, - . ;), at most 16";
+		return set_list((struct cfg_list *)(void *)base, value, 3);
 	case KW_U32:
 		*why = "expected a whole number in range";
 		if (parse_uint(value, k->max, &v) < 0)
@@ -412,12 +439,12 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
 			continue;
 		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST &&
-		    k->type != KW_CIDRLIST) {
+		    k->type != KW_CIDRLIST && k->type != KW_ATTRLIST) {
 			load_fail(ld, name, "duplicate key in [%s]", section);
 			return 0;
 		}
 		if (!ld->seen[i] && (k->type == KW_LIST || k->type == KW_ADDRLIST ||
-		                    k->type == KW_CIDRLIST))
+		                    k->type == KW_CIDRLIST || k->type == KW_ATTRLIST))
 			((struct cfg_list *)(void *)((char *)ld->cfg + k->off))->n = 0;
 		ld->seen[i] = 1;
 		if (kw_set(ld->cfg, k, value, &why) < 0) {

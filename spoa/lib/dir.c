@@ -245,16 +245,63 @@ dir_get_attr(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t len, 
 	return 0;
 }
 
-/* Run the search once. Returns an LDAP code, or DIR_* via <drc> for results. */
-static int
-dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
-           enum dir_rc *drc, struct dir_entry *out)
+/* Where dir_search() hands the alias values of the entry it found. */
+struct dir_alias_cb {
+	dir_alias_fn fn;
+	void *arg;
+};
+
+/*
+ * Call <cb> with every usable value of the name attribute (it may hold
+ * more than the canonical name) and of the alias attributes of <e>.
+ */
+static void
+dir_each_alias(struct dir *d, LDAPMessage *e, const struct dir_alias_cb *cb)
 {
 	const struct cfg_ldap *c = d->cfg;
-	char *attrs[4];
+	char v[DIR_VAL_MAX];
+	int i;
+
+	for (i = -1; i < c->alias_attrs.n; i++) {
+		const char *attr = i < 0 ? c->name_attr : c->alias_attrs.item[i];
+		struct berval **vals = ldap_get_values_len(d->ld, e, attr);
+		size_t j, k;
+
+		for (j = 0; vals != NULL && vals[j] != NULL; j++) {
+			size_t n = vals[j]->bv_len;
+
+			/* too long to be a name, or binary: no cache key can exist for it */
+			if (n == 0 || n >= sizeof(v))
+				continue;
+			for (k = 0; k < n; k++) {
+				unsigned char ch = (unsigned char)vals[j]->bv_val[k];
+
+				if (ch < 0x20 || ch == 0x7f)
+					break;
+				v[k] = (char)ch;
+			}
+			if (k < n)
+				continue;
+			v[n] = '\0';
+			cb->fn(v, cb->arg);
+		}
+		ldap_value_free_len(vals);
+	}
+}
+
+/*
+ * Run the search once. Returns an LDAP code, or DIR_* via <drc> for
+ * results; <cb> (or NULL) gets the aliases of the entry found.
+ */
+static int
+dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
+           enum dir_rc *drc, struct dir_entry *out, const struct dir_alias_cb *cb)
+{
+	const struct cfg_ldap *c = d->cfg;
+	char *attrs[4 + CFG_MAX_LISTS];
 	LDAPMessage *res = NULL, *e;
 	struct timeval tv;
-	int rc, n;
+	int rc, n, i, na;
 
 	if (by == DIR_BY_VHOST) {
 		/* existence only: no attributes ("1.1"), one entry is enough */
@@ -264,7 +311,10 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 		attrs[0] = (char *)(uintptr_t)c->name_attr;
 		attrs[1] = (char *)(uintptr_t)c->host_attr;
 		attrs[2] = (char *)(uintptr_t)c->id_attr;
-		attrs[3] = NULL;
+		na = 3;
+		for (i = 0; cb != NULL && i < c->alias_attrs.n && i < CFG_MAX_LISTS; i++)
+			attrs[na++] = (char *)(uintptr_t)c->alias_attrs.item[i];
+		attrs[na] = NULL;
 	}
 	tv.tv_sec = c->timeout_ms / 1000;
 	tv.tv_usec = (suseconds_t)(c->timeout_ms % 1000) * 1000;
@@ -301,15 +351,18 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 			*drc = DIR_ERROR;
 		} else {
 			*drc = DIR_OK;
+			if (cb != NULL)
+				dir_each_alias(d, e, cb);
 		}
 	}
 	ldap_msgfree(res);
 	return LDAP_SUCCESS;
 }
 
-/* Do the lookup with SIGPIPE already blocked. */
+/* Do the lookup with SIGPIPE already blocked; <cb> as dir_search(). */
 static enum dir_rc
-dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out)
+dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out,
+                  const struct dir_alias_cb *cb)
 {
 	char filter[FILTER_MAX];
 	const char *tmpl = by == DIR_BY_ID ? d->cfg->id_filter
@@ -338,7 +391,7 @@ dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_ent
 			d->hold_until_ms = 0;
 			attempt++;       /* a fresh connection gets no second try */
 		}
-		rc = dir_search(d, by, filter, key, &drc, out);
+		rc = dir_search(d, by, filter, key, &drc, out, cb);
 		if (rc == LDAP_SUCCESS)
 			return drc;
 		log_debug(d->log, "%s", d->err);
@@ -369,7 +422,28 @@ dir_lookup(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out
 		return DIR_ERROR;
 	/* liblber writes with write(2): a dead peer must not kill the process */
 	dir_sigpipe_block(&old);
-	rc = dir_lookup_locked(d, by, key, out);
+	rc = dir_lookup_locked(d, by, key, out, NULL);
+	dir_sigpipe_restore(&old);
+	return rc;
+}
+
+/*
+ * Find the entry for name <key> and fill <out> as dir_lookup() does, and
+ * hand every alias of it to <fn> with <arg>. Returns a dir_rc.
+ */
+enum dir_rc
+dir_lookup_aliases(struct dir *d, const char *key, struct dir_entry *out, dir_alias_fn fn,
+                   void *arg)
+{
+	struct dir_alias_cb cb = { fn, arg };
+	sigset_t old;
+	enum dir_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	if (d == NULL || key == NULL || fn == NULL || d->cfg->uri.n == 0)
+		return DIR_ERROR;
+	dir_sigpipe_block(&old);
+	rc = dir_lookup_locked(d, DIR_BY_NAME, key, out, &cb);
 	dir_sigpipe_restore(&old);
 	return rc;
 }

@@ -424,47 +424,116 @@ route_forget(struct agent_worker *w, enum route_kind kind, const char *norm, int
 	return rc == MC_ERR ? -1 : 0;
 }
 
+/* What route_purge() has removed so far. */
+struct route_purge {
+	struct agent_worker *w;
+	char done[4][NAME_MAX_LEN + 1];   /* names already removed (the first few) */
+	int ndone;
+	int n;                            /* memcached entries deleted */
+	int fail;                         /* memcached could not be reached */
+};
+
+/* Remove name <norm> (normalised) through <p>, once. */
+static void
+route_purge_name(struct route_purge *p, const char *norm)
+{
+	int i;
+
+	if (norm[0] == '\0')
+		return;
+	for (i = 0; i < p->ndone; i++)
+		if (strcmp(p->done[i], norm) == 0)
+			return;
+	if (p->ndone < (int)(sizeof(p->done) / sizeof(p->done[0])) &&
+	    strlen(norm) < sizeof(p->done[0]))
+		memcpy(p->done[p->ndone++], norm, strlen(norm) + 1);
+	p->fail |= route_forget(p->w, ROUTE_BY_NAME, norm, &p->n);
+}
+
+/* Remove alias <alias> of the account (a value from LDAP) through <arg>. */
+static void
+route_purge_alias(const char *alias, void *arg)
+{
+	struct route_purge *p = arg;
+	char norm[NAME_MAX_LEN + 1];
+
+	/* normalised as a login would be, so that it meets the key a lookup wrote */
+	if (route_normalise(p->w->ag, ROUTE_BY_NAME, alias, norm, sizeof(norm)) == 0)
+		route_purge_name(p, norm);
+}
+
 /*
- * Remove the cached entries for account <name>: the name, its canonical
- * name and its id, learnt from memcached and LDAP. Returns the number of
+ * Find the canonical name that the caches hold for name <norm> into <canon>
+ * (<len> bytes); "" when neither memcached nor the in-process cache has a
+ * positive entry.
+ */
+static void
+route_purge_canon(struct agent_worker *w, const char *norm, char *canon, size_t len)
+{
+	char mkey[KEYS_MAX], lkey[ROUTE_LKEY_MAX], val[ROUTE_VAL_MAX];
+	struct route_val v;
+	int found = 0;
+
+	canon[0] = '\0';
+	if (w->mc != NULL && keys_make(mkey, sizeof(mkey), KEYS_NAME, norm) == 0 &&
+	    mc_get(w->mc, mkey, val, sizeof(val)) == MC_OK)
+		found = 1;
+	if (!found && w->ag->lcache != NULL &&
+	    route_lkey(lkey, sizeof(lkey), ROUTE_BY_NAME, norm) == 0 &&
+	    lcache_get(w->ag->lcache, lkey, val, sizeof(val)))
+		found = 1;
+	if (found && route_val_parse(val, &v) == 0 && !v.unknown && strlen(v.account) < len)
+		memcpy(canon, v.account, strlen(v.account) + 1);
+}
+
+/*
+ * Remove the cached entries for account <name>: every name it is known by
+ * (the name given, the canonical name the caches and LDAP hold, every alias
+ * LDAP lists in [ldap] alias_attrs) and its id. Returns the number of
  * memcached entries deleted, or -1 when memcached could not be reached.
  */
 int
 route_purge(struct agent_worker *w, const char *name)
 {
 	struct agent *ag = w->ag;
-	char norm[NAME_MAX_LEN + 1], mkey[KEYS_MAX], val[ROUTE_VAL_MAX], idnorm[DIR_VAL_MAX];
-	char canon[ROUTE_NAME_MAX] = "";
+	char norm[NAME_MAX_LEN + 1], canon[ROUTE_NAME_MAX], idnorm[DIR_VAL_MAX];
+	struct route_purge p;
 	struct dir_entry e;
-	struct route_val v;
-	int n = 0, fail = 0;
+	enum dir_rc drc;
 
 	if (name == NULL || route_normalise(ag, ROUTE_BY_NAME, name, norm, sizeof(norm)) < 0)
 		return -1;
+	memset(&p, 0, sizeof(p));
+	p.w = w;
 	idnorm[0] = '\0';
-	/* what memcached says the canonical name is */
-	if (w->mc != NULL && keys_make(mkey, sizeof(mkey), KEYS_NAME, norm) == 0 &&
-	    mc_get(w->mc, mkey, val, sizeof(val)) == MC_OK && route_val_parse(val, &v) == 0 &&
-	    !v.unknown)
-		memcpy(canon, v.account, strlen(v.account) + 1);
-	/* LDAP knows the id (and the canonical name when memcached did not) */
+	/* what the cache says the canonical name is, before its entry goes */
+	route_purge_canon(w, norm, canon, sizeof(canon));
+	/* the name itself, whatever it holds (a route, or "-" for unknown) */
+	route_purge_name(&p, norm);
+	route_purge_name(&p, canon);
+	/* LDAP knows the aliases and the id (and the canonical name, even after a rename) */
 	if (ag->cfg->ldap.uri.n > 0) {
 		if (w->dir == NULL)
 			w->dir = dir_new(&ag->cfg->ldap, ag->log);
-		if (w->dir != NULL && dir_lookup(w->dir, DIR_BY_NAME, norm, &e) == DIR_OK) {
-			if (canon[0] == '\0' && e.name[0] != '\0')
-				memcpy(canon, e.name, strlen(e.name) + 1);
+		drc = w->dir == NULL ? DIR_ERROR
+		    : dir_lookup_aliases(w->dir, norm, &e, route_purge_alias, &p);
+		/* an alias the directory no longer has: the account the cache named */
+		if (drc == DIR_UNKNOWN && canon[0] != '\0' && strcmp(canon, norm) != 0)
+			drc = dir_lookup_aliases(w->dir, canon, &e, route_purge_alias, &p);
+		if (drc == DIR_OK) {
+			route_purge_name(&p, e.name);
 			if (e.id[0] != '\0' && name_normalise(idnorm, sizeof(idnorm), e.id, NULL) < 0)
 				idnorm[0] = '\0';
+		} else if (drc != DIR_UNKNOWN) {
+			log_warnx(ag->log, "purge: %s: LDAP lookup failed (%s): its aliases and "
+			          "account id may stay cached until they expire", norm,
+			          w->dir ? dir_last_error(w->dir) : "out of memory");
 		}
 	}
-	fail |= route_forget(w, ROUTE_BY_NAME, norm, &n);
-	if (strcmp(canon, norm) != 0)
-		fail |= route_forget(w, ROUTE_BY_NAME, canon, &n);
-	fail |= route_forget(w, ROUTE_BY_ID, idnorm, &n);
-	if (fail) {
+	p.fail |= route_forget(w, ROUTE_BY_ID, idnorm, &p.n);
+	if (p.fail) {
 		agent_mc_trouble(ag);
 		return -1;
 	}
-	return n;
+	return p.n;
 }

@@ -268,6 +268,122 @@ def test_purge_several_and_negative(own_env):
     ok(e.gh.route("later@example.com"), "mbox1", "later@example.com", "ldap")
 
 
+CAROL, CAROLINE = "carol@example.org", "caroline@example.org"
+
+
+def _warm_and_move(e, dn, names, old, new):
+    """Cache every name in <names> (first from LDAP, then a memcached hit on
+    <old>), then move the account <dn> to <new> in LDAP: the cache still
+    says <old>."""
+    for n in names:
+        ok(e.gh.route(n), old, source="ldap")
+        ok(e.gh.route(n), old, source="memcached")
+    e.slapd.set_host(dn, new)
+    for n in names:
+        ok(e.gh.route(n), old, source="memcached")
+
+
+def test_purge_after_move_clears_aliases(own_env):
+    """Issue 10 (fixed by "route: purge removes every name the account is
+    known by", 89327ae): one purge of the canonical name after a mailbox
+    move also drops the alias's route, which used to keep the old server for
+    `ttl`."""
+    e = own_env
+    uuid = e.slapd.entry_uuid(CAROL)
+    _warm_and_move(e, gen_ldif.user(CAROL)["dn"], (CAROL, CAROLINE), "mbox3", "mbox1")
+    r = e.gh.purge(CAROL)
+    assert r.rc == 0, r
+    assert r.data["deleted"] == 3, r     # carol, caroline, the id
+    for kind, key in (("n:", CAROL), ("n:", CAROLINE), ("i:", uuid)):
+        assert e.cached(kind, key) is None, (kind, key)
+    ok(e.gh.route(CAROLINE), "mbox1", CAROL, "ldap")
+    ok(e.gh.route(CAROL), "mbox1", CAROL, "memcached")   # written back by that lookup
+    ok(e.gh.route_id(uuid), "mbox1", CAROL, "memcached")
+
+
+def test_purge_by_alias_clears_canonical(own_env):
+    e = own_env
+    uuid = e.slapd.entry_uuid(CAROL)
+    _warm_and_move(e, gen_ldif.user(CAROL)["dn"], (CAROL, CAROLINE), "mbox3", "mbox2")
+    ok(e.gh.route_id(uuid), "mbox3", CAROL, "memcached")
+    r = e.gh.purge(" Caroline@Example.ORG ")
+    assert r.rc == 0 and r.data["deleted"] == 3, r
+    for kind, key in (("n:", CAROL), ("n:", CAROLINE), ("i:", uuid)):
+        assert e.cached(kind, key) is None, (kind, key)
+    ok(e.gh.route(CAROL), "mbox2", CAROL, "ldap")
+    ok(e.gh.route(CAROLINE), "mbox2", CAROL, "ldap")
+
+
+def test_purge_by_alias_clears_other_aliases(own_env):
+    """alice has two aliases: purging one clears the other as well."""
+    e = own_env
+    names = (ALICE, "al@example.com", "alice@example.org")
+    _warm_and_move(e, gen_ldif.user(ALICE)["dn"], names, "mbox1", "mbox3")
+    r = e.gh.purge("AL@example.com")
+    assert r.rc == 0 and r.data["deleted"] == 4, r    # three names and the id
+    for n in names:
+        assert e.cached("n:", n) is None, n
+        ok(e.gh.route(n), "mbox3", ALICE)
+
+
+def test_purge_aliases_mixed_case_and_hashed(own_env):
+    """Aliases stored in mixed case, one too long for a plain key (its
+    memcached key is hashed) and a second mail value are purged under the
+    keys lookups wrote."""
+    e = own_env
+    long_alias = "mover." + "y" * 200 + "@example.com"
+    assert keys.make("n:", long_alias).startswith("gh:n:#")
+    dn = e.slapd.add_user("mover@example.com", "mbox2",
+                          aliases=["Mover.Alias@Example.COM", long_alias.upper()])
+    # a second value of name_attr is a name the account is known by too
+    e.slapd.modify("dn: %s\nchangetype: modify\nadd: mail\nmail: Mover2@Example.com\n" % dn)
+    names = ("mover@example.com", "mover.alias@example.com", long_alias, "mover2@example.com")
+    _warm_and_move(e, dn, names, "mbox2", "mbox3")
+    r = e.gh.purge("mover@example.com")
+    assert r.rc == 0 and r.data["deleted"] == 5, r
+    for n in names:
+        assert e.cached("n:", n) is None, n
+        ok(e.gh.route(n), "mbox3", "mover@example.com", "ldap")
+
+
+def test_purge_unknown_alias_falls_back_to_cached_account(own_env):
+    """An alias removed from LDAP after it was cached: purging it still
+    finds the account through the cached canonical name."""
+    e = own_env
+    dn = gen_ldif.user(CAROL)["dn"]
+    _warm_and_move(e, dn, (CAROL, CAROLINE), "mbox3", "mbox1")
+    e.slapd.modify("dn: %s\nchangetype: modify\ndelete: mailLocalAddress\n" % dn)
+    r = e.gh.purge(CAROLINE)
+    assert r.rc == 0 and r.data["deleted"] == 3, r
+    ok(e.gh.route(CAROL), "mbox1", CAROL, "ldap")
+    assert e.gh.route(CAROLINE).status == "unknown"
+
+
+def test_purge_ldap_down_purges_what_it_can(own_env):
+    """LDAP unreachable: the name given and the canonical name the cache
+    holds go; the aliases cannot be known, and a warning says so."""
+    e = own_env
+    _warm_and_move(e, gen_ldif.user(CAROL)["dn"], (CAROL, CAROLINE), "mbox3", "mbox1")
+    e.slapd.stop()
+    r = e.gh.purge(CAROL)
+    assert r.rc == 0 and r.data["deleted"] == 1, r
+    assert "aliases" in r.stderr and "LDAP" in r.stderr, r
+    assert e.cached("n:", CAROL) is None
+    assert e.cached("n:", CAROLINE) == "carol@example.org mbox3"
+    r = e.gh.purge(CAROLINE)
+    assert r.rc == 0 and r.data["deleted"] == 1, r     # caroline; carol was gone already
+
+
+def test_purge_alias_attrs_setting(make_conf, gatehouse, slapd, memcached):
+    """alias_attrs decides where aliases are read: empty, the alias stays."""
+    conf = make_conf(ldap=[slapd], memcached=[memcached], ldap_opts={"alias_attrs": ""})
+    e = Env(gatehouse(conf), conf, [memcached], slapd)
+    _warm_and_move(e, gen_ldif.user(CAROL)["dn"], (CAROL, CAROLINE), "mbox3", "mbox1")
+    r = e.gh.purge(CAROL)
+    assert r.rc == 0 and r.data["deleted"] == 2, r
+    ok(e.gh.route(CAROLINE), "mbox3", CAROL, "memcached")
+
+
 def test_purge_memcached_down(make_conf, gatehouse, slapd_shared):
     gh = gatehouse(make_conf(ldap=[slapd_shared],
                              memcached=["127.0.0.1:%d" % closed_port()]))
@@ -497,3 +613,55 @@ def test_rebind_after_ldap_restart_in_a_daemon(mailproxy_factory, slapd, memcach
     dovecots["mbox3"].wait_login("carol@example.org")
     assert login("user0004@example.com") == "OK"
     dovecots[gen_ldif.user("user0004@example.com")["host"]].wait_login("user0004@example.com")
+
+
+def test_purge_after_move_reaches_mail_logins_by_alias(mailproxy_factory, gatehouse, slapd,
+                                                      memcached, dovecots, tmp_path):
+    """Issue 10 through gatehouse-mailproxy: after a move and one purge of
+    the canonical name, IMAP logins by the alias go to the new server once
+    the proxy's in-process copy (local_ttl) has expired, not after `ttl`.
+    The new server does not know carol (the login fails there): the audit
+    line tells where the proxy went."""
+    import imaplib
+    import re
+    audit = tmp_path / "audit.log"
+    mp = mailproxy_factory(ldap=[slapd], memcached=[memcached], dovecots=dovecots,
+                           mailproxy={"audit_log": str(audit), "failure_delay": "0"},
+                           memcached_opts={"local_ttl": "1s"})
+    gh = gatehouse(mp.conf)
+
+    def login(user):
+        c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
+        try:
+            return c.login(user, gen_ldif.password_for(CAROL))[0]
+        except imaplib.IMAP4.error:
+            return "NO"
+        finally:
+            c.logout()
+
+    def last_server(user):
+        text = audit.read_text() if audit.exists() else ""
+        found = re.findall(r'user="%s" server=(\S+)' % re.escape(user), text)
+        return found[-1] if found else None
+
+    def lands_on(user, server, timeout=10.0):
+        end = time.monotonic() + timeout
+        while True:
+            login(user)
+            if last_server(user) == server:
+                return True
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.2)
+
+    for user in (CAROL, CAROLINE):
+        assert login(user) == "OK"
+        assert lands_on(user, "mbox3", timeout=2.0), audit.read_text()
+    slapd.set_host(gen_ldif.user(CAROL)["dn"], "mbox1")
+    ok(gh.route(CAROLINE), "mbox3", CAROL, "memcached")    # stale for `ttl` without a purge
+    r = gh.purge(CAROL)
+    assert r.rc == 0, r
+    assert find_key([memcached], keys.make("n:", CAROLINE))[1] is None
+    for user in (CAROLINE, CAROL):
+        assert lands_on(user, "mbox1"), audit.read_text()[-2000:]
+    assert find_key([memcached], keys.make("n:", CAROLINE))[1] == "carol@example.org mbox1"

@@ -109,6 +109,9 @@ test_defaults(void **state)
 	assert_string_equal(c->ldap.name_attr, "mail");
 	assert_string_equal(c->ldap.host_attr, "mailHost");
 	assert_string_equal(c->ldap.id_attr, "entryUUID");
+	/* what the default account_filter matches besides name_attr */
+	assert_int_equal(c->ldap.alias_attrs.n, 1);
+	assert_string_equal(c->ldap.alias_attrs.item[0], "mailLocalAddress");
 	assert_string_equal(c->ldap.default_domain, "");
 	assert_int_equal(c->ldap.timeout_ms, 3000);
 	assert_int_equal(c->ldap.uri.n, 0);
@@ -276,6 +279,32 @@ test_duplicates(void **state)
 }
 
 static void
+test_alias_attrs(void **state)
+{
+	struct gh_config *c;
+	char err[512];
+
+	/* replaces the default; a repeated key adds to the list */
+	assert_int_equal(load(*state, "[ldap]\nalias_attrs = zimbraMailAlias\n"
+	                      "alias_attrs = mailAlternateAddress, x-alias;lang-en 1.2.3.4\n",
+	                      0, err, sizeof(err), &c), 0);
+	assert_int_equal(c->ldap.alias_attrs.n, 4);
+	assert_string_equal(c->ldap.alias_attrs.item[0], "zimbraMailAlias");
+	assert_string_equal(c->ldap.alias_attrs.item[1], "mailAlternateAddress");
+	assert_string_equal(c->ldap.alias_attrs.item[3], "1.2.3.4");
+	free(c);
+	/* empty: the directory lists no aliases */
+	assert_int_equal(load(*state, "[ldap]\nalias_attrs =\n", 0, err, sizeof(err), &c), 0);
+	assert_int_equal(c->ldap.alias_attrs.n, 0);
+	free(c);
+	fails(state, "[ldap]\nalias_attrs = mailLocalAddress=%s\n", 0, "alias_attrs", 2);
+	fails(state, "[ldap]\nalias_attrs = (mail)\n", 0, "attribute", 2);
+	fails(state, "[ldap]\nalias_attrs = -x\n", 0, "alias_attrs", 2);
+	fails(state, "[ldap]\nalias_attrs = a b c d e f g h i j k l m n o p q\n", 0, "alias_attrs", 2);
+	fails(state, "[ldap]\nalias_attr = mailLocalAddress\n", 0, "unknown key", 2);
+}
+
+static void
 test_required(void **state)
 {
 	fails(state, "[ldap]\nbase = o=x\n", CFG_NEED_LDAP, "[ldap] uri", 0);
@@ -409,6 +438,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alias_attrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_files, setup, teardown),

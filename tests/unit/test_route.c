@@ -3,7 +3,7 @@
  * in-process cache are mapped through the server table (refusing hosts
  * that are not configured and protocols a server does not serve), bad keys
  * are errors, an uncached name without LDAP is a temporary failure, and
- * purge clears the in-process entries.
+ * purge clears the in-process entries (by an alias: the canonical name's too).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -203,6 +203,32 @@ test_purge_local(void **state)
 	assert_int_equal(route_purge(&f->w, ""), -1);
 }
 
+/*
+ * Purging by an alias also clears the canonical name the cache holds for
+ * it (issue 10: aliases kept a moved account's old server), and an
+ * "unknown" entry for the name given goes too.
+ */
+static void
+test_purge_by_alias_local(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	plant(f, "n:caroline@example.com", "carol@example.com mbox3");
+	plant(f, "n:carol@example.com", "carol@example.com mbox3");
+	plant(f, "n:bob@example.com", "bob@example.com mbox1");
+	assert_int_equal(route_purge(&f->w, " Caroline "), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "caroline@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "carol@example.com", PROTO_IMAP, &r), 0);
+	/* other accounts stay */
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "bob@example.com", PROTO_IMAP, &r), 1);
+	plant(f, "n:later@example.com", "-");
+	assert_int_equal(route_purge(&f->w, "LATER@example.com"), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "later@example.com", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_purge(&f->w, NULL), -1);
+	assert_int_equal(route_purge(&f->w, "a\r\nb"), -1);
+}
+
 static void
 test_names(void **state)
 {
@@ -273,6 +299,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_backends_tempfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_by_alias_local, setup, teardown),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_throttle_name),
 		cmocka_unit_test(test_no_local_cache),

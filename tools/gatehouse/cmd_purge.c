@@ -1,6 +1,6 @@
 /*
- * gatehouse purge: remove accounts' cached routes (name, canonical name,
- * account id) from memcached, so that the next lookup asks LDAP.
+ * gatehouse purge: remove accounts' cached routes (every name an account is
+ * known by, and its id) from memcached, so that the next lookup asks LDAP.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +25,13 @@ const struct cli_cmd cmd_purge = {
 	"    gatehouse [-c FILE] [--json] purge -f names.txt\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    Deletes every memcached entry that routes NAME: the name itself, the\n"
-	"    account's canonical name and its account id (found in the cache or in\n"
-	"    LDAP). Use it after moving a mailbox to another server. Other nodes'\n"
-	"    in-process caches forget the route within [memcached] local_ttl.\n"
+	"    Deletes every memcached entry that routes the account NAME names (a\n"
+	"    login name or an alias): the name itself (also an \"unknown\" entry),\n"
+	"    the account's canonical name (found in the cache and in LDAP), every\n"
+	"    alias LDAP lists in [ldap] alias_attrs, and its account id. Use it\n"
+	"    after moving a mailbox to another server. The daemons' in-process\n"
+	"    caches forget the route within [memcached] local_ttl. With LDAP\n"
+	"    unreachable, the aliases and the id stay (a warning says so).\n"
 	"    A NAME of '-' reads names from standard input, one per line (blank\n"
 	"    lines and lines starting with '#' are skipped); -f FILE reads them\n"
 	"    from FILE the same way (Zimbra's zmproxypurge). Prints one line per\n"
