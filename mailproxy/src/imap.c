@@ -237,6 +237,9 @@ imap_input(struct session *s)
 			session_send(s, "+ OK\r\n", 6);
 			break;
 		case IMAPCMD_ERROR:
+			if (st->too_long)
+				session_log(s, LOG_WARNING, "command line too long (%zu octets): answered BAD",
+				            st->line_len);
 			if (st->taglen > 0)
 				session_printf(s, "%s BAD %s\r\n", st->tag, st->error ? st->error : "Syntax error.");
 			else
@@ -244,6 +247,8 @@ imap_input(struct session *s)
 			session_bad_command(s);
 			break;
 		case IMAPCMD_FATAL:
+			session_log(s, LOG_WARNING, "%s (%zu octets): cannot resynchronize, closing",
+			            st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "* BYE %s\r\n", st->error ? st->error : "Protocol error.");
 			session_finish(s);
 			break;

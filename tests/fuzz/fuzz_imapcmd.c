@@ -62,6 +62,12 @@ result(enum imapcmd_rc rc, uint64_t h, int deep)
 	h = mix(h, st.tag, st.taglen);
 	if (rc == IMAPCMD_ERROR || rc == IMAPCMD_FATAL) {
 		CHECK(st.error != NULL);
+		/* an over-long line is reported as such, and only it */
+		CHECK(strcmp(st.error, "line too long") != 0 || st.too_long);
+		CHECK(!st.too_long || rc == IMAPCMD_FATAL ||
+		      strcmp(st.error, "line too long") == 0);
+		h = mix(h, &st.too_long, sizeof(st.too_long));
+		h = mix(h, &st.line_len, sizeof(st.line_len));
 		h = mix(h, st.error, strlen(st.error));
 		return h;
 	}
