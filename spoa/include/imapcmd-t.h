@@ -19,7 +19,8 @@
  */
 #define IMAPCMD_LINE_MAX_DEFAULT 65536
 #define IMAPCMD_LINE_MAX_LIMIT   65536
-#define IMAPCMD_SKIP_FACTOR      16     /* an over-long line is skipped up to 16 x its limit */
+#define IMAPCMD_SKIP_MAX_DEFAULT (1024 * 1024) /* octets of an over-long line skipped, then FATAL */
+#define IMAPCMD_SKIP_MAX_LIMIT   (16 * 1024 * 1024)
 #define IMAPCMD_LITERAL_MAX_DEFAULT 8192 /* octets of one literal */
 #define IMAPCMD_LITERAL_MAX_LIMIT   8192
 #define IMAPCMD_SASL_MAX_DEFAULT 8192   /* octets of a SASL response line */
@@ -79,6 +80,7 @@ struct imapcmd_limits {
 	size_t line_max;
 	size_t literal_max;
 	size_t sasl_max;
+	size_t skip_max;      /* a line still going at this many octets is FATAL */
 };
 
 /*

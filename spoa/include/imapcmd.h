@@ -30,8 +30,8 @@
  * Unknown commands are skipped the same way and reported as DONE/UNKNOWN.
  * A line over its limit (line_max, or sasl_max for a SASL response) is
  * skipped like a bad line and gives ERROR "line too long", with the tag when
- * it was read whole; only a line still going at IMAPCMD_SKIP_FACTOR times
- * the limit, or a {n+} over the literal limit (its data cannot be told from
+ * it was read whole; only a line still going at skip_max octets (1 MiB),
+ * or a {n+} over the literal limit (its data cannot be told from
  * commands), is FATAL.
  * Tags, command names and ERROR texts are printable ASCII, safe to echo;
  * arguments are not (re-encode them, and never log passwords).

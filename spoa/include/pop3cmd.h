@@ -10,8 +10,8 @@
  *     DONE  -> act on st.kind / pop3cmd_arg(); pipelined input stays in buf
  *     ERROR -> the bad line was consumed: send "-ERR <st.error>", count it
  *              (st.too_long: the line went over its limit; log it)
- *     FATAL -> a line still going at POP3CMD_SKIP_FACTOR times its limit:
- *              send "-ERR <st.error>" and close
+ *     FATAL -> a line still going at skip_max octets (1 MiB): send
+ *              "-ERR <st.error>" and close
  * After DONE for AUTH with a mechanism and no initial response, send "+ "
  * and call pop3cmd_expect_sasl(): the next line comes back as
  * POP3CMD_SASL_RESPONSE (args[0]) or POP3CMD_SASL_CANCEL ("*").
@@ -29,7 +29,8 @@
 #define POP3CMD_LINE_MAX_DEFAULT 2048
 #define POP3CMD_AUTH_MAX_DEFAULT 8192   /* AUTH lines and SASL response lines */
 #define POP3CMD_LINE_MAX_LIMIT   8192
-#define POP3CMD_SKIP_FACTOR      16     /* an over-long line is skipped up to 16 x its limit */
+#define POP3CMD_SKIP_MAX_DEFAULT (1024 * 1024) /* octets of an over-long line skipped, then FATAL */
+#define POP3CMD_SKIP_MAX_LIMIT   (16 * 1024 * 1024)
 #define POP3CMD_ARGS_MAX         2
 #define POP3CMD_BUF_SIZE         (POP3CMD_LINE_MAX_LIMIT + 8)
 
@@ -58,6 +59,7 @@ enum pop3cmd_kind {
 struct pop3cmd_limits {
 	size_t line_max;       /* octets including CRLF */
 	size_t auth_max;       /* AUTH and SASL lines, octets including CRLF */
+	size_t skip_max;       /* a line still going at this many octets is FATAL */
 };
 
 /* Parser state and result (result fields valid until the next parse call). */

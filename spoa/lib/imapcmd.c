@@ -96,6 +96,8 @@ imapcmd_init(struct imapcmd *st, const struct imapcmd_limits *lim)
 	                                IMAPCMD_LITERAL_MAX_DEFAULT, IMAPCMD_LITERAL_MAX_LIMIT);
 	st->lim.sasl_max = cap_limit(lim ? lim->sasl_max : 0,
 	                             IMAPCMD_SASL_MAX_DEFAULT, IMAPCMD_BUF_SIZE - 1);
+	st->lim.skip_max = cap_limit(lim ? lim->skip_max : 0,
+	                             IMAPCMD_SKIP_MAX_DEFAULT, IMAPCMD_SKIP_MAX_LIMIT);
 	st->state = S_BEGIN;
 	st->mode = MODE_CMD;
 }
@@ -529,7 +531,7 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			counted = i;
 			if (++st->line_len > limit && !st->too_long) {
 				line_overflow(st);
-			} else if (st->line_len > limit * IMAPCMD_SKIP_FACTOR) {
+			} else if (st->line_len > st->lim.skip_max) {
 				/* not a mail client: stop reading */
 				*consumed = i;
 				return fatal(st, "line too long");

@@ -155,7 +155,8 @@ run(const uint8_t *data, size_t size, int mode, const struct imapcmd_limits *lim
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct imapcmd_limits small = { .line_max = 48, .literal_max = 16, .sasl_max = 40 };
+	struct imapcmd_limits small = { .line_max = 48, .literal_max = 16, .sasl_max = 40,
+	                                .skip_max = 400 };
 	const struct imapcmd_limits *lim = NULL;
 	uint64_t h0, h1, h2;
 

@@ -106,7 +106,7 @@ run(const uint8_t *data, size_t size, int mode, const struct pop3cmd_limits *lim
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pop3cmd_limits small = { .line_max = 20, .auth_max = 40 };
+	struct pop3cmd_limits small = { .line_max = 20, .auth_max = 40, .skip_max = 200 };
 	const struct pop3cmd_limits *lim = NULL;
 	uint64_t h0, h1, h2;
 

@@ -419,3 +419,82 @@ def test_metrics_and_sigterm(mailproxy):
     assert "gatehouse_mail_sessions 1" in text
     c.logout()
     assert mp.stop() == 0
+
+
+def _rfc2971_max_id():
+    """The largest ID RFC 2971 allows: 30 pairs, 30-octet fields,
+    1024-octet values (a 31,807-octet line with tag and CRLF)."""
+    pairs = ['"%s" "%s"' % ("f%029d" % i, chr(ord("a") + i % 26) * 1024) for i in range(30)]
+    return "(" + " ".join(pairs) + ")"
+
+
+def test_imap_rfc2971_maximal_id_then_login(mailproxy, dovecots, monkeypatch):
+    """Issue 10 item 5: the largest ID RFC 2971 allows got "* BYE line too
+    long" and a close; it is answered, and LOGIN works on the same
+    connection. The client's values are not passed on: the mailbox server
+    sees the proxy's own ID."""
+    mp = mailproxy()
+    user = "alice@example.com"
+    # this imaplib does not know ID (RFC 2971) yet
+    monkeypatch.setitem(imaplib.Commands, "ID", ("NONAUTH", "AUTH", "SELECTED"))
+    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
+    arg = _rfc2971_max_id()
+    assert len("a1 ID " + arg + "\r\n") > 31000
+    typ, data = c._simple_command("ID", arg)
+    assert typ == "OK", data
+    assert c.login(user, password(user))[0] == "OK"
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+    assert "ffffffffffff" not in dovecots["mbox1"].log_text()
+    # as literals too
+    r = Raw(mp.imap)
+    r.line()
+    r.send(b"a1 ID (" + b" ".join(b'"f%d" {1024+}\r\n' % i + b"v" * 1024 for i in range(30))
+           + b")\r\n")
+    assert r.until(b"a1 ")[-1].startswith(b"a1 OK")
+    r.send(b"a2 NOOP\r\n")
+    assert r.until(b"a2 ")[-1].startswith(b"a2 OK")
+    r.close()
+
+
+def test_imap_overlong_line_tagged_bad_logged_and_connection_kept(mailproxy):
+    """Issue 10 item 5: a line far over the limit (200 KB) gets "<tag> BAD
+    line too long" and a warning naming the client, never the content; the
+    connection stays usable. Past 1 MiB, or with a {n+} too
+    large to skip, the client gets BYE, and that is logged too."""
+    mp = mailproxy()
+    user = "bob@example.com"
+    r = Raw(mp.imap, source=CLIENT_IP)
+    r.line()
+    r.send(b"a1 LOGIN " + b"Q" * 200000 + b" x\r\n")
+    ans = r.until(b"a1 ")[-1]
+    assert ans == b"a1 BAD line too long\r\n", ans
+    assert wait_for(lambda: "command line too long" in mp.log_text())
+    logged = [l for l in mp.log_text().splitlines() if "command line too long" in l]
+    assert len(logged) == 1 and CLIENT_IP in logged[0] and "QQQQ" not in logged[0]
+    r.send(b'a2 LOGIN %s "%s"\r\n' % (user.encode(), password(user).encode()))
+    assert r.until(b"a2 ")[-1].startswith(b"a2 OK")
+    r.send(b"a3 SELECT INBOX\r\n")
+    assert r.until(b"a3 ")[-1].startswith(b"a3 OK")
+    r.close()
+
+    # a non-synchronizing literal too large to skip: BYE and close
+    r = Raw(mp.imap, source=CLIENT_IP)
+    r.line()
+    r.send(b"b1 LOGIN {99999999+}\r\n")
+    assert r.line().startswith(b"* BYE")
+    with pytest.raises(EOFError):
+        r.line()
+    r.close()
+    # a line that never ends: BYE at 1 MiB, bounded
+    r = Raw(mp.imap, source=CLIENT_IP)
+    r.line()
+    with pytest.raises((EOFError, ConnectionResetError, BrokenPipeError)):
+        for _ in range(200):       # at most 3.2 MB; the proxy closes at 1 MiB
+            r.send(b"x" * 16384)
+        while True:
+            l = r.line()
+            assert l.startswith(b"* BYE"), l
+    r.close()
+    assert wait_for(lambda: sum("closing" in l and CLIENT_IP in l
+                                for l in mp.log_text().splitlines()) >= 2)

@@ -422,7 +422,7 @@ test_overlong_resync(void **state)
 	}
 	assert_int_equal(events, 2);
 
-	/* still going at 16 times the limit: FATAL, not an endless skip */
+	/* still going at 1 MiB: FATAL, not an endless skip */
 	imapcmd_init(&st, NULL);
 	memset(in, 'x', 65536);
 	for (k = 0; k < 16; k++) {
@@ -595,10 +595,10 @@ test_line_limit_small(void **state)
 	/* a {n+} in the skipped part is skipped too */
 	CHECK_SMALL(12, "a LOGIN uuuu {3+}\r\n\r\n\n {3+}\r\nabc\r\nb NOOP\r\n",
 	            "E:a:line too long|D:NOOP:b|");
-	/* still going at 16 times the limit (192 octets): FATAL */
+	/* still going at skip_max octets: FATAL */
 	{
 		static char big[300];
-		struct imapcmd_limits l12 = { .line_max = 12 };
+		struct imapcmd_limits l12 = { .line_max = 12, .skip_max = 192 };
 		memset(big, 'x', sizeof(big));
 		memcpy(big, "a NOOP ", 7);
 		check_lim(big, 192, "", &l12);

@@ -215,13 +215,14 @@ test_limits(void **state)
 		assert_int_equal(st.kind, POP3CMD_CAPA);
 		assert_false(st.too_long);
 	}
-	/* a line still going at 16 times the limit: FATAL, and FATAL stays */
-	memset(in, 'x', 16 * 2048 + 1);
+	/* a line still going at 1 MiB: FATAL, and FATAL stays */
+	memset(in, 'x', 32768);
 	{
 		static struct pop3cmd st;
 		size_t used;
 		pop3cmd_init(&st, NULL);
-		assert_int_equal(pop3cmd_parse(&st, in, 16 * 2048, &used), POP3CMD_AGAIN);
+		for (n = 0; n < 32; n++)
+			assert_int_equal(pop3cmd_parse(&st, in, 32768, &used), POP3CMD_AGAIN);
 		assert_int_equal(pop3cmd_parse(&st, in, 1, &used), POP3CMD_FATAL);
 		assert_int_equal(used, 0);
 		assert_string_equal(st.error, "line too long");
@@ -257,6 +258,12 @@ test_limits(void **state)
 		/* the SASL exchange ends; the next line is a command again */
 		check_lim(s3, sizeof(s3) - 1, "D:AUTH 'X'|E:line too long|D:QUIT|", &lim);
 		check_lim(s4, sizeof(s4) - 1, "E:line too long|D:NOOP|", &lim);
+	}
+	{
+		struct pop3cmd_limits lim = { .line_max = 16, .skip_max = 40 };
+		const char s5[] = "USER abcdefghijklmnopqrstuvwxyzabcdefghijk\r\nNOOP\r\n";
+		check_lim(s5, 40, "", &lim);
+		check_lim(s5, sizeof(s5) - 1, "F:line too long|", &lim);
 	}
 }
 
