@@ -52,12 +52,13 @@ imap_bye(struct session *s, const char *why)
 	session_printf(s, "* BYE %s\r\n", why);
 }
 
+/* Say what is temporarily unavailable (<what>), nothing about the account. */
 static void
-imap_tempfail(struct session *s, const char *why)
+imap_tempfail(struct session *s, enum tempfail_what what)
 {
-	(void)why;
-	session_printf(s, "%s NO [UNAVAILABLE] Mailbox server temporarily unavailable, try again later.\r\n",
-	               s->login ? s->login->tag : "*");
+	session_printf(s, "%s NO [UNAVAILABLE] %s temporarily unavailable, try again later.\r\n",
+	               s->login ? s->login->tag : "*",
+	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
 }
 
 static void

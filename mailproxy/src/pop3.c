@@ -30,11 +30,12 @@ pop3_bye(struct session *s, const char *why)
 	session_printf(s, "-ERR %s\r\n", why);
 }
 
+/* Say what is temporarily unavailable (<what>), nothing about the account. */
 static void
-pop3_tempfail(struct session *s, const char *why)
+pop3_tempfail(struct session *s, enum tempfail_what what)
 {
-	(void)why;
-	session_printf(s, "-ERR [SYS/TEMP] Mailbox server temporarily unavailable, try again later.\r\n");
+	session_printf(s, "-ERR [SYS/TEMP] %s temporarily unavailable, try again later.\r\n",
+	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
 }
 
 static void

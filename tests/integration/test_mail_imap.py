@@ -299,7 +299,7 @@ def test_imap_mailbox_server_down_is_temporary(mailproxy, dovecots):
     t0 = time.monotonic()
     r.send(b'a1 LOGIN alice@example.com "%s"\r\n' % password("alice@example.com").encode())
     ans = r.until(b"a1 ")[-1]
-    assert ans.startswith(b"a1 NO [UNAVAILABLE]"), ans
+    assert ans.startswith(b"a1 NO [UNAVAILABLE] Mailbox server temporarily"), ans
     assert time.monotonic() - t0 < 5
     # the session stays usable and other servers still work
     r.send(b'a2 LOGIN bob@example.com "%s"\r\n' % password("bob@example.com").encode())
@@ -322,8 +322,32 @@ def test_imap_ldap_down_with_warm_cache(mailproxy, slapd_factory, memcached):
     r = Raw(mp.imap)
     r.line()
     r.send(b"a1 LOGIN bob@example.com x\r\n")
-    assert r.until(b"a1 ")[-1].startswith(b"a1 NO [UNAVAILABLE]")
+    # issue 10 item 7: say what is unavailable (the lookup, not the mailbox)
+    assert r.until(b"a1 ")[-1] == (b"a1 NO [UNAVAILABLE] Account lookup temporarily "
+                                   b"unavailable, try again later.\r\n")
     r.close()
+    assert wait_for(lambda: "login failed temporarily: lookup failed" in mp.log_text())
+
+
+def test_imap_mailbox_server_down_with_cached_route(mailproxy, dovecots, dovecot_factory):
+    """Issue 10 item 7: the mailbox server of a cached route is down: the
+    client hears that the mailbox server is unavailable (not the lookup)."""
+    dv = dovecot_factory("mbox1", tls=False)
+    servers = proxy_servers(dovecots)
+    servers["mbox1"] = {"address": "127.0.0.1", "imap": dv.imap, "pop3": dv.pop3}
+    mp = mailproxy(servers=servers, upstream_retries=1)
+    user = "alice@example.com"
+    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
+    assert c.login(user, password(user))[0] == "OK"
+    c.logout()
+    dv.stop()
+    r = Raw(mp.imap)
+    r.line()
+    r.send(b'a1 LOGIN %s "%s"\r\n' % (user.encode(), password(user).encode()))
+    assert r.until(b"a1 ")[-1] == (b"a1 NO [UNAVAILABLE] Mailbox server temporarily "
+                                   b"unavailable, try again later.\r\n")
+    r.close()
+    assert wait_for(lambda: "mailbox server unreachable server=mbox1" in mp.log_text())
 
 
 def test_imap_throttle_rejects_after_limit(mailproxy):

@@ -217,3 +217,29 @@ def test_pop3_overlong_line_err_logged_and_connection_kept(mailproxy):
     assert r.line().startswith(b"+OK")
     r.close()
 
+
+def test_pop3_lookup_and_mailbox_server_failures_told_apart(mailproxy, dovecots,
+                                                            slapd_factory):
+    """Issue 10 item 7: with LDAP down, an uncached user hears that the
+    account lookup is unavailable; a cached user whose mailbox server is
+    down hears that the mailbox server is; both with [SYS/TEMP]."""
+    sl = slapd_factory()
+    servers = proxy_servers(dovecots)
+    servers["mbox2"]["pop3"] = ports.closed_port()
+    mp = mailproxy(ldap=[sl], servers=servers, upstream_retries=1)
+    r = Raw(mp.pop3)
+    r.line()
+    r.send(b"USER bob@example.com\r\nPASS %s\r\n" % password("bob@example.com").encode())
+    r.line()
+    assert r.line() == (b"-ERR [SYS/TEMP] Mailbox server temporarily unavailable, "
+                        b"try again later.\r\n")
+    sl.stop()
+    r.send(b"USER carol@example.org\r\nPASS x\r\n")
+    r.line()
+    assert r.line() == (b"-ERR [SYS/TEMP] Account lookup temporarily unavailable, "
+                        b"try again later.\r\n")
+    # bob's route is cached: still the mailbox server
+    r.send(b"USER bob@example.com\r\nPASS %s\r\n" % password("bob@example.com").encode())
+    r.line()
+    assert r.line().startswith(b"-ERR [SYS/TEMP] Mailbox server")
+    r.close()
