@@ -180,12 +180,8 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 	} else {
 		session_log(s, LOG_WARNING, "route lookup for %s: %s", lk->key,
 		            route_status_name(lk->route.status));
-		/* a refused route names a server we do not serve; anything
-		 * else is the lookup itself (directory down, queue full) */
-		if (lk->route.status == ROUTE_REFUSED)
-			login_upstream_tempfail(s, "lookup failed");
-		else
-			login_lookup_tempfail(s, "lookup failed");
+		/* the lookup itself failed (directory down, queue full) */
+		login_lookup_tempfail(s, "lookup failed");
 	}
 }
 
