@@ -446,31 +446,35 @@ def test_metrics_and_sigterm(mailproxy):
     assert mp.stop() == 0
 
 
-def _rfc2971_max_id():
+def _rfc2971_max_id(claim=None):
     """The largest ID RFC 2971 allows: 30 pairs, 30-octet fields,
-    1024-octet values (a 31,807-octet line with tag and CRLF)."""
+    1024-octet values (a 31,807-octet line with tag and CRLF); with
+    <claim>, the last pair is an x-originating-ip of that address."""
     pairs = ['"%s" "%s"' % ("f%029d" % i, chr(ord("a") + i % 26) * 1024) for i in range(30)]
+    if claim:
+        pairs[-1] = '"x-originating-ip" "%s"' % claim
     return "(" + " ".join(pairs) + ")"
 
 
 def test_imap_rfc2971_maximal_id_then_login(mailproxy, dovecots, monkeypatch):
     """Issue 10 item 5: the largest ID RFC 2971 allows got "* BYE line too
     long" and a close; it is answered, and LOGIN works on the same
-    connection. The client's values are not passed on: the mailbox server
-    sees the proxy's own ID."""
+    connection. The client's claims are not passed on: the mailbox server
+    sees the address the proxy saw."""
     mp = mailproxy()
     user = "alice@example.com"
     # this imaplib does not know ID (RFC 2971) yet
     monkeypatch.setitem(imaplib.Commands, "ID", ("NONAUTH", "AUTH", "SELECTED"))
-    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
-    arg = _rfc2971_max_id()
-    assert len("a1 ID " + arg + "\r\n") > 31000
+    c = IMAPFrom("127.0.0.1", mp.imap, timeout=10)
+    assert len("a1 ID " + _rfc2971_max_id() + "\r\n") > 31800
+    arg = _rfc2971_max_id(claim="192.0.2.99")
     typ, data = c._simple_command("ID", arg)
     assert typ == "OK", data
     assert c.login(user, password(user))[0] == "OK"
     assert c.select("INBOX")[0] == "OK"
     c.logout()
-    assert "ffffffffffff" not in dovecots["mbox1"].log_text()
+    lg = dovecots["mbox1"].wait_login(user)
+    assert lg["rip"] == CLIENT_IP, lg
     # as literals too
     r = Raw(mp.imap)
     r.line()
@@ -479,6 +483,11 @@ def test_imap_rfc2971_maximal_id_then_login(mailproxy, dovecots, monkeypatch):
     assert r.until(b"a1 ")[-1].startswith(b"a1 OK")
     r.send(b"a2 NOOP\r\n")
     assert r.until(b"a2 ")[-1].startswith(b"a2 OK")
+    # the longest SASL PLAIN response (255/255/1024 octets) is not cut either
+    r.send(b"a3 AUTHENTICATE PLAIN\r\n")
+    assert r.line().startswith(b"+")
+    r.send(base64.b64encode(b"z" * 255 + b"\0" + b"u" * 255 + b"\0" + b"p" * 1024) + b"\r\n")
+    assert r.until(b"a3 ")[-1].startswith(b"a3 NO [AUTHENTICATIONFAILED]")
     r.close()
 
 
