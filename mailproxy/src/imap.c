@@ -52,12 +52,13 @@ imap_bye(struct session *s, const char *why)
 	session_printf(s, "* BYE %s\r\n", why);
 }
 
+/* Say what is temporarily unavailable (<what>), nothing about the account. */
 static void
-imap_tempfail(struct session *s, const char *why)
+imap_tempfail(struct session *s, enum tempfail_what what)
 {
-	(void)why;
-	session_printf(s, "%s NO [UNAVAILABLE] Mailbox server temporarily unavailable, try again later.\r\n",
-	               s->login ? s->login->tag : "*");
+	session_printf(s, "%s NO [UNAVAILABLE] %s temporarily unavailable, try again later.\r\n",
+	               s->login ? s->login->tag : "*",
+	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
 }
 
 static void
@@ -237,6 +238,9 @@ imap_input(struct session *s)
 			session_send(s, "+ OK\r\n", 6);
 			break;
 		case IMAPCMD_ERROR:
+			if (st->too_long)
+				session_log(s, LOG_WARNING, "command line too long (%zu octets): answered BAD",
+				            st->line_len);
 			if (st->taglen > 0)
 				session_printf(s, "%s BAD %s\r\n", st->tag, st->error ? st->error : "Syntax error.");
 			else
@@ -244,6 +248,8 @@ imap_input(struct session *s)
 			session_bad_command(s);
 			break;
 		case IMAPCMD_FATAL:
+			session_log(s, LOG_WARNING, "%s (%zu octets): cannot resynchronize, closing",
+			            st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "* BYE %s\r\n", st->error ? st->error : "Protocol error.");
 			session_finish(s);
 			break;

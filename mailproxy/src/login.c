@@ -180,7 +180,8 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 	} else {
 		session_log(s, LOG_WARNING, "route lookup for %s: %s", lk->key,
 		            route_status_name(lk->route.status));
-		login_upstream_tempfail(s, "lookup failed");
+		/* the lookup itself failed (directory down, queue full) */
+		login_lookup_tempfail(s, "lookup failed");
 	}
 }
 
@@ -242,7 +243,7 @@ login_start(struct session *s)
 	s->login->start = ev_now(mp->loop);
 	lk = calloc(1, sizeof(*lk));
 	if (lk == NULL) {
-		login_upstream_tempfail(s, "out of memory");
+		login_lookup_tempfail(s, "out of memory");
 		return;
 	}
 	lk->s = s;
@@ -260,7 +261,7 @@ login_start(struct session *s)
 	if (s->login->job == NULL) {
 		free(lk);
 		session_log(s, LOG_WARNING, "job queue full");
-		login_upstream_tempfail(s, "busy");
+		login_lookup_tempfail(s, "busy");
 		return;
 	}
 	session_set_timer(s, mp->cfg->mailproxy.upstream_timeout_ms);
@@ -307,16 +308,16 @@ login_upstream_failed(struct session *s, const char *line, size_t len)
 	login_end(s);
 }
 
-/* The login of <s> cannot complete for now (<why>): temporary failure. */
-void
-login_upstream_tempfail(struct session *s, const char *why)
+/* The login of <s> cannot complete for now (<why>); the client hears about <what>. */
+static void
+login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 {
 	if (s->dead)
 		return;
 	mp_count(s->mp, MPC_LOGIN_TEMPFAIL, 1);
 	session_log(s, LOG_WARNING, "login failed temporarily: %s%s%s", why,
 	            s->server[0] ? " server=" : "", s->server);
-	session_ops(s)->tempfail(s, why);
+	session_ops(s)->tempfail(s, what);
 	if (s->login != NULL) {
 		login_observe(s);
 		audit_login(s, login_user(s->login), "tempfail");
@@ -324,4 +325,18 @@ login_upstream_tempfail(struct session *s, const char *why)
 	s->account[0] = '\0';
 	s->server[0] = '\0';
 	login_end(s);
+}
+
+/* The mailbox server of the login of <s> failed (<why>): temporary failure. */
+void
+login_upstream_tempfail(struct session *s, const char *why)
+{
+	login_tempfail(s, why, TEMPFAIL_MAILBOX);
+}
+
+/* The account of the login of <s> cannot be looked up now (<why>): temporary failure. */
+void
+login_lookup_tempfail(struct session *s, const char *why)
+{
+	login_tempfail(s, why, TEMPFAIL_LOOKUP);
 }

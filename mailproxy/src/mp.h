@@ -196,12 +196,18 @@ struct session {
 	LIST_ENTRY(session) next;
 };
 
+/* What a temporary login failure is told to the client about. */
+enum tempfail_what {
+	TEMPFAIL_MAILBOX = 0,   /* the mailbox server: down, slow, or odd answers */
+	TEMPFAIL_LOOKUP,        /* finding the account: directory down, queue full, timeout */
+};
+
 /* Pre-auth protocol handlers. */
 struct proto_ops {
 	void (*greet)(struct session *s);
 	int (*input)(struct session *s);           /* parse client input; -1 closed */
 	void (*up_line)(struct session *s, const char *line, size_t len);
-	void (*tempfail)(struct session *s, const char *why);
+	void (*tempfail)(struct session *s, enum tempfail_what what);
 	void (*reject)(struct session *s, const char *msg);   /* throttled */
 	void (*login_failed)(struct session *s);               /* unknown user */
 	void (*bye)(struct session *s, const char *why);
@@ -255,6 +261,7 @@ void login_free(struct session *s);
 void login_upstream_ok(struct session *s, const char *line, size_t len);
 void login_upstream_failed(struct session *s, const char *line, size_t len);
 void login_upstream_tempfail(struct session *s, const char *why);
+void login_lookup_tempfail(struct session *s, const char *why);
 void login_unknown_answer(struct session *s);
 int login_allowed(const struct session *s);
 

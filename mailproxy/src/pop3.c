@@ -30,11 +30,12 @@ pop3_bye(struct session *s, const char *why)
 	session_printf(s, "-ERR %s\r\n", why);
 }
 
+/* Say what is temporarily unavailable (<what>), nothing about the account. */
 static void
-pop3_tempfail(struct session *s, const char *why)
+pop3_tempfail(struct session *s, enum tempfail_what what)
 {
-	(void)why;
-	session_printf(s, "-ERR [SYS/TEMP] Mailbox server temporarily unavailable, try again later.\r\n");
+	session_printf(s, "-ERR [SYS/TEMP] %s temporarily unavailable, try again later.\r\n",
+	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
 }
 
 static void
@@ -225,10 +226,15 @@ pop3_input(struct session *s)
 		case POP3CMD_AGAIN:
 			return 0;
 		case POP3CMD_ERROR:
+			if (st->too_long)
+				session_log(s, LOG_WARNING, "command line too long (%zu octets): answered -ERR",
+				            st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Syntax error.");
 			session_bad_command(s);
 			break;
 		case POP3CMD_FATAL:
+			session_log(s, LOG_WARNING, "%s (%zu octets): closing",
+			            st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Protocol error.");
 			session_finish(s);
 			break;

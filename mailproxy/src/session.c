@@ -741,7 +741,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		session_finish(s);
 		break;
 	case SS_LOOKUP:
-		login_upstream_tempfail(s, "lookup timeout");
+		login_lookup_tempfail(s, "lookup timeout");
 		break;
 	case SS_FAIL_DELAY:
 		login_unknown_answer(s);

@@ -11,8 +11,16 @@
 
 #define IMAPCMD_TAG_MAX          32     /* tag octets (RFC-legal chars, no '+') */
 #define IMAPCMD_NAME_MAX         32     /* command name octets kept; longer -> UNKNOWN */
-#define IMAPCMD_LINE_MAX_DEFAULT 8192   /* octets of a line, literal data excluded */
+/*
+ * Octets of a line, literal data excluded. The default takes the longest ID
+ * RFC 2971 allows, every octet escaped: 30 pairs of a 30-octet field and a
+ * 1024-octet value, quoted, are at most 63,459 octets with tag and CRLF.
+ * The limit only counts: stored arguments are bounded by IMAPCMD_BUF_SIZE.
+ */
+#define IMAPCMD_LINE_MAX_DEFAULT 65536
 #define IMAPCMD_LINE_MAX_LIMIT   65536
+#define IMAPCMD_SKIP_MAX_DEFAULT (1024 * 1024) /* octets of an over-long line skipped, then FATAL */
+#define IMAPCMD_SKIP_MAX_LIMIT   (16 * 1024 * 1024)
 #define IMAPCMD_LITERAL_MAX_DEFAULT 8192 /* octets of one literal */
 #define IMAPCMD_LITERAL_MAX_LIMIT   8192
 #define IMAPCMD_SASL_MAX_DEFAULT 8192   /* octets of a SASL response line */
@@ -31,7 +39,7 @@ enum imapcmd_rc {
 	IMAPCMD_DONE,       /* a line is complete: see kind, tag, args */
 	IMAPCMD_LITERAL,    /* a synchronizing literal {n} was announced: send "+ ..." and feed on */
 	IMAPCMD_ERROR,      /* a bad line was consumed whole: answer "<tag> BAD <error>" (or "* BAD") */
-	IMAPCMD_FATAL,      /* cannot resync (line too long, bad {n+}): send "* BYE <error>" and close */
+	IMAPCMD_FATAL,      /* cannot resync (endless line, bad {n+}): send "* BYE <error>" and close */
 };
 
 /* The command a complete line carried. */
@@ -72,6 +80,7 @@ struct imapcmd_limits {
 	size_t line_max;
 	size_t literal_max;
 	size_t sasl_max;
+	size_t skip_max;      /* a line still going at this many octets is FATAL */
 };
 
 /*
@@ -88,6 +97,8 @@ struct imapcmd {
 	const char *error;              /* static reason text for ERROR/FATAL, else NULL */
 	size_t literal_size;            /* IMAPCMD_LITERAL: announced size */
 	int id_nil;                     /* IMAPCMD_ID: "ID NIL" */
+	int too_long;                   /* ERROR/FATAL: the line went over its limit */
+	size_t line_len;                /* non-literal octets of this line so far */
 	unsigned nargs;
 	struct imapcmd_arg args[IMAPCMD_ARGS_MAX];
 
@@ -99,7 +110,6 @@ struct imapcmd {
 	int in_list;              /* ID: inside the parenthesised list */
 	int lit_digits;           /* the literal header has at least one digit */
 	int lit_plus;             /* the literal being parsed is {n+} */
-	size_t line_len;          /* non-literal octets of this line */
 	size_t lit_remain;        /* literal octets still to read or skip */
 	uint64_t lit_num;         /* literal length being parsed */
 	unsigned literals;        /* literals seen on this line */

@@ -15,6 +15,7 @@
  *     ERROR   -> the bad line was consumed (literals included): send
  *                "<st.tag> BAD <st.error>" or "* BAD ..." when st.taglen == 0;
  *                count it, keep feeding (the parser resynchronized)
+ *                (st.too_long: the line went over its limit; log it)
  *     FATAL   -> send "* BYE <st.error>" and close; every later call
  *                returns FATAL again
  * After DONE for AUTHENTICATE without initial response, send "+ " and call
@@ -27,7 +28,11 @@
  * "{n+}" has its n octets skipped as data; a line ending in "{n}" ends there
  * (the client waits for "+" and takes the BAD as the end of the command).
  * Unknown commands are skipped the same way and reported as DONE/UNKNOWN.
- * A {n+} over the literal limit, or a line over the line limit, is FATAL.
+ * A line over its limit (line_max, or sasl_max for a SASL response) is
+ * skipped like a bad line and gives ERROR "line too long", with the tag when
+ * it was read whole; only a line still going at skip_max octets (1 MiB),
+ * or a {n+} over the literal limit (its data cannot be told from
+ * commands), is FATAL.
  * Tags, command names and ERROR texts are printable ASCII, safe to echo;
  * arguments are not (re-encode them, and never log passwords).
  */

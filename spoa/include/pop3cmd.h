@@ -9,7 +9,9 @@
  *     AGAIN -> read more (all input consumed)
  *     DONE  -> act on st.kind / pop3cmd_arg(); pipelined input stays in buf
  *     ERROR -> the bad line was consumed: send "-ERR <st.error>", count it
- *     FATAL -> line too long: send "-ERR <st.error>" and close
+ *              (st.too_long: the line went over its limit; log it)
+ *     FATAL -> a line still going at skip_max octets (1 MiB): send
+ *              "-ERR <st.error>" and close
  * After DONE for AUTH with a mechanism and no initial response, send "+ "
  * and call pop3cmd_expect_sasl(): the next line comes back as
  * POP3CMD_SASL_RESPONSE (args[0]) or POP3CMD_SASL_CANCEL ("*").
@@ -20,9 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POP3CMD_LINE_MAX_DEFAULT 255    /* RFC 2449: command line incl. CRLF */
+/*
+ * Command line octets incl. CRLF. RFC 2449 sets 255; more is accepted so that
+ * PASS takes a password as long as IMAP LOGIN does (SASL_PASS_MAX, 1024).
+ */
+#define POP3CMD_LINE_MAX_DEFAULT 2048
 #define POP3CMD_AUTH_MAX_DEFAULT 8192   /* AUTH lines and SASL response lines */
 #define POP3CMD_LINE_MAX_LIMIT   8192
+#define POP3CMD_SKIP_MAX_DEFAULT (1024 * 1024) /* octets of an over-long line skipped, then FATAL */
+#define POP3CMD_SKIP_MAX_LIMIT   (16 * 1024 * 1024)
 #define POP3CMD_ARGS_MAX         2
 #define POP3CMD_BUF_SIZE         (POP3CMD_LINE_MAX_LIMIT + 8)
 
@@ -51,6 +59,7 @@ enum pop3cmd_kind {
 struct pop3cmd_limits {
 	size_t line_max;       /* octets including CRLF */
 	size_t auth_max;       /* AUTH and SASL lines, octets including CRLF */
+	size_t skip_max;       /* a line still going at this many octets is FATAL */
 };
 
 /* Parser state and result (result fields valid until the next parse call). */
@@ -59,6 +68,8 @@ struct pop3cmd {
 	enum pop3cmd_kind kind;
 	char name[8];          /* keyword as sent (first 7 octets; any octet: sanitize before logging) */
 	const char *error;     /* static reason for ERROR/FATAL */
+	int too_long;          /* ERROR/FATAL: the line went over its limit */
+	size_t line_len;       /* octets of this line so far, CRLF included */
 	unsigned nargs;
 	uint32_t arg_off[POP3CMD_ARGS_MAX];
 	uint32_t arg_len[POP3CMD_ARGS_MAX];
@@ -68,7 +79,6 @@ struct pop3cmd {
 	int state;
 	int mode;
 	int fatal;
-	size_t line_len;
 	size_t used;
 	char buf[POP3CMD_BUF_SIZE];
 };

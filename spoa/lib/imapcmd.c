@@ -96,6 +96,8 @@ imapcmd_init(struct imapcmd *st, const struct imapcmd_limits *lim)
 	                                IMAPCMD_LITERAL_MAX_DEFAULT, IMAPCMD_LITERAL_MAX_LIMIT);
 	st->lim.sasl_max = cap_limit(lim ? lim->sasl_max : 0,
 	                             IMAPCMD_SASL_MAX_DEFAULT, IMAPCMD_BUF_SIZE - 1);
+	st->lim.skip_max = cap_limit(lim ? lim->skip_max : 0,
+	                             IMAPCMD_SKIP_MAX_DEFAULT, IMAPCMD_SKIP_MAX_LIMIT);
 	st->state = S_BEGIN;
 	st->mode = MODE_CMD;
 }
@@ -110,6 +112,7 @@ begin_line(struct imapcmd *st)
 	st->error = NULL;
 	st->literal_size = 0;
 	st->id_nil = 0;
+	st->too_long = 0;
 	st->nargs = 0;
 	st->name[0] = '\0';
 	st->namelen = 0;
@@ -135,6 +138,47 @@ set_error(struct imapcmd *st, const char *reason)
 		st->error = reason;
 	st->state = S_SKIP;
 	st->skip_state = K_NONE;
+}
+
+/*
+ * The line went over its limit: report that (it outranks an earlier error),
+ * forget a tag not yet complete, and skip the rest of the line. A literal
+ * header being read is handed to the skip recognizer, so that the data of
+ * a {n+} announced at the end of the line is still skipped as data.
+ */
+static void
+line_overflow(struct imapcmd *st)
+{
+	unsigned k = K_NONE;
+
+	switch (st->state) {
+	case S_LINE0:
+	case S_TAG:
+		st->tag[0] = '\0';
+		st->taglen = 0;
+		break;
+	case S_LITNUM:
+		k = st->lit_digits ? K_DIGITS : K_OPEN;
+		break;
+	case S_LITPLUS:
+		k = K_PLUS;
+		break;
+	case S_LITCLOSE:
+		k = K_CLOSE;
+		break;
+	case S_LITCR:
+		k = K_CR;
+		break;
+	case S_SKIP:
+		k = st->skip_state;
+		break;
+	default:
+		break;
+	}
+	st->too_long = 1;
+	st->error = "line too long";
+	st->state = S_SKIP;
+	st->skip_state = k;
 }
 
 /* Start argument number st->nargs of <type>; 0 or -1 (error set). */
@@ -457,7 +501,7 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			if (k < n) {
 				/* error: skip the rest of the literal, then the line */
 				st->lit_remain -= k;
-							st->state = S_SKIPLIT;
+				st->state = S_SKIPLIT;
 				i += k;
 				continue;
 			}
@@ -482,9 +526,13 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 
 		/* Count each octet once, even when a state hands it to another. */
 		if (i != counted) {
+			size_t limit = st->mode == MODE_SASL ? st->lim.sasl_max : st->lim.line_max;
+
 			counted = i;
-			if (++st->line_len > (st->mode == MODE_SASL ? st->lim.sasl_max
-			                                             : st->lim.line_max)) {
+			if (++st->line_len > limit && !st->too_long) {
+				line_overflow(st);
+			} else if (st->line_len > st->lim.skip_max) {
+				/* not a mail client: stop reading */
 				*consumed = i;
 				return fatal(st, "line too long");
 			}

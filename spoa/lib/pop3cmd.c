@@ -48,6 +48,9 @@ pop3cmd_init(struct pop3cmd *st, const struct pop3cmd_limits *lim)
 	st->lim.auth_max = cap_limit(lim ? lim->auth_max : 0, POP3CMD_AUTH_MAX_DEFAULT);
 	if (st->lim.auth_max < st->lim.line_max)
 		st->lim.auth_max = st->lim.line_max;
+	st->lim.skip_max = lim && lim->skip_max ? lim->skip_max : POP3CMD_SKIP_MAX_DEFAULT;
+	if (st->lim.skip_max > POP3CMD_SKIP_MAX_LIMIT)
+		st->lim.skip_max = POP3CMD_SKIP_MAX_LIMIT;
 	st->state = S_BEGIN;
 }
 
@@ -61,6 +64,7 @@ begin_line(struct pop3cmd *st)
 	st->kind = POP3CMD_NONE;
 	st->name[0] = '\0';
 	st->error = NULL;
+	st->too_long = 0;
 	st->nargs = 0;
 }
 
@@ -200,8 +204,13 @@ pop3cmd_parse(struct pop3cmd *st, const char *buf, size_t len, size_t *consumed)
 	for (i = 0; i < len; i++) {
 		char c = buf[i];
 
-		/* the limit counts CR and LF, as RFC 2449 does */
-		if (++st->line_len > line_limit(st)) {
+		/* the limit counts CR and LF, as RFC 2449 does; an over-long
+		 * line is skipped to its end (POP3 has no literals: always safe) */
+		if (++st->line_len > line_limit(st) && !st->too_long) {
+			st->too_long = 1;
+			st->error = "line too long";
+			st->state = S_SKIP;
+		} else if (st->too_long && st->line_len > st->lim.skip_max) {
 			*consumed = i;
 			st->fatal = 1;
 			st->error = "line too long";

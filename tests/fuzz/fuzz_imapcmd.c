@@ -62,6 +62,12 @@ result(enum imapcmd_rc rc, uint64_t h, int deep)
 	h = mix(h, st.tag, st.taglen);
 	if (rc == IMAPCMD_ERROR || rc == IMAPCMD_FATAL) {
 		CHECK(st.error != NULL);
+		/* an over-long line is reported as such, and only it */
+		CHECK(strcmp(st.error, "line too long") != 0 || st.too_long);
+		CHECK(!st.too_long || rc == IMAPCMD_FATAL ||
+		      strcmp(st.error, "line too long") == 0);
+		h = mix(h, &st.too_long, sizeof(st.too_long));
+		h = mix(h, &st.line_len, sizeof(st.line_len));
 		h = mix(h, st.error, strlen(st.error));
 		return h;
 	}
@@ -149,7 +155,8 @@ run(const uint8_t *data, size_t size, int mode, const struct imapcmd_limits *lim
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct imapcmd_limits small = { .line_max = 48, .literal_max = 16, .sasl_max = 40 };
+	struct imapcmd_limits small = { .line_max = 48, .literal_max = 16, .sasl_max = 40,
+	                                .skip_max = 400 };
 	const struct imapcmd_limits *lim = NULL;
 	uint64_t h0, h1, h2;
 

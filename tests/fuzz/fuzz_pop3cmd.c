@@ -35,6 +35,9 @@ result(enum pop3cmd_rc rc, uint64_t h, int deep)
 	h = mix(h, &rc, sizeof(rc));
 	if (rc != POP3CMD_DONE) {
 		CHECK(st.error != NULL);
+		/* an over-long line is reported as such, and only it */
+		CHECK((strcmp(st.error, "line too long") == 0) == !!st.too_long);
+		h = mix(h, &st.line_len, sizeof(st.line_len));
 		return mix(h, st.error, strlen(st.error));
 	}
 	CHECK(st.nargs <= POP3CMD_ARGS_MAX);
@@ -103,7 +106,7 @@ run(const uint8_t *data, size_t size, int mode, const struct pop3cmd_limits *lim
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pop3cmd_limits small = { .line_max = 20, .auth_max = 40 };
+	struct pop3cmd_limits small = { .line_max = 20, .auth_max = 40, .skip_max = 200 };
 	const struct pop3cmd_limits *lim = NULL;
 	uint64_t h0, h1, h2;
 

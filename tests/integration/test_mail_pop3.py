@@ -187,3 +187,59 @@ def test_pop3_curl(mailproxy):
     r = subprocess.run(["curl", "-sS", "--max-time", "10", "-u", "%s:%s" % (user, password(user)),
                         "pop3://127.0.0.1:%d/" % mp.pop3], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_pop3_overlong_line_err_logged_and_connection_kept(mailproxy):
+    """Issue 10 item 5: an over-long POP3 line gets "-ERR line too long"
+    and a warning (client address, no content), and the connection stays
+    usable; a PASS with a 1024-octet password is not cut (RFC 2449's 255
+    octets are exceeded, as Dovecot allows)."""
+    mp = mailproxy()
+    r = Raw(mp.pop3, source=CLIENT_IP)
+    r.line()
+    r.send(b"USER " + b"Z" * 200000 + b"\r\n")
+    assert r.line() == b"-ERR line too long\r\n"
+    assert wait_for(lambda: "command line too long" in mp.log_text())
+    logged = [l for l in mp.log_text().splitlines() if "command line too long" in l]
+    assert len(logged) == 1 and CLIENT_IP in logged[0] and "ZZZZ" not in logged[0]
+    r.send(b"USER carol@example.org\r\n")
+    assert r.line().startswith(b"+OK")
+    r.send(b"PASS " + b"p" * 1024 + b"\r\n")
+    assert r.line().startswith(b"-ERR [AUTH]")
+    # SASL PLAIN continuation with the longest credentials SASL allows
+    ir = base64.b64encode(b"\0" + b"u" * 255 + b"\0" + b"p" * 1024)
+    r.send(b"AUTH PLAIN\r\n")
+    assert r.line().startswith(b"+")
+    r.send(ir + b"\r\n")
+    assert r.line().startswith(b"-ERR [AUTH]")
+    r.send(b"USER carol@example.org\r\nPASS %s\r\n" % password("carol@example.org").encode())
+    assert r.line().startswith(b"+OK")
+    assert r.line().startswith(b"+OK")
+    r.close()
+
+
+def test_pop3_lookup_and_mailbox_server_failures_told_apart(mailproxy, dovecots,
+                                                            slapd_factory):
+    """Issue 10 item 7: with LDAP down, an uncached user hears that the
+    account lookup is unavailable; a cached user whose mailbox server is
+    down hears that the mailbox server is; both with [SYS/TEMP]."""
+    sl = slapd_factory()
+    servers = proxy_servers(dovecots)
+    servers["mbox2"]["pop3"] = ports.closed_port()
+    mp = mailproxy(ldap=[sl], servers=servers, upstream_retries=1)
+    r = Raw(mp.pop3)
+    r.line()
+    r.send(b"USER bob@example.com\r\nPASS %s\r\n" % password("bob@example.com").encode())
+    r.line()
+    assert r.line() == (b"-ERR [SYS/TEMP] Mailbox server temporarily unavailable, "
+                        b"try again later.\r\n")
+    sl.stop()
+    r.send(b"USER carol@example.org\r\nPASS x\r\n")
+    r.line()
+    assert r.line() == (b"-ERR [SYS/TEMP] Account lookup temporarily unavailable, "
+                        b"try again later.\r\n")
+    # bob's route is cached: still the mailbox server
+    r.send(b"USER bob@example.com\r\nPASS %s\r\n" % password("bob@example.com").encode())
+    r.line()
+    assert r.line().startswith(b"-ERR [SYS/TEMP] Mailbox server")
+    r.close()

@@ -145,6 +145,11 @@ check_lim(const char *in, size_t len, const char *want, const struct imapcmd_lim
 }
 
 #define CHECK(in, want) check_lim((in), sizeof(in) - 1, (want), NULL)
+/* Check with a line limit of <max>. */
+#define CHECK_SMALL(max, in, want) do { \
+		struct imapcmd_limits l_ = { .line_max = (max) }; \
+		check_lim((in), sizeof(in) - 1, (want), &l_); \
+	} while (0)
 
 static void
 test_simple_commands(void **state)
@@ -286,12 +291,148 @@ test_id_limits(void **state)
 	assert_int_equal(rc, IMAPCMD_ERROR);
 	assert_string_equal(st.error, "ID value too long");
 
-	/* the 8 KiB default line limit applies to the same list */
+	/* the default line limit takes the same list (issue 10: it used to be cut) */
 	n = build_id(in, sizeof(in), 30, 1024);
 	imapcmd_init(&st, NULL);
 	rc = imapcmd_parse(&st, in, n, &used);
-	assert_int_equal(rc, IMAPCMD_FATAL);
+	assert_int_equal(rc, IMAPCMD_DONE);
+	assert_int_equal(st.nargs, 60);
+}
+
+/*
+ * The longest ID RFC 2971 allows, written the longest way (a 32-octet tag,
+ * every field and value octet escaped in a quoted string), parses with the
+ * default limits; values are kept truncated. Then a NOOP on the same feed.
+ */
+static void
+test_id_maximal(void **state)
+{
+	static char in[70000];
+	static struct imapcmd st;
+	size_t n = 0, used, k, len;
+	unsigned i;
+	enum imapcmd_rc rc = IMAPCMD_AGAIN;
+	const char *v;
+	(void)state;
+
+	memset(in, 't', 32);
+	n = 32;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, " ID (");
+	for (i = 0; i < IMAPCMD_ID_PAIRS_MAX; i++) {
+		if (i > 0)
+			in[n++] = ' ';
+		in[n++] = '"';
+		for (k = 0; k < IMAPCMD_ID_FIELD_MAX; k++) {
+			in[n++] = '\\';
+			in[n++] = k == 0 ? (char)('"') : '\\';
+		}
+		n += (size_t)snprintf(in + n, sizeof(in) - n, "\" \"");
+		for (k = 0; k < IMAPCMD_ID_VALUE_MAX; k++) {
+			in[n++] = '\\';
+			in[n++] = '\\';
+		}
+		in[n++] = '"';
+	}
+	n += (size_t)snprintf(in + n, sizeof(in) - n, ")\r\nb NOOP\r\n");
+	assert_true(n - 10 > 63000);     /* the ID line alone */
+	assert_true(n - 10 <= IMAPCMD_LINE_MAX_DEFAULT);
+
+	imapcmd_init(&st, NULL);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_DONE);
+	assert_int_equal(st.kind, IMAPCMD_ID);
+	assert_int_equal(st.taglen, 32);
+	assert_int_equal(st.nargs, 2 * IMAPCMD_ID_PAIRS_MAX);
+	v = imapcmd_arg(&st, 58, &len);
+	assert_non_null(v);
+	assert_int_equal(len, IMAPCMD_ID_FIELD_MAX);
+	assert_int_equal(v[0], '"');
+	v = imapcmd_arg(&st, 59, &len);
+	assert_non_null(v);
+	assert_int_equal(len, IMAPCMD_ID_VALUE_KEEP);
+	assert_int_equal(v[0], '\\');
+	assert_true(st.args[59].flags & IMAPCMD_ARG_TRUNCATED);
+	assert_int_equal(imapcmd_parse(&st, in + used, n - used, &k), IMAPCMD_DONE);
+	assert_int_equal(st.kind, IMAPCMD_NOOP);
+
+	/* byte by byte: the same two commands */
+	imapcmd_init(&st, NULL);
+	for (k = 0, i = 0; k < n; k++) {
+		rc = imapcmd_parse(&st, in + k, 1, &used);
+		assert_int_equal(used, 1);
+		if (rc == IMAPCMD_AGAIN)
+			continue;
+		assert_int_equal(rc, IMAPCMD_DONE);
+		assert_int_equal(st.kind, i == 0 ? IMAPCMD_ID : IMAPCMD_NOOP);
+		if (i == 0)
+			assert_int_equal(st.nargs, 2 * IMAPCMD_ID_PAIRS_MAX);
+		i++;
+	}
+	assert_int_equal(i, 2);
+}
+
+/*
+ * A line far over the limit (200 KiB) gives "<tag> BAD line too long" once
+ * it ends, and the next command on the same feed parses (issue 10: it was
+ * "* BYE line too long" and a close).
+ */
+static void
+test_overlong_resync(void **state)
+{
+	static char in[210000];
+	static struct imapcmd st;
+	size_t n, used, off, k;
+	enum imapcmd_rc rc;
+	unsigned events = 0;
+	(void)state;
+
+	n = (size_t)snprintf(in, sizeof(in), "a1 ID (\"name\" \"");
+	memset(in + n, 'v', 200000);
+	n += 200000;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "\")\r\na2 LOGIN bob secret\r\n");
+
+	imapcmd_init(&st, NULL);
+	rc = imapcmd_parse(&st, in, n, &used);
+	assert_int_equal(rc, IMAPCMD_ERROR);
+	assert_string_equal(st.tag, "a1");
 	assert_string_equal(st.error, "line too long");
+	assert_true(st.too_long);
+	assert_int_equal(st.line_len, used);
+	rc = imapcmd_parse(&st, in + used, n - used, &k);
+	assert_int_equal(rc, IMAPCMD_DONE);
+	assert_int_equal(st.kind, IMAPCMD_LOGIN);
+	assert_false(st.too_long);
+	assert_string_equal(imapcmd_arg(&st, 0, NULL), "bob");
+
+	/* in 1000-octet reads, as a socket delivers it: the same */
+	imapcmd_init(&st, NULL);
+	for (off = 0; off < n; off += k) {
+		size_t chunk = n - off < 1000 ? n - off : 1000, pos = 0;
+
+		k = chunk;
+		while (pos < chunk) {
+			rc = imapcmd_parse(&st, in + off + pos, chunk - pos, &used);
+			pos += used;
+			if (rc == IMAPCMD_AGAIN)
+				continue;
+			assert_int_equal(rc, events == 0 ? IMAPCMD_ERROR : IMAPCMD_DONE);
+			assert_string_equal(st.tag, events == 0 ? "a1" : "a2");
+			events++;
+		}
+	}
+	assert_int_equal(events, 2);
+
+	/* still going at 1 MiB: FATAL, not an endless skip */
+	imapcmd_init(&st, NULL);
+	memset(in, 'x', 65536);
+	for (k = 0; k < 16; k++) {
+		rc = imapcmd_parse(&st, in, IMAPCMD_LINE_MAX_DEFAULT, &used);
+		assert_int_equal(rc, IMAPCMD_AGAIN);
+	}
+	rc = imapcmd_parse(&st, in, 1, &used);
+	assert_int_equal(rc, IMAPCMD_FATAL);
+	assert_int_equal(used, 0);
+	assert_true(st.too_long);
 }
 
 static void
@@ -393,28 +534,31 @@ test_line_limit(void **state)
 	static char in[9000];
 	static struct imapcmd st;
 	size_t n, used, len;
+	struct imapcmd_limits lim = { .line_max = 8192 };
 	(void)state;
 
-	/* 8192 octets including CRLF pass; 8193 do not */
+	/* with a limit of 8192: 8192 octets including CRLF pass; 8193 do not */
 	n = (size_t)snprintf(in, sizeof(in), "a LOGIN u ");
 	memset(in + n, 'p', sizeof(in) - n);
 	memcpy(in + 8190, "\r\n", 2);
-	imapcmd_init(&st, NULL);
+	imapcmd_init(&st, &lim);
 	assert_int_equal(imapcmd_parse(&st, in, 8192, &used), IMAPCMD_DONE);
 	assert_int_equal(used, 8192);
 	assert_non_null(imapcmd_arg(&st, 1, &len));
 	assert_int_equal(len, 8190 - n);
 
 	memcpy(in + 8190, "p\r\n", 3);
-	imapcmd_init(&st, NULL);
-	assert_int_equal(imapcmd_parse(&st, in, 8193, &used), IMAPCMD_FATAL);
+	imapcmd_init(&st, &lim);
+	assert_int_equal(imapcmd_parse(&st, in, 8193, &used), IMAPCMD_ERROR);
+	assert_int_equal(used, 8193);
 	assert_string_equal(st.error, "line too long");
+	assert_string_equal(st.tag, "a");
 	/* fed byte by byte: the same */
-	imapcmd_init(&st, NULL);
+	imapcmd_init(&st, &lim);
 	for (n = 0; n < 8193; n++) {
 		enum imapcmd_rc rc = imapcmd_parse(&st, in + n, 1, &used);
 		if (rc != IMAPCMD_AGAIN) {
-			assert_int_equal(rc, IMAPCMD_FATAL);
+			assert_int_equal(rc, IMAPCMD_ERROR);
 			break;
 		}
 	}
@@ -432,9 +576,34 @@ test_line_limit_small(void **state)
 	(void)state;
 
 	check_lim(ok, sizeof(ok) - 1, "D:LOGIN:a a'uuuu' a'pppp'|", &lim);
-	check_lim(bad, sizeof(bad) - 1, "F:line too long|", &lim);
+	check_lim(bad, sizeof(bad) - 1, "E:a:line too long|", &lim);
 	/* literal data does not count toward the line */
 	check_lim(lit, sizeof(lit) - 1, "L4|L4|D:LOGIN:a l'uuuu' l'pppp'|", &lim21);
+	/* after the BAD the next command parses */
+	CHECK_SMALL(12, "a LOGIN uuuu pppp\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	/* an over-long line that was already bad says "line too long" */
+	CHECK_SMALL(12, "a LOGIN u\"u \"\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	/* the limit hit inside the tag: no tag to answer with */
+	CHECK_SMALL(8, "abcdefghij NOOP\r\nb NOOP\r\n", "E::line too long|D:NOOP:b|");
+	/* the limit hit inside a {n+} header: its data is still skipped */
+	CHECK_SMALL(12, "a LOGIN u {3+}\r\nx\ny\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	CHECK_SMALL(11, "a LOGIN u {3+}\r\nx\ny\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	CHECK_SMALL(14, "a LOGIN u {3+}\r\nx\ny\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	CHECK_SMALL(15, "a LOGIN u {3+}\r\nx\ny\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	/* ... and a {n} there ends the command: the client waits for "+" */
+	CHECK_SMALL(12, "a LOGIN uuuu {3}\r\nb NOOP\r\n", "E:a:line too long|D:NOOP:b|");
+	/* a {n+} in the skipped part is skipped too */
+	CHECK_SMALL(12, "a LOGIN uuuu {3+}\r\n\r\n\n {3+}\r\nabc\r\nb NOOP\r\n",
+	            "E:a:line too long|D:NOOP:b|");
+	/* still going at skip_max octets: FATAL */
+	{
+		static char big[300];
+		struct imapcmd_limits l12 = { .line_max = 12, .skip_max = 192 };
+		memset(big, 'x', sizeof(big));
+		memcpy(big, "a NOOP ", 7);
+		check_lim(big, 192, "", &l12);
+		check_lim(big, 193, "F:line too long|", &l12);
+	}
 }
 
 static void
@@ -545,10 +714,14 @@ test_sasl_limit(void **state)
 	const char ok[] = "a AUTHENTICATE PLAIN\r\n0123456789\r\n";
 	const char bad[] = "a AUTHENTICATE PLAIN\r\n0123456789A\r\n";
 	(void)state;
-
 	check_lim(ok, sizeof(ok) - 1,
 	          "D:AUTHENTICATE:a a'PLAIN'|D:SASL:a a'0123456789'|", &lim);
-	check_lim(bad, sizeof(bad) - 1, "D:AUTHENTICATE:a a'PLAIN'|F:line too long|", &lim);
+	const char bad2[] = "a AUTHENTICATE PLAIN\r\n0123456789A\r\nb NOOP\r\n";
+
+	check_lim(bad, sizeof(bad) - 1, "D:AUTHENTICATE:a a'PLAIN'|E:a:line too long|", &lim);
+	/* the BAD ends the exchange; the next line is a command */
+	check_lim(bad2, sizeof(bad2) - 1,
+	          "D:AUTHENTICATE:a a'PLAIN'|E:a:line too long|D:NOOP:b|", &lim);
 	CHECK("a AUTHENTICATE PLAIN\r\nab\rc\r\nb NOOP\r\n",
 	      "D:AUTHENTICATE:a a'PLAIN'|E:a:CR without LF|D:NOOP:b|");
 }
@@ -563,6 +736,8 @@ main(void)
 		cmocka_unit_test(test_authenticate),
 		cmocka_unit_test(test_id),
 		cmocka_unit_test(test_id_limits),
+		cmocka_unit_test(test_id_maximal),
+		cmocka_unit_test(test_overlong_resync),
 		cmocka_unit_test(test_unknown),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_tag_limit),

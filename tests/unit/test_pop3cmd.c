@@ -188,24 +188,43 @@ test_errors(void **state)
 static void
 test_limits(void **state)
 {
-	static char in[9000];
+	static char in[40000];
 	size_t n;
 	(void)state;
 
-	/* 255 octets including CRLF pass, 256 do not */
+	/* 2048 octets including CRLF pass (a 1024-octet password fits), 2049
+	 * give -ERR and the next line is read */
 	memcpy(in, "PASS ", 5);
-	memset(in + 5, 'p', 248);
-	memcpy(in + 253, "\r\n", 2);
+	memset(in + 5, 'p', 2041);
+	memcpy(in + 2046, "\r\n", 2);
 	{
 		static struct pop3cmd st;
 		size_t used, len;
 		pop3cmd_init(&st, NULL);
-		assert_int_equal(pop3cmd_parse(&st, in, 255, &used), POP3CMD_DONE);
+		assert_int_equal(pop3cmd_parse(&st, in, 2048, &used), POP3CMD_DONE);
 		assert_non_null(pop3cmd_arg(&st, 0, &len));
-		assert_int_equal(len, 248);
-		memcpy(in + 253, "p\r\n", 3);
+		assert_int_equal(len, 2041);
+		memcpy(in + 2046, "p\r\nCAPA\r\n", 9);
 		pop3cmd_init(&st, NULL);
-		assert_int_equal(pop3cmd_parse(&st, in, 256, &used), POP3CMD_FATAL);
+		assert_int_equal(pop3cmd_parse(&st, in, 2055, &used), POP3CMD_ERROR);
+		assert_int_equal(used, 2049);
+		assert_string_equal(st.error, "line too long");
+		assert_true(st.too_long);
+		assert_int_equal(st.line_len, 2049);
+		assert_int_equal(pop3cmd_parse(&st, in + used, 6, &used), POP3CMD_DONE);
+		assert_int_equal(st.kind, POP3CMD_CAPA);
+		assert_false(st.too_long);
+	}
+	/* a line still going at 1 MiB: FATAL, and FATAL stays */
+	memset(in, 'x', 32768);
+	{
+		static struct pop3cmd st;
+		size_t used;
+		pop3cmd_init(&st, NULL);
+		for (n = 0; n < 32; n++)
+			assert_int_equal(pop3cmd_parse(&st, in, 32768, &used), POP3CMD_AGAIN);
+		assert_int_equal(pop3cmd_parse(&st, in, 1, &used), POP3CMD_FATAL);
+		assert_int_equal(used, 0);
 		assert_string_equal(st.error, "line too long");
 		assert_int_equal(pop3cmd_parse(&st, "CAPA\r\n", 6, &used), POP3CMD_FATAL);
 		assert_int_equal(used, 0);
@@ -225,16 +244,26 @@ test_limits(void **state)
 		assert_int_equal(len, 8190 - n);
 		memcpy(in + 8190, "A\r\n", 3);
 		pop3cmd_init(&st, NULL);
-		assert_int_equal(pop3cmd_parse(&st, in, 8193, &used), POP3CMD_FATAL);
+		assert_int_equal(pop3cmd_parse(&st, in, 8193, &used), POP3CMD_ERROR);
+		assert_string_equal(st.error, "line too long");
 	}
 	{
 		struct pop3cmd_limits lim = { .line_max = 16, .auth_max = 20 };
-		const char s1[] = "USER abcdefghij\r\n";       /* 17 */
-		const char s2[] = "AUTH PLAIN abcdefg\r\n";    /* 20 */
-		const char s3[] = "AUTH X\r\nabcdefghijklmnopqrs\r\n";
-		check_lim(s1, sizeof(s1) - 1, "F:line too long|", &lim);
+		const char s1[] = "USER abcdefghij\r\nNOOP\r\n";     /* 17 */
+		const char s2[] = "AUTH PLAIN abcdefg\r\n";          /* 20 */
+		const char s3[] = "AUTH X\r\nabcdefghijklmnopqrs\r\nQUIT\r\n";
+		const char s4[] = "USER abcdefghij\rx\r\nNOOP\r\n";  /* CR error, then too long */
+		check_lim(s1, sizeof(s1) - 1, "E:line too long|D:NOOP|", &lim);
 		check_lim(s2, sizeof(s2) - 1, "D:AUTH 'PLAIN' 'abcdefg'|", &lim);
-		check_lim(s3, sizeof(s3) - 1, "D:AUTH 'X'|F:line too long|", &lim);
+		/* the SASL exchange ends; the next line is a command again */
+		check_lim(s3, sizeof(s3) - 1, "D:AUTH 'X'|E:line too long|D:QUIT|", &lim);
+		check_lim(s4, sizeof(s4) - 1, "E:line too long|D:NOOP|", &lim);
+	}
+	{
+		struct pop3cmd_limits lim = { .line_max = 16, .skip_max = 40 };
+		const char s5[] = "USER abcdefghijklmnopqrstuvwxyzabcdefghijk\r\nNOOP\r\n";
+		check_lim(s5, 40, "", &lim);
+		check_lim(s5, sizeof(s5) - 1, "F:line too long|", &lim);
 	}
 }
 
