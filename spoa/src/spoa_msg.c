@@ -245,8 +245,9 @@ req_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	spoa_count(sp, SC_DEADLINE);
-	log_info(&sp->log, "spoa: %s: lookup for '%s' over the deadline, answering timeout",
-	         r->conn ? r->conn->peer : "-", r->user);
+	log_limited(&sp->log, LOG_INFO, "spoa-deadline",
+	            "spoa: %s: lookup for '%s' over the deadline, answering timeout",
+	            r->conn ? r->conn->peer : "-", r->user);
 	r->job = NULL;
 	if (r->conn != NULL)
 		req_answer(r->conn, r, "timeout");   /* unlinks r from its connection */
