@@ -38,8 +38,9 @@ void log_errno(const struct logger *lg, int level, const char *fmt, ...)
 
 /*
  * Log <fmt> at <level> unless messages of <kind> (a constant string naming
- * the message, see log_limit.h) are over their rate limit. For what a
- * remote peer can cause at will; never for operational messages.
+ * the message, such as "spop-error") are over the rate limit of <lg>
+ * (lg->limit, see log_limit_allow()). For what a remote peer can cause at
+ * will; never for operational messages.
  */
 void log_limited(const struct logger *lg, int level, const char *kind, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
