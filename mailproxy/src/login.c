@@ -74,10 +74,10 @@ lookup_work(struct agent_worker *w, void *arg)
 	if (!lk->route_done)
 		route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
 	/* the user counter is keyed on the canonical account, so aliases do
-	 * not multiply the budget; unknown names count against the IP only
-	 * (NULL: the check only concludes) */
-	lk->throttled = throttle_check_user(w, lk->ip, lk->route.status == ROUTE_OK
-	                                    ? lk->route.account : NULL, &lk->thr) == 1;
+	 * not multiply the budget; a name that is no account is counted under
+	 * itself, exactly like an account (no existence oracle) */
+	lk->throttled = throttle_check_user(w, lk->ip, route_throttle_name(&lk->route, lk->key),
+	                                    &lk->thr) == 1;
 }
 
 static void
@@ -154,10 +154,20 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		snprintf(s->account, sizeof(s->account), "%s", lk->route.account);
 		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
 		upstream_connect(s);
-	} else if (lk->route.status == ROUTE_UNKNOWN) {
+	} else if (lk->route.status == ROUTE_UNKNOWN || lk->route.status == ROUTE_REFUSED ||
+	           lk->route.status == ROUTE_ERROR) {
 		uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
 
-		login_record(s, NULL, 0);
+		/* No account, an account whose server is not ours, an ambiguous
+		 * name: to the client all look like a wrong password (answer,
+		 * delay, failure counted under the same name), so nobody can
+		 * tell which names exist; the log and the audit say which. */
+		if (lk->route.status != ROUTE_UNKNOWN)
+			session_log(s, LOG_WARNING, "login of %s refused: route %s%s%s", lk->key,
+			            route_status_name(lk->route.status),
+			            lk->route.account[0] ? " account=" : "", lk->route.account);
+		s->login->route.status = lk->route.status;
+		login_record(s, route_throttle_name(&lk->route, lk->key), 0);
 		/* decided: the password is not needed while the answer waits */
 		explicit_bzero(s->login->cred.password, sizeof(s->login->cred.password));
 		s->login->cred.password_len = 0;
@@ -212,8 +222,8 @@ lookup_local(struct session *s, struct lookup_job *lk)
 	if (!route_cached(ag, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route))
 		return 0;
 	lk->route_done = 1;
-	if ((r = throttle_local_user(ag, lk->ip, lk->route.status == ROUTE_OK
-	                             ? lk->route.account : NULL, &lk->thr)) < 0)
+	if ((r = throttle_local_user(ag, lk->ip, route_throttle_name(&lk->route, lk->key),
+	                             &lk->thr)) < 0)
 		return 0;
 	lk->throttled = r == 1;
 	return 1;
@@ -264,7 +274,7 @@ login_unknown_answer(struct session *s)
 	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
 	login_observe(s);
 	session_ops(s)->login_failed(s);
-	audit_login(s, login_user(s->login), "unknown");
+	audit_login(s, login_user(s->login), route_status_name(s->login->route.status));
 	login_end(s);
 }
 

@@ -21,6 +21,7 @@ enum httpuser_by {
 	HTTPUSER_URL,       /* a login name, from the path or the query */
 	HTTPUSER_COOKIE,    /* an account id, from ZM_AUTH_TOKEN */
 	HTTPUSER_BASIC,     /* a login name, from Basic credentials */
+	HTTPUSER_BAD,       /* Basic credentials that no client may send: 400 */
 };
 
 /* The parts of a request the lookup uses; any may be NULL/0. */
@@ -57,9 +58,21 @@ int httpuser_from_token(const char *t, size_t len, char *out, size_t outlen);
 /*
  * Take the user name from Authorization header <a> (<len> bytes) when it
  * holds Basic credentials. The decoded password is wiped before returning.
- * Returns 1, 0 (no Basic credentials) or -1 (malformed).
+ * Returns 1, 0 (no Basic credentials), -1 (a name no account can have: a
+ * space or a slash) or -2 (a bad request: not base64, no colon, a control
+ * character such as CR or LF in the name).
  */
 int httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen);
+
+/*
+ * Decode the login name of a web form, field value <v> (<len> bytes) as
+ * application/x-www-form-urlencoded sends it ("user%40example.org", '+' a
+ * space), without the spaces around it, into <out> (<outlen> bytes).
+ * Returns 1, 0 when empty, -1 when no account can have it (too long, a
+ * space or slash inside), -2 when malformed (a bad escape, a control
+ * character such as CR or LF): a bad request.
+ */
+int httpuser_from_form(const char *v, size_t len, char *out, size_t outlen);
 
 /* Tell whether path <p> (<len> bytes) is an ActiveSync request. */
 int httpuser_is_activesync(const char *p, size_t len);

@@ -33,6 +33,14 @@ int route_cached(struct agent *ag, enum route_kind kind, const char *key,
  */
 int route_purge(struct agent_worker *w, const char *name);
 
+/*
+ * Return the name under which the throttle counts a login as <key> whose
+ * lookup gave <r>: the canonical account when the lookup found one (so
+ * aliases share one budget), else <key> itself, so that a name that is not
+ * an account is counted exactly like one that is (no existence oracle).
+ */
+const char *route_throttle_name(const struct route_result *r, const char *key);
+
 /* Return a short name for <s> ("ok", "unknown", ...). */
 const char *route_status_name(enum route_status s);
 

@@ -306,9 +306,21 @@ b64_decode(const char *s, size_t len, unsigned char *out, size_t outlen)
 	return (int)n;
 }
 
+/* Tell whether <s> (<n> bytes) holds a control character. */
+static int
+has_ctl(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
 /*
  * Take the user of Basic credentials <a> (<len>) into <out>; the password
- * is wiped. Returns 1, 0 or -1.
+ * is wiped. Returns 1, 0, -1 (unusable name) or -2 (bad request).
  */
 int
 httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen)
@@ -330,12 +342,16 @@ httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen)
 		len--;
 	if (len - i > HTTPUSER_AUTH_MAX)
 		return -1;
+	rc = -2;
 	n = b64_decode(a + i, len - i, dec, sizeof(dec));
 	if (n <= 0)
 		goto out;
 	for (colon = 0; colon < (size_t)n && dec[colon] != ':'; colon++)
 		;
-	if (colon == (size_t)n || colon + 1 > outlen)
+	if (colon == (size_t)n || has_ctl((const char *)dec, colon))
+		goto out;
+	rc = -1;
+	if (colon + 1 > outlen)
 		goto out;
 	memcpy(out, dec, colon);
 	out[colon] = '\0';
@@ -362,12 +378,52 @@ httpuser_is_activesync(const char *p, size_t len)
 }
 
 /*
+ * Decode form field value <v> (<len>) into <out> (<outlen>), trimmed.
+ * Returns 1, 0 (empty), -1 (unusable name) or -2 (bad request).
+ */
+int
+httpuser_from_form(const char *v, size_t len, char *out, size_t outlen)
+{
+	int n;
+	size_t b = 0, e;
+
+	if (outlen)
+		out[0] = '\0';
+	if (v == NULL || len == 0)
+		return 0;
+	n = pct_decode(v, len, 1, out, outlen);
+	if (n < 0 || has_ctl(out, (size_t)n)) {
+		int toolong = n < 0 && len >= outlen && !has_ctl(v, len);
+
+		if (outlen)
+			out[0] = '\0';
+		return toolong ? -1 : -2;
+	}
+	e = (size_t)n;
+	while (b < e && out[b] == ' ')
+		b++;
+	while (e > b && out[e - 1] == ' ')
+		e--;
+	memmove(out, out + b, e - b);
+	out[e - b] = '\0';
+	if (e == b)
+		return 0;
+	if (!name_ok(out, e - b)) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 1;
+}
+
+/*
  * Find the user of <r> (URL, ActiveSync, token, Basic) into <out>.
  * Returns how it was found.
  */
 enum httpuser_by
 httpuser_find(const struct httpuser_req *r, char *out, size_t outlen)
 {
+	int rc;
+
 	if (httpuser_from_path(r->path, r->path_len, out, outlen) == 1)
 		return HTTPUSER_URL;
 	if (httpuser_is_activesync(r->path, r->path_len) &&
@@ -375,8 +431,13 @@ httpuser_find(const struct httpuser_req *r, char *out, size_t outlen)
 		return HTTPUSER_URL;
 	if (httpuser_from_token(r->token, r->token_len, out, outlen) == 1)
 		return HTTPUSER_COOKIE;
-	if (httpuser_from_basic(r->auth, r->auth_len, out, outlen) == 1)
+	rc = httpuser_from_basic(r->auth, r->auth_len, out, outlen);
+	if (rc == 1)
 		return HTTPUSER_BASIC;
+	if (outlen)
+		out[0] = '\0';
+	if (rc == -2)
+		return HTTPUSER_BAD;
 	if (outlen)
 		out[0] = '\0';
 	return HTTPUSER_NONE;
@@ -392,6 +453,7 @@ httpuser_by_name(enum httpuser_by by)
 	case HTTPUSER_URL:    return "url";
 	case HTTPUSER_COOKIE: return "cookie";
 	case HTTPUSER_BASIC:  return "basic";
+	case HTTPUSER_BAD:    return "bad";
 	default:              return "none";
 	}
 }

@@ -30,6 +30,18 @@ struct route_val {
 	char server[CFG_NAME_MAX];
 };
 
+/*
+ * Return the name a login as <key> is throttled under, given lookup result
+ * <r>: its canonical account when known, else <key>.
+ */
+const char *
+route_throttle_name(const struct route_result *r, const char *key)
+{
+	if ((r->status == ROUTE_OK || r->status == ROUTE_REFUSED) && r->account[0] != '\0')
+		return r->account;
+	return key;
+}
+
 /* Return a short name for <s>. */
 const char *
 route_status_name(enum route_status s)

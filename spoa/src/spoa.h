@@ -140,7 +140,9 @@ struct spoa_req {
 	char user[HTTPUSER_MAX];      /* name or id to route on */
 	enum httpuser_by by;
 	enum gh_proto proto;
-	char login_user[HTTPUSER_MAX];/* from the login message */
+	char login_user[HTTPUSER_MAX];/* from the login message, form-decoded */
+	char acct[HTTPUSER_MAX];      /* the name the throttle counts this login under */
+	int bad;                      /* malformed credentials: answered "bad" (400) */
 	int http_status;              /* login-result */
 	int vhost;                    /* -1 unchecked, -2 undecided (worker), 0 refused, 1 allowed */
 	int vhost_job;                /* the worker's answer; copied to vhost on the loop */

@@ -77,6 +77,8 @@ ack_route(struct spop_writer *w, const struct spoa_req *r, const char *override)
 
 	if (override != NULL)
 		status = override;
+	else if (r->bad)
+		status = "bad";
 	else if (r->user[0] == '\0')
 		status = "none";
 	else
@@ -119,6 +121,9 @@ ack_login(struct spop_writer *w, const struct spoa_req *r, const char *override)
 	/* On timeout or overload the login is let through (fail open). */
 	spop_ack_set_bool(w, SPOP_SCOPE_TXN, "throttled", override ? 0 : r->throttled);
 	spop_ack_set_str(w, SPOP_SCOPE_TXN, "reason", reason, strlen(reason));
+	/* what the login-result message gives back, so both count one name */
+	if (override == NULL && r->acct[0])
+		spop_ack_set_str(w, SPOP_SCOPE_TXN, "acct", r->acct, strlen(r->acct));
 	if (override == NULL && r->throttled)
 		spop_ack_set_int(w, SPOP_SCOPE_TXN, "retry", r->tr.retry_after ? r->tr.retry_after : 1);
 }
@@ -180,6 +185,31 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
 	return spoa_conn_answer(c, r, buf, (size_t)n);
 }
 
+/*
+ * Worker thread: find the name login <r> is throttled under into r->acct:
+ * the canonical account of the form's user name, or of the name the
+ * request is routed on; a name that is no account is counted under itself,
+ * exactly like an account, so the throttle tells nobody which names exist.
+ * An account id (cookie) that is not known counts against the IP only.
+ */
+static void
+req_login_subject(struct agent_worker *aw, struct spoa_req *r)
+{
+	struct route_result lr;
+	const char *name = NULL;
+
+	if (r->login_user[0]) {
+		route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr);
+		name = route_throttle_name(&lr, r->login_user);
+	} else if ((r->what & REQ_ROUTE) && r->user[0] && r->by != HTTPUSER_COOKIE) {
+		name = route_throttle_name(&r->rr, r->user);
+	} else if ((r->what & REQ_ROUTE) && r->rr.status == ROUTE_OK) {
+		name = r->rr.account;
+	}
+	if (name != NULL)
+		snprintf(r->acct, sizeof(r->acct), "%s", name);
+}
+
 /* Worker thread: the blocking part of request <arg>. */
 static void
 req_work(struct agent_worker *aw, void *arg)
@@ -187,7 +217,6 @@ req_work(struct agent_worker *aw, void *arg)
 	struct spoa_req *r = arg;
 	enum route_kind kind = r->by == HTTPUSER_COOKIE ? ROUTE_BY_ID : ROUTE_BY_NAME;
 	const char *acct = NULL;
-	struct route_result lr;
 
 	if ((r->what & REQ_ROUTE) && r->user[0] && !r->route_done) {
 		route_lookup(aw, kind, r->user, r->proto, &r->rr);
@@ -197,17 +226,14 @@ req_work(struct agent_worker *aw, void *arg)
 	if (r->vhost == -2)
 		r->vhost_job = vhost_check(aw, r->host) != VHOST_REFUSED;
 	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
-		/* Count per canonical account, and only for accounts that
-		 * exist: garbage names must not create counters. */
-		if (r->login_user[0]) {
-			route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr);
-			if (lr.status == ROUTE_OK || lr.status == ROUTE_REFUSED)
-				acct = lr.account;
-		} else if ((r->what & REQ_ROUTE) && r->rr.status == ROUTE_OK) {
-			acct = r->rr.account;
-		}
+		/* login-result brings back the name its login counted */
+		if (r->acct[0] == '\0')
+			req_login_subject(aw, r);
+		acct = r->acct[0] ? r->acct : NULL;
 	}
-	if (r->what & REQ_LOGIN)
+	if ((r->what & REQ_LOGIN) && r->bad)
+		r->throttled = 0;      /* refused with 400 by HAProxy, nothing counted */
+	else if (r->what & REQ_LOGIN)
 		r->throttled = throttle_check(aw, r->ip, acct, &r->tr) == 1;
 	if (r->what & REQ_LOGIN_RESULT) {
 		if (r->http_status == 401 || r->http_status == 403)
@@ -310,10 +336,15 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 			} else if (spop_str_eq(name, "proto"))
 				copy_str(proto, protolen, &v);
 		} else if (spop_str_eq(name, "user")) {
-			copy_str(r->login_user, sizeof(r->login_user), &v);
-		} else if (spop_str_eq(name, "account") && r->login_user[0] == '\0') {
-			/* the account the route lookup found (Basic logins) */
-			copy_str(r->login_user, sizeof(r->login_user), &v);
+			/* the web form's field, as the browser encoded it: decoded
+			 * here, once, for the login and login-result messages */
+			if ((v.type == SPOP_DATA_STR || v.type == SPOP_DATA_BIN) &&
+			    httpuser_from_form((const char *)v.v.str.ptr, v.v.str.len,
+			                       r->login_user, sizeof(r->login_user)) == -2)
+				r->bad = 1;
+		} else if (spop_str_eq(name, "account")) {
+			/* the name the login was counted under (txn.gh.acct) */
+			copy_str(r->acct, sizeof(r->acct), &v);
 		} else if (spop_str_eq(name, "status")) {
 			if (v.type >= SPOP_DATA_INT32 && v.type <= SPOP_DATA_UINT64 && v.v.u < 1000)
 				r->http_status = (int)v.v.u;
@@ -373,6 +404,12 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		r->proto = PROTO_HTTP;
 	if (r->what & REQ_ROUTE) {
 		r->by = httpuser_find(&hr, r->user, sizeof(r->user));
+		if (r->by == HTTPUSER_BAD || r->bad) {
+			/* a bad request gets 400 from HAProxy: nothing to look up */
+			r->bad = 1;
+			log_warnx(&sp->log, "spoa: %s: malformed credentials in a request "
+			          "(Basic or form user name): answering bad (400)", c->peer);
+		}
 		if (g->cfg->spoa.strict_hosts) {
 			enum vhost_rc vr = vhost_cached(&g->ag, r->host);
 

@@ -64,6 +64,25 @@ def _remove_stale_dirs():
             continue
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Note when the test's setup began: its processes start from here."""
+    import time
+    item._gh_t0 = time.monotonic()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Append the log tails of the processes a failed test used to its
+    report, so that a flake can be diagnosed from the CI output alone."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and hasattr(item, "_gh_t0"):
+        tails = gh_procs.tails_since(item._gh_t0)
+        if tails:
+            rep.sections.append(("gatehouse process logs (%s)" % rep.when, tails))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a stopped process's log holds a sanitizer report."""
     gh_procs.stop_all()

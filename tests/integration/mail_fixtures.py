@@ -20,6 +20,7 @@ import pytest
 
 from gh import config as gh_config
 from gh import ports, procs
+from gh import wait as gh_wait
 from gh.slapd import gen_ldif
 
 __all__ = ["proxy_certs", "mailproxy", "MailProxy", "client_ctx", "password",
@@ -138,12 +139,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
 
 def wait_for(pred, timeout=5.0, step=0.05):
     """Poll <pred> until true or <timeout>; returns its last value."""
-    deadline = time.monotonic() + timeout
-    v = pred()
-    while not v and time.monotonic() < deadline:
-        time.sleep(step)
-        v = pred()
-    return v
+    return gh_wait.poll(pred, timeout, step)
 
 
 __all__.append("wait_for")

@@ -11,6 +11,7 @@
 Import from tests: ``from spoa_fixtures import *`` (pytest picks up the
 fixtures defined here).
 """
+import base64
 import http.server
 import json
 import os
@@ -20,13 +21,16 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from gh import procs as gh_procs
+from gh import wait as gh_wait
 from gh.cli import REPO
 from gh.ports import free_port, wait_listening
+from gh.slapd import gen_ldif
 
 # --------------------------------------------------------------------------
 # SPOP client
@@ -227,14 +231,32 @@ def route_args(path="/", query="", token=None, auth=None, ip="192.0.2.7", host="
 class _MboxHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def _refuses(self, data):
+        """With mbox_auth set, tell whether the request carries credentials
+        (a login form's username/password, or Basic) that are wrong: the
+        password of the seed directory's account (gen_ldif.password_for)."""
+        if not getattr(self.server, "mbox_auth", False):
+            return False
+        user = pw = None
+        auth = self.headers.get("Authorization") or ""
+        if auth[:6].lower() == "basic ":
+            try:
+                user, _, pw = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            except ValueError:
+                return True
+        elif self.command == "POST" and data:
+            form = urllib.parse.parse_qs(data.decode("utf-8", "replace"))
+            if "username" in form:
+                user, pw = form["username"][0], (form.get("password") or [""])[0]
+        return user is not None and pw != gen_ldif.password_for(user.strip())
+
     def _answer(self):
         n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            self.rfile.read(n)
+        data = self.rfile.read(n) if n else b""
         body = json.dumps({"server": self.server.mbox_name, "path": self.path,
                            "xff": self.headers.get("X-Forwarded-For"),
                            "xfp": self.headers.get("X-Forwarded-Proto")}).encode()
-        status = self.server.mbox_status
+        status = 401 if self._refuses(data) else self.server.mbox_status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -263,6 +285,7 @@ class Mailbox:
         self.httpd.daemon_threads = True
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
+        self.httpd.mbox_auth = False    # True: refuse wrong passwords with 401
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -480,9 +503,4 @@ def haproxy_factory(gh_tmp, site_certs):
 
 def wait_for(pred, timeout=10.0, step=0.1):
     """Poll <pred>() until true or <timeout>; return its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
+    return gh_wait.poll(pred, timeout, step)

@@ -413,7 +413,8 @@ def test_certs_watch_haproxy(tls_site, gh_bin, mbox_certs, tmp_path):
                           "certs", "watch", "--haproxy", hp.admin_sock, d],
                          stdout=log, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.3)
+        # the first report: the watch is set up and the first sync done
+        assert wait_for(lambda: open(tmp_path / "watch.log").read().strip(), 10)
         new = gh_certs.make_cert(str(tmp_path / "w"), ["watched.example.test"],
                                  mbox_certs["ca"])
         shutil.copy(new, os.path.join(d, "watched.pem"))   # a plain copy, not atomic

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from gh import wait as gh_wait
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = os.path.join(REPO, "tools", "demo", "run.py")
 
@@ -123,12 +125,18 @@ def test_printed_commands_work_as_printed(demo):
     assert route and re.search(r"server\s+mbox3", route[0]), route
 
 
-def test_logs_are_prefixed(demo):
+def _demo_output(demo):
     demo["out"].flush()
     with open(demo["out"].name) as f:
-        text = f.read()
+        return f.read()
+
+
+def test_logs_are_prefixed(demo):
+    # each part logs on its own time (HAProxy after the requests it serves)
     for prefix in ("[haproxy", "[mailproxy", "[spoa1"):
-        assert prefix in text, "no %s lines in the demo output" % prefix
+        gh_wait.until(lambda: prefix in _demo_output(demo),
+                      "%s lines in the demo output" % prefix, timeout=30,
+                      seen=lambda: _demo_output(demo)[-3000:])
 
 
 def test_sigint_stops_everything(demo):

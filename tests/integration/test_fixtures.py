@@ -13,6 +13,7 @@ import pytest
 from gh import config as gh_config
 from gh import keys as gh_keys
 from gh import slapd as gh_slapd
+from gh import wait as gh_wait
 from gh.slapd import gen_ldif
 
 
@@ -158,8 +159,11 @@ def test_dovecot_trusts_id_from_loopback(dovecots):
     assert typ == "OK"
     c.login("robert@example.com", "bob-pw")
     c.logout()
-    lg = [x for x in dv.logins() if x["rip"] == "192.0.2.55"]
-    assert lg and lg[0]["user"] == "bob@example.com"
+    # dovecot writes the login line on its own time: wait for it
+    lg = gh_wait.until(lambda: [x for x in dv.logins() if x["rip"] == "192.0.2.55"],
+                       "dovecot's login line with rip=192.0.2.55",
+                       seen=lambda: dv.log_text()[-2000:])
+    assert lg[0]["user"] == "bob@example.com"
 
 
 def test_dovecot_tls(dovecots, mbox_certs):

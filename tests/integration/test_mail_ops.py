@@ -157,4 +157,5 @@ def test_upstream_tls_bad_certificate_is_temporary(mailproxy, dovecots, gh_tmp):
         except socket.timeout:
             raise AssertionError(mp.log_text()[-3000:])
     assert b"a NO [UNAVAILABLE]" in out, mp.log_text()[-3000:]
-    assert "certificate verification failed" in mp.log_text()
+    assert wait_for(lambda: "certificate verification failed" in mp.log_text()), \
+        mp.log_text()[-3000:]

@@ -194,7 +194,9 @@ def test_oversize_message_is_an_error_not_a_storm(spoa_factory, haproxy_factory,
     time.sleep(0.5)
     after = sum(a.metrics()["gatehouse_spoa_connections_total"] for a in site.agents)
     assert after - before < 12, (before, after)
-    assert "spoe_err=3" in site.hp.log_text() or "spoe_err=259" in site.hp.log_text()
+    # HAProxy writes its log line after the response
+    assert wait_for(lambda: "spoe_err=3" in site.hp.log_text()
+                    or "spoe_err=259" in site.hp.log_text(), 5), site.hp.log_text()[-2000:]
     # small requests still go through the agent
     assert site.get("/home/alice@example.com/")[2]["server"] == "mbox1"
 

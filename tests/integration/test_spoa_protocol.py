@@ -259,7 +259,8 @@ def test_sigterm_drains(spoa_factory, memcached, mailboxes):
         idle = SpopClient(ag.port)
         idle.handshake()
         c.send(notify(2, 1, [("route", route_args(path="/home/carol@example.org/"))]))
-        time.sleep(0.2)
+        # SIGTERM only once the agent holds the request
+        assert wait_for(lambda: ag.metrics().get("gatehouse_spoa_notify_total", 0) >= 1, 5)
         ag.proc.signal(signal.SIGTERM)
         # the idle connection is told at once
         f = idle.recv_frame(timeout=3)
@@ -293,6 +294,7 @@ def test_sighup_reloads(spoa_factory, memcached, mailboxes, slapd_shared):
     # a broken file is refused and the running configuration kept
     open(ag.conf, "a").write("\n[nonsense]\nx = 1\n")
     ag.proc.signal(signal.SIGHUP)
-    time.sleep(0.5)
+    assert wait_for(lambda: "reload failed, keeping the running configuration"
+                    in ag.proc.log_tail(), 5), ag.proc.log_tail()
     assert ask(c, 6, route_args(path="/home/alice@example.com/"))["port"] == 1
     assert ag.proc.alive()

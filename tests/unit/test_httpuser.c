@@ -168,15 +168,50 @@ test_basic(void **state)
 	assert_int_equal(httpuser_from_basic(S("Basi"), u, sizeof(u)), 0);
 	assert_int_equal(httpuser_from_basic(S("BasicYWxpY2U6eA=="), u, sizeof(u)), 0);
 	assert_int_equal(httpuser_from_basic(NULL, 0, u, sizeof(u)), 0);
-	/* Malformed: no colon, bad alphabet, data after padding, empty user. */
-	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2U="), u, sizeof(u)), -1);
-	assert_int_equal(httpuser_from_basic(S("Basic YWxp*2U6eA=="), u, sizeof(u)), -1);
-	assert_int_equal(httpuser_from_basic(S("Basic YQ==YQ=="), u, sizeof(u)), -1);
+	/* Bad requests: no colon, bad alphabet, data after padding, nothing,
+	 * a CR/LF in the user name ("alice\r\n@example.com:pw"). */
+	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2U="), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_basic(S("Basic YWxp*2U6eA=="), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_basic(S("Basic YQ==YQ=="), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_basic(S("Basic "), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2UNCkBleGFtcGxlLmNvbTpwdw=="), u,
+	                                     sizeof(u)), -2);
+	/* No account has it: an empty user, a space in it ("a b:x"). */
 	assert_int_equal(httpuser_from_basic(S("Basic OnNlY3JldA=="), u, sizeof(u)), -1);
-	assert_int_equal(httpuser_from_basic(S("Basic "), u, sizeof(u)), -1);
+	assert_int_equal(httpuser_from_basic(S("Basic YSBiOng="), u, sizeof(u)), -1);
 	/* The password never reaches the output. */
 	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2VAZXhhbXBsZS5jb206c2VjcmV0"), u, sizeof(u)), 1);
 	assert_null(memmem(u, sizeof(u), "secret", 6));
+}
+
+static void
+test_form(void **state)
+{
+	char u[HTTPUSER_MAX], big[2 * HTTPUSER_MAX];
+
+	(void)state;
+	/* as browsers send it */
+	assert_int_equal(httpuser_from_form(S("user%40example.org"), u, sizeof(u)), 1);
+	assert_string_equal(u, "user@example.org");
+	assert_int_equal(httpuser_from_form(S("alice@example.com"), u, sizeof(u)), 1);
+	assert_string_equal(u, "alice@example.com");
+	/* spaces around it ('+' is a space) are not part of the name */
+	assert_int_equal(httpuser_from_form(S("+%20bob%40example.com+"), u, sizeof(u)), 1);
+	assert_string_equal(u, "bob@example.com");
+	assert_int_equal(httpuser_from_form(S("++"), u, sizeof(u)), 0);
+	assert_int_equal(httpuser_from_form(S(""), u, sizeof(u)), 0);
+	assert_int_equal(httpuser_from_form(NULL, 0, u, sizeof(u)), 0);
+	/* no account has these */
+	assert_int_equal(httpuser_from_form(S("a+b%40example.com"), u, sizeof(u)), -1);
+	assert_string_equal(u, "");
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(httpuser_from_form(big, sizeof(big), u, sizeof(u)), -1);
+	/* bad requests: a bad escape, a CR/LF, a NUL */
+	assert_int_equal(httpuser_from_form(S("alice%4"), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_form(S("alice%zz"), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_form(S("alice%0D%0A@example.com"), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_form(S("alice%00"), u, sizeof(u)), -2);
+	assert_string_equal(u, "");
 }
 
 static void
@@ -208,6 +243,11 @@ test_find(void **state)
 	r.auth = NULL; r.auth_len = 0;
 	assert_int_equal(httpuser_find(&r, u, sizeof(u)), HTTPUSER_NONE);
 	assert_string_equal(u, "");
+	/* malformed Basic credentials are a bad request, not "no user" */
+	r.auth = "Basic YWxpY2UNCkBleGFtcGxlLmNvbTpwdw=="; r.auth_len = strlen(r.auth);
+	assert_int_equal(httpuser_find(&r, u, sizeof(u)), HTTPUSER_BAD);
+	assert_string_equal(u, "");
+	assert_string_equal(httpuser_by_name(HTTPUSER_BAD), "bad");
 	assert_string_equal(httpuser_by_name(HTTPUSER_COOKIE), "cookie");
 	assert_string_equal(httpuser_by_name(HTTPUSER_NONE), "none");
 }
@@ -220,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_form),
 		cmocka_unit_test(test_find),
 	};
 

@@ -220,6 +220,32 @@ test_names(void **state)
 }
 
 static void
+test_throttle_name(void **state)
+{
+	struct route_result r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	/* found: the canonical account, whatever alias was typed */
+	r.status = ROUTE_OK;
+	strcpy(r.account, "alice@example.com");
+	assert_string_equal(route_throttle_name(&r, "al@example.com"), "alice@example.com");
+	r.status = ROUTE_REFUSED;
+	assert_string_equal(route_throttle_name(&r, "al@example.com"), "alice@example.com");
+	/* not an account (or not known now): the name itself, never NULL, so
+	 * unknown names are counted exactly like accounts */
+	r.status = ROUTE_UNKNOWN;
+	r.account[0] = '\0';
+	assert_string_equal(route_throttle_name(&r, "nosuch@example.com"), "nosuch@example.com");
+	r.status = ROUTE_ERROR;
+	assert_string_equal(route_throttle_name(&r, "twice@example.com"), "twice@example.com");
+	r.status = ROUTE_TEMPFAIL;
+	assert_string_equal(route_throttle_name(&r, "bob@example.com"), "bob@example.com");
+	r.status = ROUTE_REFUSED;    /* refused before the account was read */
+	assert_string_equal(route_throttle_name(&r, "x@example.com"), "x@example.com");
+}
+
+static void
 test_no_local_cache(void **state)
 {
 	struct gh_config *c = cfg_new();
@@ -248,6 +274,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_no_backends_tempfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_local, setup, teardown),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_throttle_name),
 		cmocka_unit_test(test_no_local_cache),
 	};
 

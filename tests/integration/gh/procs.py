@@ -10,6 +10,8 @@ import subprocess
 import time
 
 _live = []
+# Every Proc ever started in this run, for the log tails of a failed test.
+_all = []
 
 # Sanitizer reports found in the logs of stopped processes: (name, pid,
 # excerpt). The test session fails when any is found (see conftest.py), so
@@ -45,7 +47,10 @@ class Proc:
                                       start_new_session=True,
                                       preexec_fn=_die_with_parent)
         self.pid = self.popen.pid
+        self.started = time.monotonic()
+        self.stopped = None
         _live.append(self)
+        _all.append(self)
 
     def alive(self):
         """Return True while the process runs."""
@@ -90,6 +95,8 @@ class Proc:
                 self.popen.wait(5)
         if self in _live:
             _live.remove(self)
+        if self.stopped is None:
+            self.stopped = time.monotonic()
         if not self._logf.closed:
             self._logf.close()
             self._scan_sanitizer()
@@ -112,6 +119,21 @@ class Proc:
     def kill(self):
         """Stop the process at once with SIGKILL."""
         return self.stop(sig=_signal.SIGKILL)
+
+
+def tails_since(t0, n=3000, limit=12):
+    """Return the log tails (<n> bytes each) of the processes that ran at
+    some time after monotonic time <t0>: the ones a test started or used.
+    At most <limit> processes, newest first."""
+    used = [p for p in _all if p.stopped is None or p.stopped >= t0]
+    out = []
+    for p in reversed(used[-limit:]):
+        state = "running" if p.alive() else "exited %s" % p.returncode()
+        out.append("---- %s (pid %d, %s) %s ----\n%s"
+                   % (p.name, p.pid, state, p.log, p.log_tail(n).rstrip()))
+    if len(used) > limit:
+        out.append("(%d older processes not shown)" % (len(used) - limit))
+    return "\n".join(out)
 
 
 def wait_pidfile_gone(pid, timeout=5.0):
