@@ -163,9 +163,10 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		 * delay, failure counted under the same name), so nobody can
 		 * tell which names exist; the log and the audit say which. */
 		if (lk->route.status != ROUTE_UNKNOWN)
-			session_log(s, LOG_WARNING, "login of %s refused: route %s%s%s", lk->key,
-			            route_status_name(lk->route.status),
-			            lk->route.account[0] ? " account=" : "", lk->route.account);
+			session_log_limited(s, LOG_WARNING, "login-refused",
+			                    "login of %s refused: route %s%s%s", lk->key,
+			                    route_status_name(lk->route.status),
+			                    lk->route.account[0] ? " account=" : "", lk->route.account);
 		s->login->route.status = lk->route.status;
 		login_record(s, route_throttle_name(&lk->route, lk->key), 0);
 		/* decided: the password is not needed while the answer waits */

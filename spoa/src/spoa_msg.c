@@ -407,8 +407,9 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		if (r->by == HTTPUSER_BAD || r->bad) {
 			/* a bad request gets 400 from HAProxy: nothing to look up */
 			r->bad = 1;
-			log_warnx(&sp->log, "spoa: %s: malformed credentials in a request "
-			          "(Basic or form user name): answering bad (400)", c->peer);
+			log_limited(&sp->log, LOG_WARNING, "bad-credentials",
+			            "spoa: %s: malformed credentials in a request "
+			            "(Basic or form user name): answering bad (400)", c->peer);
 		}
 		if (g->cfg->spoa.strict_hosts) {
 			enum vhost_rc vr = vhost_cached(&g->ag, r->host);
