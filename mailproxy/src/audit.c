@@ -82,7 +82,7 @@ audit_login(struct session *s, const char *user, const char *result)
 		n = (int)sizeof(line) - 1;
 	if (mp->audit_fd >= 0) {
 		if (write(mp->audit_fd, line, (size_t)n) < 0)
-			log_warn(&mp->log, "audit_log write");
+			log_limited_errno(&mp->log, LOG_WARNING, "audit-write", "audit_log write");
 	} else {
 		line[n - 1] = '\0';
 		log_info(&mp->log, "%s", line);

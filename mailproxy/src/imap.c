@@ -239,8 +239,9 @@ imap_input(struct session *s)
 			break;
 		case IMAPCMD_ERROR:
 			if (st->too_long)
-				session_log(s, LOG_WARNING, "command line too long (%zu octets): answered BAD",
-				            st->line_len);
+				session_log_limited(s, LOG_WARNING, "line-too-long",
+				                    "command line too long (%zu octets): answered BAD",
+				                    st->line_len);
 			if (st->taglen > 0)
 				session_printf(s, "%s BAD %s\r\n", st->tag, st->error ? st->error : "Syntax error.");
 			else
@@ -248,8 +249,9 @@ imap_input(struct session *s)
 			session_bad_command(s);
 			break;
 		case IMAPCMD_FATAL:
-			session_log(s, LOG_WARNING, "%s (%zu octets): cannot resynchronize, closing",
-			            st->error ? st->error : "protocol error", st->line_len);
+			session_log_limited(s, LOG_WARNING, "protocol-fatal",
+			                    "%s (%zu octets): cannot resynchronize, closing",
+			                    st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "* BYE %s\r\n", st->error ? st->error : "Protocol error.");
 			session_finish(s);
 			break;

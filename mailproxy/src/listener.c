@@ -34,7 +34,8 @@ listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0) {
 			if (!listen_pause_on_error(&li->pause, errno) && errno != EAGAIN &&
 			    errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-				log_warn(&mp->log, "accept on %s", li->name);
+				log_limited_errno(&mp->log, LOG_WARNING, "accept", "accept on %s",
+				                  li->name);
 			return;
 		}
 		if (mp->nsessions >= mp->cfg->mailproxy.max_connections) {

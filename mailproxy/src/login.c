@@ -141,9 +141,10 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 
 	if (lk->throttled) {
 		mp_count(s->mp, MPC_LOGIN_THROTTLED, 1);
-		session_log(s, LOG_NOTICE, "login of %s throttled (%s, %llu/%llu)",
-		            lk->key, throttle_verdict_name(lk->thr.verdict),
-		            (unsigned long long)lk->thr.count, (unsigned long long)lk->thr.limit);
+		session_log_limited(s, LOG_NOTICE, "login-throttled", "login of %s throttled (%s, %llu/%llu)",
+		                    lk->key, throttle_verdict_name(lk->thr.verdict),
+		                    (unsigned long long)lk->thr.count,
+		                    (unsigned long long)lk->thr.limit);
 		ops->reject(s, lk->thr.message && lk->thr.message[0] ? lk->thr.message
 		                                                      : "Too many login attempts, try again later.");
 		audit_login(s, lk->key, "throttled");
@@ -162,9 +163,10 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		 * delay, failure counted under the same name), so nobody can
 		 * tell which names exist; the log and the audit say which. */
 		if (lk->route.status != ROUTE_UNKNOWN)
-			session_log(s, LOG_WARNING, "login of %s refused: route %s%s%s", lk->key,
-			            route_status_name(lk->route.status),
-			            lk->route.account[0] ? " account=" : "", lk->route.account);
+			session_log_limited(s, LOG_WARNING, "login-refused",
+			                    "login of %s refused: route %s%s%s", lk->key,
+			                    route_status_name(lk->route.status),
+			                    lk->route.account[0] ? " account=" : "", lk->route.account);
 		s->login->route.status = lk->route.status;
 		login_record(s, route_throttle_name(&lk->route, lk->key), 0);
 		/* decided: the password is not needed while the answer waits */
@@ -178,8 +180,8 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 			login_unknown_answer(s);
 		}
 	} else {
-		session_log(s, LOG_WARNING, "route lookup for %s: %s", lk->key,
-		            route_status_name(lk->route.status));
+		session_log_limited(s, LOG_WARNING, "lookup-failed", "route lookup for %s: %s", lk->key,
+		                    route_status_name(lk->route.status));
 		/* the lookup itself failed (directory down, queue full) */
 		login_lookup_tempfail(s, "lookup failed");
 	}
@@ -260,7 +262,7 @@ login_start(struct session *s)
 	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
 		free(lk);
-		session_log(s, LOG_WARNING, "job queue full");
+		session_log_limited(s, LOG_WARNING, "job-queue-full", "job queue full");
 		login_lookup_tempfail(s, "busy");
 		return;
 	}
@@ -315,8 +317,8 @@ login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 	if (s->dead)
 		return;
 	mp_count(s->mp, MPC_LOGIN_TEMPFAIL, 1);
-	session_log(s, LOG_WARNING, "login failed temporarily: %s%s%s", why,
-	            s->server[0] ? " server=" : "", s->server);
+	session_log_limited(s, LOG_WARNING, "login-tempfail", "login failed temporarily: %s%s%s",
+	                    why, s->server[0] ? " server=" : "", s->server);
 	session_ops(s)->tempfail(s, what);
 	if (s->login != NULL) {
 		login_observe(s);

@@ -65,7 +65,17 @@ term_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &mp->grace);
 }
 
-/* Reload what can change at run time. */
+/* Report the counts of rate-limited messages whose window is over. */
+static void
+log_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mp *mp = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_limit_flush(&mp->log, 0);
+}
+
 /* Log that [mailproxy] <key> changed (<changed>) but keeps its value until a restart. */
 static void
 reload_warn(struct mp *mp, const char *key, int changed)
@@ -114,6 +124,8 @@ hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	mp->cfg->mailproxy.queue_size = keep.queue_size;
 	mp->cfg->mailproxy.buffer_size = keep.buffer_size;
 	memcpy(mp->cfg->mailproxy.metrics, keep.metrics, sizeof(keep.metrics));
+	/* the rate limit is the one [log] setting a reload changes */
+	log_limit_set(&mp->log_limit, nc->log.rate_limit, nc->log.rate_limit_interval_ms);
 	free(nc);
 	tls_reload_certs(mp);
 	audit_open(mp);
@@ -157,6 +169,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "gatehouse-mailproxy: bad [log] settings\n");
 		return 1;
 	}
+	if (log_limit_init(&mp->log_limit, mp->cfg->log.rate_limit,
+	                   mp->cfg->log.rate_limit_interval_ms, NULL, NULL) < 0) {
+		fprintf(stderr, "gatehouse-mailproxy: cannot set up the log rate limit\n");
+		return 1;
+	}
+	mp->log.limit = &mp->log_limit;
 	mp->loop = ev_default_loop(EVFLAG_AUTO);
 	if (tls_init(mp, err, sizeof(err)) < 0) {
 		log_err(&mp->log, "%s", err);
@@ -195,13 +213,19 @@ main(int argc, char **argv)
 	ev_signal_start(mp->loop, &mp->sig_term);
 	ev_signal_start(mp->loop, &mp->sig_int);
 	ev_signal_start(mp->loop, &mp->sig_hup);
+	/* suppressed counts are reported within a second of their window's end */
+	ev_timer_init(&mp->log_flush_w, log_flush_cb, 1., 1.);
+	mp->log_flush_w.data = mp;
+	ev_timer_start(mp->loop, &mp->log_flush_w);
 	log_notice(&mp->log, "gatehouse-mailproxy started");
 	ev_run(mp->loop, 0);
+	log_limit_flush(&mp->log, 1);
 	log_notice(&mp->log, "gatehouse-mailproxy stopped");
 	rc = 0;
 out:
 	session_shutdown_all(mp, 1);
 	ev_timer_stop(mp->loop, &mp->grace);
+	ev_timer_stop(mp->loop, &mp->log_flush_w);
 	if (mp->jq != NULL)
 		jobq_stop(mp->jq);
 	if (mp->port != NULL)
@@ -214,6 +238,10 @@ out:
 	if (mp->audit_fd >= 0)
 		close(mp->audit_fd);
 	ev_loop_destroy(mp->loop);
+	/* the worker threads are gone: nothing else logs through the limiter */
+	log_limit_flush(&mp->log, 1);
+	mp->log.limit = NULL;
+	log_limit_free(&mp->log_limit);
 	free(mp->cfg);
 	free(mp);
 	return rc;

@@ -19,6 +19,7 @@
 #include "jobq.h"
 #include "listen.h"
 #include "log.h"
+#include "log_limit.h"
 #include "metrics-t.h"
 #include "mhttp.h"
 #include "pop3cmd.h"
@@ -82,6 +83,8 @@ struct mp {
 	struct gh_config *cfg;           /* live configuration (owned) */
 	const char *cfg_path;
 	struct logger log;
+	struct log_limit log_limit;      /* rate limit of client-caused warnings */
+	ev_timer log_flush_w;            /* reports suppressed counts */
 	struct ev_loop *loop;
 	struct agent ag;
 	struct jobq *jq;
@@ -242,6 +245,9 @@ void session_bad_command(struct session *s);
 const struct proto_ops *session_ops(const struct session *s);
 void session_log(const struct session *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+void session_log_limited(const struct session *s, int level, const char *kind,
+                         const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 void session_starttls(struct session *s);
 void session_parser_free(struct session *s);
 void session_shutdown_all(struct mp *mp, int force);

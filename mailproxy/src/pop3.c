@@ -227,14 +227,15 @@ pop3_input(struct session *s)
 			return 0;
 		case POP3CMD_ERROR:
 			if (st->too_long)
-				session_log(s, LOG_WARNING, "command line too long (%zu octets): answered -ERR",
-				            st->line_len);
+				session_log_limited(s, LOG_WARNING, "line-too-long",
+				                    "command line too long (%zu octets): answered -ERR",
+				                    st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Syntax error.");
 			session_bad_command(s);
 			break;
 		case POP3CMD_FATAL:
-			session_log(s, LOG_WARNING, "%s (%zu octets): closing",
-			            st->error ? st->error : "protocol error", st->line_len);
+			session_log_limited(s, LOG_WARNING, "protocol-fatal", "%s (%zu octets): closing",
+			                    st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Protocol error.");
 			session_finish(s);
 			break;

@@ -34,21 +34,45 @@ session_ops(const struct session *s)
 	return s->proto == MP_IMAP ? &imap_ops : &pop3_ops;
 }
 
+/* Log <fmt> with <ap> for session <s> at <level>, prefixed with its id and client. */
+static void
+session_vlog(const struct session *s, int level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_msg(&s->mp->log, level, "session %llu %s:%u %s%s%s: %s",
+	        (unsigned long long)s->id, s->ip, s->port, s->li->name,
+	        s->account[0] ? " user=" : "", s->account, msg);
+}
+
 /* Log <fmt> for session <s> at <level>, prefixed with its id and client. */
 void
 session_log(const struct session *s, int level, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
 	if (!log_enabled(&s->mp->log, level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	session_vlog(s, level, fmt, ap);
 	va_end(ap);
-	log_msg(&s->mp->log, level, "session %llu %s:%u %s%s%s: %s",
-	        (unsigned long long)s->id, s->ip, s->port, s->li->name,
-	        s->account[0] ? " user=" : "", s->account, msg);
+}
+
+/*
+ * Log <fmt> for session <s> at <level> like session_log(), unless messages
+ * of <kind> are over their rate limit: for what a client causes at will.
+ */
+void
+session_log_limited(const struct session *s, int level, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_limit_allow(&s->mp->log, level, kind))
+		return;
+	va_start(ap, fmt);
+	session_vlog(s, level, fmt, ap);
+	va_end(ap);
 }
 
 /* Allocate the pre-auth parser of <s>. Returns 0 or -1. */
@@ -312,7 +336,7 @@ session_bad_command(struct session *s)
 {
 	mp_count(s->mp, MPC_BAD_COMMANDS, 1);
 	if (++s->bad >= s->mp->cfg->mailproxy.max_bad_commands) {
-		session_log(s, LOG_INFO, "too many bad commands");
+		session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
 		session_ops(s)->bye(s, "Too many invalid commands.");
 		session_finish(s);
 	}
@@ -709,8 +733,8 @@ session_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t len = sizeof(err);
 
 		if (getsockopt(sd->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-			session_log(s, LOG_WARNING, "connect to %s failed: %s", s->login->route.server,
-			            strerror(err ? err : errno));
+			session_log_limited(s, LOG_WARNING, "upstream-connect", "connect to %s failed: %s",
+			                    s->login->route.server, strerror(err ? err : errno));
 			upstream_retry(s);
 		} else {
 			upstream_connected(s);
@@ -747,7 +771,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		login_unknown_answer(s);
 		break;
 	case SS_UP_CONNECT:
-		session_log(s, LOG_WARNING, "connect to %s timed out", s->login->route.server);
+		session_log_limited(s, LOG_WARNING, "upstream-connect", "connect to %s timed out",
+		                    s->login->route.server);
 		upstream_retry(s);
 		break;
 	case SS_UP_RETRY:

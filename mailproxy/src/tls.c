@@ -58,8 +58,9 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	rc = certs_alpn_select(in, inlen, s->proto == MP_IMAP ? "imap" : "pop3", out, outlen);
 	if (rc != SSL_TLSEXT_ERR_OK)
-		session_log(s, LOG_INFO, "TLS: client offered ALPN without %s: refused",
-		            s->proto == MP_IMAP ? "imap" : "pop3");
+		session_log_limited(s, LOG_INFO, "tls-alpn",
+		                    "TLS: client offered ALPN without %s: refused",
+		                    s->proto == MP_IMAP ? "imap" : "pop3");
 	return rc;
 }
 
@@ -158,11 +159,12 @@ tls_server_start(struct session *s)
 	SSL *ssl;
 
 	if (!tls_available(mp)) {
-		session_log(s, LOG_WARNING, "TLS requested but no certificate is loaded");
+		session_log_limited(s, LOG_WARNING, "tls-no-certificate",
+		                    "TLS requested but no certificate is loaded");
 		return -1;
 	}
 	if (mp->nhandshakes >= mp->cfg->mailproxy.max_handshakes) {
-		session_log(s, LOG_WARNING, "too many TLS handshakes in progress");
+		session_log_limited(s, LOG_WARNING, "tls-busy", "too many TLS handshakes in progress");
 		return -1;
 	}
 	ssl = SSL_new(certs_default(mp->certs));
@@ -243,8 +245,13 @@ tls_handshake(struct session *s, struct side *sd)
 	if (sd == &s->up && SSL_get_verify_result(sd->ssl) != X509_V_OK)
 		snprintf(buf, sizeof(buf), "certificate verification failed: %s",
 		         X509_verify_cert_error_string(SSL_get_verify_result(sd->ssl)));
-	session_log(s, LOG_INFO, "TLS handshake with the %s failed: %s",
-	            sd == &s->cl ? "client" : "mailbox server", buf);
+	/* separate budgets: a client flood must not hide a mailbox server's failures */
+	if (sd == &s->cl)
+		session_log_limited(s, LOG_INFO, "tls-handshake",
+		                    "TLS handshake with the client failed: %s", buf);
+	else
+		session_log_limited(s, LOG_INFO, "upstream-tls",
+		                    "TLS handshake with the mailbox server failed: %s", buf);
 	ERR_clear_error();
 	return -1;
 }

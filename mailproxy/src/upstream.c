@@ -28,7 +28,7 @@ upstream_connect(struct session *s)
 	lg->attempts++;
 	fd = socket(lg->route.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		session_log(s, LOG_ERR, "socket: %s", strerror(errno));
+		session_log_limited(s, LOG_ERR, "upstream-socket", "socket: %s", strerror(errno));
 		login_upstream_tempfail(s, "cannot create a socket");
 		return;
 	}
@@ -44,8 +44,8 @@ upstream_connect(struct session *s)
 		return;
 	}
 	if (errno != EINPROGRESS) {
-		session_log(s, LOG_WARNING, "connect to %s failed: %s", lg->route.server,
-		            strerror(errno));
+		session_log_limited(s, LOG_WARNING, "upstream-connect", "connect to %s failed: %s",
+		                    lg->route.server, strerror(errno));
 		upstream_retry(s);
 		return;
 	}

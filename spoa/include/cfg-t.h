@@ -47,6 +47,8 @@ struct cfg_log {
 	char target[CFG_STR_MAX];      /* "stderr" or "syslog" */
 	char level[CFG_NAME_MAX];      /* err, warning, notice, info, debug */
 	char facility[CFG_NAME_MAX];   /* syslog facility: mail, daemon, local0..7 */
+	uint32_t rate_limit;           /* lines of one kind of peer-caused warning per interval; 0 = off */
+	uint32_t rate_limit_interval_ms;
 };
 
 /* [ldap] */

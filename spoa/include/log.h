@@ -9,11 +9,14 @@
 
 #include <syslog.h>
 
+struct log_limit;
+
 /* Where and how much to log. Levels are syslog's LOG_ERR .. LOG_DEBUG. */
 struct logger {
 	int level;        /* messages above this level are dropped */
 	int use_syslog;   /* 1 = syslog(3), 0 = stderr */
 	char ident[32];   /* program name shown on stderr lines */
+	struct log_limit *limit; /* rate limiter of log_limited(); NULL = none (not owned) */
 };
 
 /*
@@ -32,6 +35,20 @@ void log_msg(const struct logger *lg, int level, const char *fmt, ...)
 /* Log <fmt> at <level> followed by ": " and strerror(errno). */
 void log_errno(const struct logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Log <fmt> at <level> unless messages of <kind> (a constant string naming
+ * the message, such as "spop-error") are over the rate limit of <lg>
+ * (lg->limit, see log_limit_allow()). For what a remote peer can cause at
+ * will; never for operational messages.
+ */
+void log_limited(const struct logger *lg, int level, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Like log_limited() with ": " and strerror(errno) appended. */
+void log_limited_errno(const struct logger *lg, int level, const char *kind,
+                       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* Tell whether a message at <level> would be written by <lg>. */
 int log_enabled(const struct logger *lg, int level);

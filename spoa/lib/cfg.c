@@ -46,6 +46,8 @@ static const struct kw keywords[] = {
 	{ "log", "target", KW_STR, S(log, target), 0, "stderr" },
 	{ "log", "level", KW_STR, S(log, level), 0, "info" },
 	{ "log", "facility", KW_STR, S(log, facility), 0, "mail" },
+	{ "log", "rate_limit", KW_U32, S(log, rate_limit), 1000000, "10" },
+	{ "log", "rate_limit_interval", KW_MS, S(log, rate_limit_interval_ms), 3600000, "10s" },
 
 	{ "ldap", "uri", KW_LIST, S(ldap, uri), 0, NULL },
 	{ "ldap", "bind_dn", KW_STR, S(ldap, bind_dn), 0, NULL },

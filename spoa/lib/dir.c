@@ -332,7 +332,8 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 	if (by == DIR_BY_VHOST) {
 		*drc = (rc == LDAP_SIZELIMIT_EXCEEDED || n >= 1) ? DIR_OK : DIR_UNKNOWN;
 	} else if (rc == LDAP_SIZELIMIT_EXCEEDED || n >= 2) {
-		log_err(d->log, "ldap: several entries match '%s' (%s): refusing to choose", key, filter);
+		log_limited(d->log, LOG_ERR, "ldap-bad-entry",
+		            "ldap: several entries match '%s' (%s): refusing to choose", key, filter);
 		dir_set_err(d, "several entries for '%s'", key);
 		*drc = DIR_ERROR;
 	} else if (n <= 0) {
@@ -344,8 +345,9 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 		    dir_get_attr(d->ld, e, c->id_attr, out->id, sizeof(out->id), 0) < 0) {
 			char *dn = ldap_get_dn(d->ld, e);
 
-			log_err(d->log, "ldap: entry %s for '%s' has an over-long or binary "
-			        "%s/%s/%s value", dn ? dn : "?", key, c->name_attr, c->host_attr, c->id_attr);
+			log_limited(d->log, LOG_ERR, "ldap-bad-entry",
+			            "ldap: entry %s for '%s' has an over-long or binary %s/%s/%s value",
+			            dn ? dn : "?", key, c->name_attr, c->host_attr, c->id_attr);
 			ldap_memfree(dn);
 			dir_set_err(d, "bad entry for '%s'", key);
 			*drc = DIR_ERROR;
@@ -401,7 +403,7 @@ dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_ent
 		}
 		if (dir_transient(rc))
 			return DIR_TEMPFAIL;
-		log_err(d->log, "ldap: %s", d->err);
+		log_limited(d->log, LOG_ERR, "ldap-error", "ldap: %s", d->err);
 		return DIR_ERROR;
 	}
 	return DIR_TEMPFAIL;

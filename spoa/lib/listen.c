@@ -36,8 +36,9 @@ listen_pause_on_error(struct listen_pause *p, int err)
 		return 0;
 	if (!ev_is_active(&p->t)) {
 		errno = err;
-		log_warn(p->log, "accept on %s: pausing new connections for %.0f ms", p->what,
-		         LISTEN_PAUSE_S * 1000);
+		log_limited_errno(p->log, LOG_WARNING, "accept-pause",
+		                  "accept on %s: pausing new connections for %.0f ms", p->what,
+		                  LISTEN_PAUSE_S * 1000);
 		ev_io_stop(p->loop, p->io);
 		ev_timer_start(p->loop, &p->t);
 	}

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_limit.h"
 
 static const struct { const char *name; int value; } levels[] = {
 	{ "err", LOG_ERR }, { "error", LOG_ERR }, { "warning", LOG_WARNING },
@@ -172,6 +173,40 @@ log_errno(const struct logger *lg, int level, const char *fmt, ...)
 
 	if (!log_enabled(lg, level))
 		return;
+	e = strerror_r(saved, ebuf, sizeof(ebuf));
+	va_start(ap, fmt);
+	log_vwrite(lg, level, e, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+/* Log <fmt> at <level> unless <kind> is over its rate limit. */
+void
+log_limited(const struct logger *lg, int level, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_limit_allow(lg, level, kind))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(lg, level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* Log <fmt> and strerror(errno) at <level> unless <kind> is over its rate limit. */
+void
+log_limited_errno(const struct logger *lg, int level, const char *kind, const char *fmt, ...)
+{
+	char ebuf[128];
+	const char *e;
+	int saved = errno;
+	va_list ap;
+
+	/* a summary written first must not change the errno reported */
+	if (!log_limit_allow(lg, level, kind)) {
+		errno = saved;
+		return;
+	}
 	e = strerror_r(saved, ebuf, sizeof(ebuf));
 	va_start(ap, fmt);
 	log_vwrite(lg, level, e, fmt, ap);

@@ -345,7 +345,8 @@ mc_get(struct mc *mc, const char *key, char *val, size_t vlen)
 	if (n >= vlen) {
 		free(v);
 		mc->failed = 0;
-		log_warnx(mc->log, "memcached: value of %s too long (%zu bytes)", key, n);
+		log_limited(mc->log, LOG_WARNING, "memcached-bad-value",
+		            "memcached: value of %s too long (%zu bytes)", key, n);
 		return MC_ERR;
 	}
 	memcpy(val, v, n);

@@ -149,16 +149,18 @@ route_resolve(struct agent *ag, const struct route_val *v, enum gh_proto proto,
 	if (srv == NULL) {
 		out->status = ROUTE_REFUSED;
 		if (loud)
-			log_warnx(ag->log, "route: account %s: host '%s' is not a configured server: "
-			          "refused", v->account, v->server);
+			log_limited(ag->log, LOG_WARNING, "route-refused",
+			            "route: account %s: host '%s' is not a configured server: refused",
+			            v->account, v->server);
 		return;
 	}
 	memcpy(out->server, srv->name, strlen(srv->name) + 1);
 	if (srv->port[proto] == 0) {
 		out->status = ROUTE_REFUSED;
 		if (loud)
-			log_warnx(ag->log, "route: account %s: server %s does not serve %s: refused",
-			          v->account, srv->name, cfg_proto_name(proto));
+			log_limited(ag->log, LOG_WARNING, "route-refused",
+			            "route: account %s: server %s does not serve %s: refused",
+			            v->account, srv->name, cfg_proto_name(proto));
 		return;
 	}
 	memcpy(&out->addr, &srv->addr, srv->addrlen);
@@ -287,7 +289,8 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	v->unknown = 0;
 	if (e.name[0] == '\0') {
 		if (kind == ROUTE_BY_ID) {
-			log_err(ag->log, "route: entry for id %s has no %s", norm, ag->cfg->ldap.name_attr);
+			log_limited(ag->log, LOG_ERR, "ldap-bad-entry", "route: entry for id %s has no %s",
+			            norm, ag->cfg->ldap.name_attr);
 			return ROUTE_ERROR;
 		}
 		memcpy(e.name, norm, strlen(norm) + 1);
@@ -295,8 +298,9 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	memcpy(v->account, e.name, strlen(e.name) + 1);
 	if (!route_host_ok(e.host)) {
 		/* not cacheable, and never a configured server: refuse */
-		log_warnx(ag->log, "route: account %s: host '%s' is not a configured server: refused",
-		          e.name, e.host);
+		log_limited(ag->log, LOG_WARNING, "route-refused",
+		            "route: account %s: host '%s' is not a configured server: refused",
+		            e.name, e.host);
 		v->server[0] = '\0';
 		return ROUTE_REFUSED;
 	}

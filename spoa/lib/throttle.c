@@ -179,14 +179,16 @@ check_begin(struct agent *ag, const char *ip, const char *user, struct check_ctx
 	 * rather than let it bypass the IP counters */
 	if (ip == NULL || cidr_parse_addr(ip, &addr) < 0 ||
 	    cidr_group(ip, t->ipv6_prefix, cc->group, sizeof(cc->group)) < 0) {
-		log_warnx(ag->log, "throttle: bad client address '%.64s'", ip ? ip : "(null)");
+		log_limited(ag->log, LOG_WARNING, "throttle-bad-input",
+		            "throttle: bad client address '%.64s'", ip ? ip : "(null)");
 		return reject(ag, out, THROTTLE_REJECT_IP, M_THROTTLE_REJECT_IP, 0, t->ip_max,
 		              t->ip_ttl_s, t->ip_reject_message);
 	}
 	cc->whitelisted = whitelisted(ag, &addr);
 	if (user != NULL && name_normalise(cc->account, sizeof(cc->account), user,
 	                                   ag->cfg->ldap.default_domain) < 0) {
-		log_warnx(ag->log, "throttle: bad account name from %s", cc->group);
+		log_limited(ag->log, LOG_WARNING, "throttle-bad-input",
+		            "throttle: bad account name from %s", cc->group);
 		return reject(ag, out, THROTTLE_REJECT_USER, M_THROTTLE_REJECT_USER, 0,
 		              t->user_max, t->user_ttl_s, t->user_reject_message);
 	}

@@ -48,13 +48,14 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (!listen_pause_on_error(&sp->accept_pause[w - sp->accept_w], errno) &&
 			    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
-				log_warn(&sp->log, "spoa: accept");
+				log_limited_errno(&sp->log, LOG_WARNING, "accept", "spoa: accept");
 			return;
 		}
 		if (sp->nconns >= sp->gen->cfg->spoa.max_connections) {
 			spoa_count(sp, SC_CONN_REFUSED);
-			log_warnx(&sp->log, "spoa: max_connections (%u) reached, refusing",
-			          sp->gen->cfg->spoa.max_connections);
+			log_limited(&sp->log, LOG_WARNING, "max-connections",
+			            "spoa: max_connections (%u) reached, refusing",
+			            sp->gen->cfg->spoa.max_connections);
 			close(fd);
 			continue;
 		}
@@ -151,6 +152,17 @@ sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 }
 
+/* Report the counts of rate-limited messages whose window is over. */
+static void
+log_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct spoa *sp = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_limit_flush(&sp->log, 0);
+}
+
 static void
 sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -168,6 +180,7 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	old = sp->gen;
 	sp->gen = g;
 	spoa_gen_put(sp, old);
+	log_limit_set(&sp->log_limit, g->cfg->log.rate_limit, g->cfg->log.rate_limit_interval_ms);
 	log_notice(&sp->log, "spoa: configuration reloaded from %s (listen addresses and "
 	           "metrics address take effect on restart)", sp->conf_path);
 }
@@ -215,6 +228,13 @@ main(int argc, char **argv)
 		free(cfg);
 		return 1;
 	}
+	if (log_limit_init(&sp.log_limit, cfg->log.rate_limit, cfg->log.rate_limit_interval_ms,
+	                   NULL, NULL) < 0) {
+		fprintf(stderr, "gatehouse-spoa: cannot set up the log rate limit\n");
+		free(cfg);
+		return 1;
+	}
+	sp.log.limit = &sp.log_limit;
 	free(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
@@ -241,12 +261,18 @@ main(int argc, char **argv)
 	ev_signal_start(sp.loop, &sp.sigterm_w);
 	ev_signal_start(sp.loop, &sp.sigint_w);
 	ev_signal_start(sp.loop, &sp.sighup_w);
+	/* suppressed counts are reported within a second of their window's end */
+	ev_timer_init(&sp.log_flush_w, log_flush_cb, 1., 1.);
+	sp.log_flush_w.data = &sp;
+	ev_timer_start(sp.loop, &sp.log_flush_w);
 	log_notice(&sp.log, "spoa: started (pid %d)", (int)getpid());
 	ev_run(sp.loop, 0);
+	log_limit_flush(&sp.log, 1);
 	log_notice(&sp.log, "spoa: stopping");
 out:
 	sp.stopped = 1;
 	ev_timer_stop(sp.loop, &sp.drain_w);
+	ev_timer_stop(sp.loop, &sp.log_flush_w);
 	spoa_conn_flush_pending(&sp);   /* what the last iteration queued */
 	while ((c = TAILQ_FIRST(&sp.conns)) != NULL)
 		spoa_conn_close(c);
@@ -254,5 +280,8 @@ out:
 	spoa_metrics_stop(&sp);
 	spoa_gen_put(&sp, sp.gen);
 	ev_loop_destroy(sp.loop);
+	/* what was suppressed while shutting down; the limiter itself lives
+	 * as long as the process, as a generation still referenced does */
+	log_limit_flush(&sp.log, 1);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "httpuser.h"
 #include "jobq.h"
 #include "log.h"
+#include "log_limit.h"
 #include "metrics-t.h"
 #include "listen.h"
 #include "mhttp.h"
@@ -65,6 +66,8 @@ struct spoa_gen {
 struct spoa {
 	struct ev_loop *loop;
 	struct logger log;
+	struct log_limit log_limit;       /* rate limit of peer-caused warnings */
+	ev_timer log_flush_w;             /* reports suppressed counts */
 	const char *conf_path;
 	int foreground;
 	struct spoa_gen *gen;             /* current generation */

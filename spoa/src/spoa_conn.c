@@ -227,8 +227,9 @@ spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
 		while (want < c->out_len + len)
 			want *= 2;
 		if (want > SPOA_OUT_MAX) {
-			log_warnx(&c->sp->log, "spoa: %s: output backlog over %d bytes, closing",
-			          c->peer, SPOA_OUT_MAX);
+			log_limited(&c->sp->log, LOG_WARNING, "spop-backlog",
+			            "spoa: %s: output backlog over %d bytes, closing", c->peer,
+			            SPOA_OUT_MAX);
 			spoa_conn_close(c);
 			return -1;
 		}
@@ -262,7 +263,8 @@ conn_disconnect(struct spoa_conn *c, int status, const char *msg)
 
 	if (status != SPOP_ST_NORMAL) {
 		spoa_count(c->sp, SC_PROTO_ERROR);
-		log_warnx(&c->sp->log, "spoa: %s: disconnecting: %s", c->peer, msg);
+		log_limited(&c->sp->log, LOG_WARNING, "spop-error", "spoa: %s: disconnecting: %s",
+		            c->peer, msg);
 	}
 	ev_io_stop(c->sp->loop, &c->rio);
 	c->state = CONN_CLOSING;
@@ -368,9 +370,10 @@ conn_frame(struct spoa_conn *c, const struct spop_frame *f)
 	case SPOP_FRM_HAPROXY_DISCONNECT:
 		spoa_count(c->sp, SC_DISCONNECT_IN);
 		if (spop_disconnect_parse(f, &d) == 0 && d.status != SPOP_ST_NORMAL)
-			log_info(&c->sp->log, "spoa: %s: HAProxy disconnects: status %u (%.*s)",
-			         c->peer, d.status, (int)(d.message.len > 200 ? 200 : d.message.len),
-			         d.message.ptr ? (const char *)d.message.ptr : "");
+			log_limited(&c->sp->log, LOG_INFO, "spop-peer-error",
+			            "spoa: %s: HAProxy disconnects: status %u (%.*s)", c->peer, d.status,
+			            (int)(d.message.len > 200 ? 200 : d.message.len),
+			            d.message.ptr ? (const char *)d.message.ptr : "");
 		conn_disconnect(c, SPOP_ST_NORMAL, "");
 		return -1;
 	default:

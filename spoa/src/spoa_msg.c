@@ -271,8 +271,9 @@ req_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	spoa_count(sp, SC_DEADLINE);
-	log_info(&sp->log, "spoa: %s: lookup for '%s' over the deadline, answering timeout",
-	         r->conn ? r->conn->peer : "-", r->user);
+	log_limited(&sp->log, LOG_INFO, "spoa-deadline",
+	            "spoa: %s: lookup for '%s' over the deadline, answering timeout",
+	            r->conn ? r->conn->peer : "-", r->user);
 	r->job = NULL;
 	if (r->conn != NULL)
 		req_answer(r->conn, r, "timeout");   /* unlinks r from its connection */
@@ -406,8 +407,9 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		if (r->by == HTTPUSER_BAD || r->bad) {
 			/* a bad request gets 400 from HAProxy: nothing to look up */
 			r->bad = 1;
-			log_warnx(&sp->log, "spoa: %s: malformed credentials in a request "
-			          "(Basic or form user name): answering bad (400)", c->peer);
+			log_limited(&sp->log, LOG_WARNING, "bad-credentials",
+			            "spoa: %s: malformed credentials in a request "
+			            "(Basic or form user name): answering bad (400)", c->peer);
 		}
 		if (g->cfg->spoa.strict_hosts) {
 			enum vhost_rc vr = vhost_cached(&g->ag, r->host);

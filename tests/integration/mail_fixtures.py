@@ -6,8 +6,9 @@ Import in a test module with `from mail_fixtures import *  # noqa`.
 mailproxy(**opts) -> MailProxy: starts gatehouse-mailproxy with IMAP, IMAPS,
 POP3 and POP3S listeners on free ports, certs from proxy_certs, metrics and
 an audit file; <opts> are [mailproxy] keys merged over the defaults, plus
-ldap=[...], memcached=[...], servers={...}, throttle={...}, and
-extra_listen={"imap": "[::1]:port"} for more addresses of a listener kind.
+ldap=[...], memcached=[...], servers={...}, throttle={...}, log={...} ([log]
+keys), and extra_listen={"imap": "[::1]:port"} for more addresses of a
+listener kind.
 """
 import os
 import shutil
@@ -105,7 +106,8 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
     exe = gh_bin("gatehouse-mailproxy")
     made = []
 
-    def make(ldap=None, mc=None, servers=None, throttle=None, extra_listen=None, **opts):
+    def make(ldap=None, mc=None, servers=None, throttle=None, extra_listen=None, log=None,
+             **opts):
         ps = [ports.free_port() for _ in range(5)]
         d = os.path.join(gh_tmp, "mailproxy-%d" % ps[0])
         os.makedirs(d)
@@ -125,7 +127,8 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
         conf = make_conf(ldap=[slapd_shared] if ldap is None else ldap,
                          memcached=[memcached] if mc is None else mc,
                          servers=proxy_servers(dovecots) if servers is None else servers,
-                         throttle=throttle or {}, mailproxy=mp)
+                         throttle=throttle or {}, mailproxy=mp,
+                         **({"log": log} if log else {}))
         p = MailProxy(d, conf, exe, ps)
         made.append(p)
         return p

@@ -132,6 +132,8 @@ test_defaults(void **state)
 	assert_int_equal(c->mailproxy.imap_idle_timeout_ms, 30 * 60 * 1000);
 	assert_string_equal(c->log.target, "stderr");
 	assert_string_equal(c->log.level, "info");
+	assert_int_equal(c->log.rate_limit, 10);
+	assert_int_equal(c->log.rate_limit_interval_ms, 10000);
 	assert_int_equal(c->nservers, 0);
 	free(c);
 }
@@ -149,6 +151,9 @@ test_full(void **state)
 
 	snprintf(text, sizeof(text),
 	         "; a comment\n"
+	         "[log]\n"
+	         "rate_limit = 0\n"
+	         "rate_limit_interval = 2500ms\n"
 	         "[ldap]\n"
 	         "uri = ldap://127.0.0.1:389 ldap://127.0.0.2:389\n"
 	         "uri = ldap://127.0.0.3\n"
@@ -178,6 +183,8 @@ test_full(void **state)
 	         "tls_name = mbox2.internal\n", pw);
 	assert_int_equal(load(t, text, CFG_NEED_LDAP | CFG_NEED_SERVERS | CFG_NEED_SPOA, err,
 	                      sizeof(err), &c), 0);
+	assert_int_equal(c->log.rate_limit, 0);
+	assert_int_equal(c->log.rate_limit_interval_ms, 2500);
 	assert_int_equal(c->ldap.uri.n, 3);
 	assert_string_equal(c->ldap.uri.item[2], "ldap://127.0.0.3");
 	assert_string_equal(c->ldap.bind_password, "s3cret");
@@ -237,9 +244,13 @@ test_bad_values(void **state)
 	fails(state, "[spoa]\nthreads = -1\n", 0, "threads", 2);
 	fails(state, "[spoa]\nthreads =\n", 0, "threads", 2);
 	fails(state, "[throttle]\nip_max = 99999999999\n", 0, "ip_max", 2);
+	fails(state, "[log]\nrate_limit = lots\n", 0, "rate_limit", 2);
+	fails(state, "[log]\nrate_limit = 1000001\n", 0, "rate_limit", 2);
 	/* KW_MS */
 	fails(state, "[ldap]\ntimeout = 5x\n", 0, "duration", 2);
 	fails(state, "[ldap]\ntimeout = 11m\n", 0, "duration", 2);
+	fails(state, "[log]\nrate_limit_interval = 10 s\n", 0, "rate_limit_interval", 2);
+	fails(state, "[log]\nrate_limit_interval = 2h\n", 0, "duration", 2);
 	/* KW_SEC: whole seconds only, and a maximum */
 	fails(state, "[memcached]\nttl = 1500ms\n", 0, "ttl", 2);
 	fails(state, "[memcached]\nttl = 31d\n", 0, "ttl", 2);
