@@ -42,7 +42,7 @@ struct tjob {
 	_Atomic int *counter;    /* incremented by work when set */
 };
 
-static void
+static enum jobq_next
 work_fn(struct agent_worker *w, void *arg)
 {
 	struct tjob *j = arg;
@@ -57,6 +57,7 @@ work_fn(struct agent_worker *w, void *arg)
 		sem_wait(j->gate);
 	if (j->counter != NULL)
 		atomic_fetch_add(j->counter, 1);
+	return JOBQ_DONE;
 }
 
 static void
