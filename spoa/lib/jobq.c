@@ -199,10 +199,11 @@ worker_main(void *arg)
 	int slow;
 
 	for (;;) {
+		job = NULL;
 		pthread_mutex_lock(&q->mu);
 		while (!q->stopping && (job = queue_take(q)) == NULL)
 			pthread_cond_wait(&q->cv, &q->mu);
-		if (q->stopping) {
+		if (q->stopping || job == NULL) {
 			pthread_mutex_unlock(&q->mu);
 			break;
 		}
