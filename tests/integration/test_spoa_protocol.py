@@ -225,7 +225,10 @@ class SilentLdap:
         self.sock.close()
 
 
-def test_deadline_answers_timeout(spoa_factory, memcached, mailboxes):
+def test_deadline_answers_tempfail_while_ldap_hangs(spoa_factory, memcached, mailboxes):
+    # A lookup still waiting for LDAP at the deadline is a temporary
+    # failure (HAProxy: 503), not "timeout" (the IP-hash pool, which would
+    # send the user to a wrong server).
     frozen = SilentLdap()
     try:
         ag = spoa_factory(ldap=["ldap://127.0.0.1:%d" % frozen.port], memcached=[memcached],
@@ -237,7 +240,7 @@ def test_deadline_answers_timeout(spoa_factory, memcached, mailboxes):
         c.send(notify(2, 1, [("route", route_args(path="/home/alice@example.com/"))]))
         f = c.recv_frame(timeout=3)
         took = time.monotonic() - t0
-        assert f.type == 103 and f.actions()["status"] == "timeout" and "ip" not in f.actions()
+        assert f.type == 103 and f.actions()["status"] == "tempfail" and "ip" not in f.actions()
         assert 0.25 < took < 1.5, took
         # a request naming no user is answered at once meanwhile
         c.send(notify(4, 1, [("route", route_args(path="/"))]))
@@ -267,7 +270,7 @@ def test_sigterm_drains(spoa_factory, memcached, mailboxes):
         assert f.type == 102 and f.kv()["status-code"] == 0
         # the busy one gets its answer first, then the goodbye
         f = c.recv_frame(timeout=3)
-        assert f.type == 103 and f.sid == 2 and f.actions()["status"] == "timeout"
+        assert f.type == 103 and f.sid == 2 and f.actions()["status"] == "tempfail"
         f = c.recv_frame(timeout=3)
         assert f.type == 102 and f.kv()["status-code"] == 0
         assert wait_for(lambda: not ag.proc.alive(), 5)
