@@ -250,6 +250,32 @@ def test_deadline_answers_tempfail_while_ldap_hangs(spoa_factory, memcached, mai
         frozen.close()
 
 
+def test_deadline_answers_a_found_route(spoa_factory, memcached, mailboxes):
+    # A login whose route is cached but whose form user name needs the
+    # frozen LDAP: at the deadline the route found is answered (the
+    # throttle part fails open as "timeout"), never the IP-hash pool.
+    from gh import keys
+    frozen = SilentLdap()
+    try:
+        memcached.set(keys.make("n:", "alice@example.com"), "alice@example.com mbox1", 60)
+        ag = spoa_factory(ldap=["ldap://127.0.0.1:%d" % frozen.port], memcached=[memcached],
+                          servers=server_table(mailboxes), ldap_opts={"timeout": "5s"},
+                          memcached_opts={"local_ttl": "0"}, spoa={"deadline": "300ms"})
+        c = SpopClient(ag.port)
+        c.handshake()
+        args = route_args(path="/home/alice@example.com/") + [("user", "nobody-cached@example.com")]
+        t0 = time.monotonic()
+        c.send(notify(2, 1, [("login", args)]))
+        f = c.recv_frame(timeout=3)
+        assert 0.25 < time.monotonic() - t0 < 1.5
+        a = f.actions()
+        assert a["status"] == "ok" and a["server"] == "mbox1", a
+        assert a["port"] == mailboxes["mbox1"].port
+        assert a["reason"] == "timeout" and a["throttled"] is False, a
+    finally:
+        frozen.close()
+
+
 def test_sigterm_drains(spoa_factory, memcached, mailboxes):
     # A frozen directory keeps the request in flight when SIGTERM comes.
     frozen = SilentLdap()
