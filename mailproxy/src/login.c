@@ -23,8 +23,8 @@ struct lookup_job {
 	struct route_result route;
 	struct throttle_result thr;
 	int throttled;
-	int ip_done;                 /* the per-IP phase was decided on the loop */
-	int route_done;              /* the route came from the in-process cache */
+	int ip_done;                 /* the per-IP phase is decided (loop or worker) */
+	int route_done;              /* the route is final (in-process cache or worker) */
 };
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
@@ -61,23 +61,36 @@ login_user(const struct login *lg)
 	return lg->cred.authzid[0] ? lg->cred.authzid : lg->cred.authcid;
 }
 
-static void
+/*
+ * Worker thread: throttle and route for <arg>. Each step runs once: a
+ * route that needs LDAP sends the job to the slow lane (JOBQ_SLOW), where
+ * it starts again after the steps already done (counters are never
+ * incremented twice).
+ */
+static enum jobq_next
 lookup_work(struct agent_worker *w, void *arg)
 {
 	struct lookup_job *lk = arg;
 
 	/* a throttled address is refused before anything is looked up */
-	if (!lk->ip_done)
+	if (!lk->ip_done) {
 		lk->throttled = throttle_check_ip(w, lk->ip, &lk->thr) == 1;
+		lk->ip_done = 1;
+	}
 	if (lk->throttled)
-		return;
-	if (!lk->route_done)
-		route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route);
+		return JOBQ_DONE;
+	if (!lk->route_done) {
+		if (route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route) < 0 &&
+		    lk->route.status == ROUTE_DEFER)
+			return JOBQ_SLOW;
+		lk->route_done = 1;
+	}
 	/* the user counter is keyed on the canonical account, so aliases do
 	 * not multiply the budget; a name that is no account is counted under
 	 * itself, exactly like an account (no existence oracle) */
 	lk->throttled = throttle_check_user(w, lk->ip, route_throttle_name(&lk->route, lk->key),
 	                                    &lk->thr) == 1;
+	return JOBQ_DONE;
 }
 
 static void
@@ -86,7 +99,7 @@ lookup_release(void *arg)
 	free(arg);
 }
 
-static void
+static enum jobq_next
 record_work(struct agent_worker *w, void *arg)
 {
 	struct record_job *rj = arg;
@@ -95,6 +108,7 @@ record_work(struct agent_worker *w, void *arg)
 		throttle_record_success(w, rj->ip, rj->user[0] ? rj->user : NULL);
 	else
 		throttle_record_failure(w, rj->ip, rj->user[0] ? rj->user : NULL);
+	return JOBQ_DONE;
 }
 
 /* Record the outcome <ok> of the login of <s> for account <user>, in the background. */

@@ -26,7 +26,10 @@ struct agent {
 	struct lcache *lcache;         /* owned; NULL when local_ttl is 0 */
 	struct cidr_list whitelist;    /* [throttle] whitelist, parsed once */
 	_Atomic int mc_down;           /* memcached outage in progress (log once) */
-	_Atomic int ldap_down;         /* LDAP outage in progress (log once) */
+	_Atomic int ldap_down;         /* LDAP outage in progress: the breaker is
+	                                  open (uncached lookups fail at once) */
+	_Atomic uint64_t ldap_probe_ms;/* while down: monotonic ms from which the
+	                                  next probe may call LDAP */
 };
 
 /* Per-thread handles for blocking calls; used by one thread at a time. */
@@ -34,6 +37,8 @@ struct agent_worker {
 	struct agent *ag;
 	struct dir *dir;               /* NULL until first used */
 	struct mc *mc;                 /* NULL when no memcached servers */
+	int cache_only;                /* set by the job queue on its fast lane:
+	                                  a lookup that needs LDAP stops and says so */
 };
 
 /*
@@ -45,11 +50,31 @@ void agent_mc_trouble(struct agent *ag);
 /* Note a working memcached in <ag>: the end of an outage is logged once. */
 void agent_mc_fine(struct agent *ag);
 
-/* Note a failed LDAP lookup in <ag> (reason <why>): counted, logged once per outage. */
+/*
+ * Note a failed LDAP lookup in <ag> (reason <why>: timed out, unreachable,
+ * busy): counted, logged once per outage, and the breaker opens: until a
+ * probe finds LDAP answering, lookups that need it fail at once
+ * (agent_ldap_admit()). Thread-safe.
+ */
 void agent_ldap_trouble(struct agent *ag, const char *why);
 
-/* Note a working LDAP in <ag>: the end of an outage is logged once. */
+/* Note a working LDAP in <ag>: the breaker closes; the end of an outage is logged once. */
 void agent_ldap_fine(struct agent *ag);
+
+/*
+ * Tell whether a lookup may call LDAP now in <ag>: 1 when the breaker is
+ * closed, or when it is open and this call is the probe ([ldap]
+ * probe_interval after the last failure, one at a time); 0 when the caller
+ * must answer a temporary failure at once. A caller given 1 reports the
+ * outcome with agent_ldap_fine() or agent_ldap_trouble(). Thread-safe.
+ */
+int agent_ldap_admit(struct agent *ag);
+
+/*
+ * Tell whether LDAP may be called now, like agent_ldap_admit() but
+ * without taking the probe: 0 means fail at once. Thread-safe.
+ */
+int agent_ldap_usable(const struct agent *ag);
 
 /*
  * Initialise <ag> for configuration <cfg> logging to <lg>. Both must stay

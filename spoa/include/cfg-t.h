@@ -67,6 +67,7 @@ struct cfg_ldap {
 	struct cfg_list alias_attrs;   /* attributes listing an account's aliases (for purge) */
 	char default_domain[CFG_STR_MAX];/* appended to names without '@'; empty = none */
 	uint32_t timeout_ms;           /* connect and search timeout */
+	uint32_t probe_interval_ms;    /* while LDAP is down: one probe this often */
 };
 
 /* [memcached] */

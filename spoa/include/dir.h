@@ -57,10 +57,10 @@ void dir_free(struct dir *d);
  * Find the entry whose name (alias) or id is <key> (already normalised)
  * and fill <out>; for DIR_BY_VHOST, only tell whether any entry names the
  * virtual host <key> (DIR_OK) or none does (DIR_UNKNOWN), <out> left empty. Connects and binds when needed; when the server went
- * away, reconnects and rebinds once before giving up. After a failed
- * connect, calls fail at once (DIR_TEMPFAIL) for a short hold-off so that
- * an outage does not cost every request a connect timeout. SIGPIPE is
- * blocked in the calling thread for the duration. Returns a dir_rc.
+ * away, reconnects and rebinds once before giving up. Every call tries
+ * the servers: failing fast during an outage is the caller's business
+ * (agent_ldap_admit()). SIGPIPE is blocked in the calling thread for the
+ * duration. Returns a dir_rc.
  */
 enum dir_rc dir_lookup(struct dir *d, enum dir_by by, const char *key, struct dir_entry *out);
 

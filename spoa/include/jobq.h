@@ -4,11 +4,23 @@
  * one bounded queue; results go back to the submitting libev loop through
  * an ev_async ("port"), where the done callback runs.
  *
+ * Two lanes: every job starts on the fast lane, where work must not make
+ * a call that can hang (LDAP); work that finds it needs one returns
+ * JOBQ_SLOW and runs again, from the start, on the slow lane. At most
+ * nthreads - 1 workers (1 when nthreads is 1) run slow-lane work at once,
+ * so with two threads or more a hung directory never holds every worker
+ * and cache-only answers never wait behind it. Each worker takes the
+ * oldest job it may run, whichever lane it is on.
+ *
  * Contract:
  * - jobq_submit() never blocks: when the queue is full it returns NULL at
  *   once (the caller answers "busy"), and neither callback is ever called.
- * - work(w, arg) runs on a worker thread; done(arg) runs later on the
- *   port's loop thread, exactly once, unless the job was cancelled.
+ *   Moving a job to the slow lane never fails and needs no room.
+ * - work(w, arg) runs on a worker thread (once on the fast lane, and once
+ *   more on the slow lane when it asked for it: it must skip the steps it
+ *   already finished); w->cache_only is 1 on the fast lane, 0 on the slow
+ *   one. done(arg) runs later on the port's loop thread, exactly once,
+ *   unless the job was cancelled.
  * - jobq_cancel(job): done is never called; the queue calls release(arg)
  *   (if not NULL) once no worker uses <arg> any more. After cancel the
  *   caller must not touch <arg> or <job>.
@@ -25,12 +37,19 @@ struct jobq;
 struct jobq_port;
 struct jobq_job;
 
-typedef void (*jobq_work_fn)(struct agent_worker *w, void *arg);
+/* What work() returns: finished, or run me again on the slow lane. */
+enum jobq_next {
+	JOBQ_DONE = 0,
+	JOBQ_SLOW,           /* on the slow lane, the same as JOBQ_DONE */
+};
+
+typedef enum jobq_next (*jobq_work_fn)(struct agent_worker *w, void *arg);
 typedef void (*jobq_done_fn)(void *arg);
 typedef void (*jobq_release_fn)(void *arg);
 
 /*
- * Start <nthreads> workers for <ag> with room for <capacity> queued jobs.
+ * Start <nthreads> workers for <ag> with room for <capacity> queued jobs;
+ * at most nthreads - 1 of them (at least 1) run slow-lane work at once.
  * Returns the queue, or NULL (logged) on failure.
  */
 struct jobq *jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity);
@@ -60,6 +79,12 @@ struct jobq_job *jobq_submit(struct jobq_port *p, jobq_work_fn work, jobq_done_f
 
 /* Cancel <job> (on the port's loop thread): see the contract above. */
 void jobq_cancel(struct jobq_job *job);
+
+/*
+ * Tell whether <job> went to the slow lane (its work waits for or runs a
+ * call that may hang). On the port's loop thread, before done or cancel.
+ */
+int jobq_job_slow(const struct jobq_job *job);
 
 /* Return the number of jobs queued or running in <q>. */
 unsigned jobq_depth(const struct jobq *q);

@@ -26,6 +26,9 @@ enum route_status {
 	ROUTE_TEMPFAIL,      /* LDAP unreachable and nothing cached */
 	ROUTE_ERROR,         /* bad key, several entries, internal error */
 	ROUTE_BUSY,          /* the job queue was full (set by callers of jobq) */
+	ROUTE_DEFER,         /* only the caches were allowed (cache_only worker)
+	                        and the answer needs LDAP: ask again on a worker
+	                        that may call it; not counted */
 };
 
 /* Where the answer came from. */

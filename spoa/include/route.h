@@ -11,8 +11,10 @@
 /*
  * Look up <key> of <kind> for protocol <proto> using worker <w>'s handles.
  * Blocking (memcached, LDAP): call it on a worker thread, never on an event
- * loop. Always fills <out> (status and source); returns 0 when
- * out->status is ROUTE_OK, -1 otherwise.
+ * loop. When the answer needs LDAP: a temporary failure at once while LDAP
+ * is known to be down (agent_ldap_admit()), ROUTE_DEFER when
+ * w->cache_only is set. Always fills <out> (status and source); returns 0
+ * when out->status is ROUTE_OK, -1 otherwise.
  */
 int route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
                  enum gh_proto proto, struct route_result *out);

@@ -21,7 +21,8 @@ enum vhost_rc {
 	VHOST_REFUSED = 0,   /* not an allowed virtual host */
 	VHOST_ALLOWED = 1,
 	VHOST_TEMPFAIL = 2,  /* LDAP needed but unreachable: callers allow, it is counted */
-	VHOST_UNDECIDED = 3, /* vhost_cached() only: a worker must ask LDAP */
+	VHOST_UNDECIDED = 3, /* vhost_cached(), or vhost_check() on a cache-only
+	                        worker: a worker that may call LDAP must ask */
 };
 
 /*
@@ -50,8 +51,11 @@ enum vhost_rc vhost_cached(struct agent *ag, const char *host);
 /*
  * Decide Host <host>: the configured list, the in-process cache,
  * memcached, then LDAP ([ldap] vhost_filter), writing the caches.
- * Blocking: call on a worker thread. Returns VHOST_ALLOWED, VHOST_REFUSED
- * or VHOST_TEMPFAIL.
+ * Blocking: call on a worker thread. While LDAP is known to be down
+ * (agent_ldap_admit()) the answer is VHOST_TEMPFAIL at once; on a
+ * cache-only worker (w->cache_only) a check that needs LDAP returns
+ * VHOST_UNDECIDED, not counted. Returns VHOST_ALLOWED, VHOST_REFUSED,
+ * VHOST_TEMPFAIL or VHOST_UNDECIDED.
  */
 enum vhost_rc vhost_check(struct agent_worker *w, const char *host);
 

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
 #include "dir.h"
@@ -103,20 +104,68 @@ agent_mc_fine(struct agent *ag)
 		log_notice(ag->log, "memcached back: login throttling and caches in use again");
 }
 
-/* Note an LDAP failure with reason <why>: count it; log when an outage starts. */
+/* Return the monotonic clock in milliseconds. */
+static uint64_t
+agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Note an LDAP failure with reason <why>: count it; open the breaker (the
+ * next probe after probe_interval); log when an outage starts.
+ */
 void
 agent_ldap_trouble(struct agent *ag, const char *why)
 {
 	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
+	/* the probe time first: a thread seeing ldap_down must see it */
+	atomic_store(&ag->ldap_probe_ms, agent_now_ms() + ag->cfg->ldap.probe_interval_ms);
 	if (atomic_exchange(&ag->ldap_down, 1) == 0)
-		log_warnx(ag->log, "LDAP unavailable (%s): only cached answers are given", why);
+		log_warnx(ag->log, "LDAP unavailable (%s): only cached answers are given, "
+		          "others fail at once until a probe (every %u ms) finds it answering",
+		          why, (unsigned)ag->cfg->ldap.probe_interval_ms);
 }
 
-/* Note a working LDAP: log when an outage ends. */
+/* Note a working LDAP: close the breaker; log when an outage ends. */
 void
 agent_ldap_fine(struct agent *ag)
 {
 	if (atomic_load_explicit(&ag->ldap_down, memory_order_relaxed) &&
 	    atomic_exchange(&ag->ldap_down, 0) == 1)
 		log_notice(ag->log, "LDAP back: lookups complete again");
+}
+
+/* Tell whether LDAP may be called now (breaker closed, or a probe is due). */
+int
+agent_ldap_usable(const struct agent *ag)
+{
+	return !atomic_load(&ag->ldap_down) || agent_now_ms() >= atomic_load(&ag->ldap_probe_ms);
+}
+
+/*
+ * Tell whether this lookup may call LDAP: yes while the breaker is closed;
+ * while it is open, only the one caller that moves the probe time on.
+ */
+int
+agent_ldap_admit(struct agent *ag)
+{
+	const struct cfg_ldap *c = &ag->cfg->ldap;
+	uint64_t now, at;
+
+	if (!atomic_load(&ag->ldap_down))
+		return 1;
+	now = agent_now_ms();
+	at = atomic_load(&ag->ldap_probe_ms);
+	if (now < at)
+		return 0;
+	/* The probe's own outcome moves the time again; should it never
+	 * report one, the next probe comes once the longest lookup (a
+	 * timeout per server and one more for the retry) is surely over. */
+	return atomic_compare_exchange_strong(&ag->ldap_probe_ms, &at,
+	                                      now + (uint64_t)c->timeout_ms * ((uint64_t)c->uri.n + 2) +
+	                                      c->probe_interval_ms);
 }

@@ -63,6 +63,7 @@ static const struct kw keywords[] = {
 	{ "ldap", "alias_attrs", KW_ATTRLIST, S(ldap, alias_attrs), 0, "mailLocalAddress" },
 	{ "ldap", "default_domain", KW_STR, S(ldap, default_domain), 0, NULL },
 	{ "ldap", "timeout", KW_MS, S(ldap, timeout_ms), 600000, "3s" },
+	{ "ldap", "probe_interval", KW_MS, S(ldap, probe_interval_ms), 600000, "1s" },
 
 	{ "memcached", "servers", KW_LIST, S(memcached, servers), 0, NULL },
 	{ "memcached", "ttl", KW_SEC, S(memcached, ttl_s), 2592000, "3600" },

@@ -3,8 +3,10 @@
  * LDAP_OPT_NETWORK_TIMEOUT (connect) and LDAP_OPT_TIMEOUT plus a search
  * time limit (operations); every value put in a filter is escaped. A
  * connection is rebuilt after the server went away (libldap never
- * reconnects an established session by itself), and a failed connect
- * starts a short hold-off during which lookups fail at once.
+ * reconnects an established session by itself). Failing fast during an
+ * outage is the caller's (the agent's LDAP breaker), for every handle at
+ * once: a hold-off per handle would keep failing on a handle after
+ * another one found the server back.
  */
 #include <errno.h>
 #include <ldap.h>
@@ -19,25 +21,13 @@
 #include "dir.h"
 #include "filter.h"
 
-#define DIR_HOLDOFF_MS 1000   /* after a failed connect, fail at once for this long */
-
 /* One LDAP connection and its state. */
 struct dir {
 	const struct cfg_ldap *cfg;
 	const struct logger *log;
 	LDAP *ld;                     /* NULL when not connected */
-	uint64_t hold_until_ms;       /* monotonic; 0 = none */
 	char err[256];
 };
-
-static uint64_t
-dir_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Keep a description of the last failure (truncated when long). */
 static void __attribute__((format(printf, 2, 3)))
@@ -382,15 +372,11 @@ dir_lookup_locked(struct dir *d, enum dir_by by, const char *key, struct dir_ent
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (d->ld == NULL) {
-			if (d->hold_until_ms != 0 && dir_now_ms() < d->hold_until_ms)
-				return DIR_TEMPFAIL;
 			rc = dir_connect(d);
 			if (rc != LDAP_SUCCESS) {
-				d->hold_until_ms = dir_now_ms() + DIR_HOLDOFF_MS;
 				log_debug(d->log, "%s", d->err);
 				return DIR_TEMPFAIL;
 			}
-			d->hold_until_ms = 0;
 			attempt++;       /* a fresh connection gets no second try */
 		}
 		rc = dir_search(d, by, filter, key, &drc, out, cb);

@@ -2,13 +2,19 @@
  * The job queue: blocking LDAP and memcached calls run on worker threads,
  * results come back to the submitting libev loop through an ev_async.
  *
- * One mutex (the queue's) guards the queue and every job's state; each port
- * has its own mutex for its completion list. A job's "cancelled" flag is
- * only ever touched on its port's loop thread (by jobq_cancel() and by the
- * completion callback), so it needs no lock.
+ * One mutex (the queue's) guards the queues and every job's state; each
+ * port has its own mutex for its completion list. A job's "cancelled" flag
+ * is only ever set on its port's loop thread (by jobq_cancel()); a worker
+ * only reads it, to skip the work of a job cancelled before it reached the
+ * slow lane.
  *
  * A port keeps its loop alive only while it has jobs outstanding: an idle
  * port does not stop ev_run() from returning.
+ *
+ * Two lanes (see the header): a job that asks for the slow lane goes to the
+ * back of the slow queue, keeping its submission number, and workers take
+ * the oldest job they may run, a slow-lane job only while fewer than
+ * slow_max workers run one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,9 +30,10 @@
 
 /* Where a job is in its life. */
 enum job_state {
-	JOB_QUEUED = 0,      /* in the queue, no worker has it */
+	JOB_QUEUED = 0,      /* in the fast queue, no worker has it */
 	JOB_RUNNING,         /* a worker runs work(), or it is on the way back */
-	JOB_STOPPED,         /* taken out of the queue by jobq_stop() */
+	JOB_STOPPED,         /* taken out of a queue by jobq_stop() */
+	JOB_SLOWQ,           /* in the slow queue, no worker has it */
 };
 
 /* One submitted job. */
@@ -38,8 +45,12 @@ struct jobq_job {
 	jobq_release_fn release;
 	void *arg;
 	_Atomic int state;             /* enum job_state; changed under the queue
-	                                  mutex, never back to JOB_QUEUED */
-	int cancelled;                 /* loop thread only */
+	                                  mutex, never back to JOB_QUEUED (a
+	                                  running job may go to JOB_SLOWQ once) */
+	_Atomic int slow;              /* moved to the slow lane */
+	uint64_t seq;                  /* submission order, under the queue mutex */
+	_Atomic int cancelled;         /* set on the loop thread; workers read it
+	                                  to skip the slow lane of a dead job */
 };
 
 TAILQ_HEAD(job_list, jobq_job);
@@ -56,10 +67,13 @@ struct jobq_thread {
 struct jobq {
 	struct agent *ag;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;             /* signalled when a job is queued or on stop */
-	struct job_list queue;
-	unsigned capacity;             /* most jobs waiting in the queue */
-	unsigned nqueued, nrunning;
+	pthread_cond_t cv;             /* signalled when a job may be taken or on stop */
+	struct job_list queue;         /* the fast lane */
+	struct job_list slowq;         /* the slow lane */
+	unsigned capacity;             /* most jobs waiting in the queues (at submit) */
+	unsigned nqueued, nrunning;    /* both lanes */
+	unsigned nslow, slow_max;      /* workers running slow-lane work, and the cap */
+	uint64_t seq;                  /* next submission number */
 	_Atomic unsigned depth;        /* nqueued + nrunning, for jobq_depth() */
 	int stopping;
 	unsigned nthreads;
@@ -148,6 +162,32 @@ port_cb(struct ev_loop *loop, ev_async *w, int revents)
 	port_drain(w->data);
 }
 
+/*
+ * Take the oldest job a worker may run now out of its queue, or return
+ * NULL. A slow-lane job only while fewer than slow_max run. Call with the
+ * queue mutex held.
+ */
+static struct jobq_job *
+queue_take(struct jobq *q)
+{
+	struct jobq_job *fast = TAILQ_FIRST(&q->queue);
+	struct jobq_job *slow = q->nslow < q->slow_max ? TAILQ_FIRST(&q->slowq) : NULL;
+
+	if (slow != NULL && (fast == NULL || slow->seq < fast->seq)) {
+		TAILQ_REMOVE(&q->slowq, slow, link);
+		q->nslow++;
+		fast = slow;
+	} else if (fast != NULL) {
+		TAILQ_REMOVE(&q->queue, fast, link);
+	} else {
+		return NULL;
+	}
+	q->nqueued--;
+	q->nrunning++;
+	atomic_store(&fast->state, JOB_RUNNING);
+	return fast;
+}
+
 /* A worker: take jobs until the queue stops. */
 static void *
 worker_main(void *arg)
@@ -155,28 +195,53 @@ worker_main(void *arg)
 	struct jobq_thread *t = arg;
 	struct jobq *q = t->q;
 	struct jobq_job *job;
+	enum jobq_next next;
+	int slow;
 
 	for (;;) {
+		job = NULL;
 		pthread_mutex_lock(&q->mu);
-		while (!q->stopping && TAILQ_EMPTY(&q->queue))
+		while (!q->stopping && (job = queue_take(q)) == NULL)
 			pthread_cond_wait(&q->cv, &q->mu);
-		if (q->stopping) {
+		if (q->stopping || job == NULL) {
 			pthread_mutex_unlock(&q->mu);
 			break;
 		}
-		job = TAILQ_FIRST(&q->queue);
-		TAILQ_REMOVE(&q->queue, job, link);
-		q->nqueued--;
-		q->nrunning++;
-		atomic_store(&job->state, JOB_RUNNING);
 		pthread_mutex_unlock(&q->mu);
 
 		/* the job may be cancelled meanwhile; its arg stays valid until
 		 * the loop thread sees it come back and calls release() */
-		job->work(&t->w, job->arg);
+		slow = atomic_load(&job->slow);
+		t->w.cache_only = !slow;
+		if (slow && atomic_load(&job->cancelled))
+			next = JOBQ_DONE;	/* nobody waits for the slow call */
+		else
+			next = job->work(&t->w, job->arg);
 
 		pthread_mutex_lock(&q->mu);
 		q->nrunning--;
+		if (slow) {
+			q->nslow--;
+			/* a slow-lane slot is free: a waiting worker may take one */
+			if (!TAILQ_EMPTY(&q->slowq))
+				pthread_cond_signal(&q->cv);
+		}
+		if (next == JOBQ_SLOW && !slow) {
+			if (q->stopping) {
+				/* jobq_stop() already took the queues: never run again */
+				atomic_store(&job->state, JOB_STOPPED);
+				metrics_inc(&q->ag->metrics, M_QUEUE_CANCELLED);
+			} else {
+				atomic_store(&job->slow, 1);
+				atomic_store(&job->state, JOB_SLOWQ);
+				TAILQ_INSERT_TAIL(&q->slowq, job, link);
+				q->nqueued++;
+				depth_update(q);
+				pthread_cond_signal(&q->cv);
+				pthread_mutex_unlock(&q->mu);
+				continue;
+			}
+		}
 		depth_update(q);
 		pthread_mutex_unlock(&q->mu);
 		port_post(job);
@@ -207,7 +272,9 @@ jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
 	}
 	q->ag = ag;
 	q->capacity = capacity;
+	q->slow_max = nthreads > 1 ? nthreads - 1 : 1;
 	TAILQ_INIT(&q->queue);
+	TAILQ_INIT(&q->slowq);
 	LIST_INIT(&q->ports);
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
@@ -261,6 +328,7 @@ jobq_stop(struct jobq *q)
 		p->q = NULL;
 	}
 	TAILQ_CONCAT(&stopped, &q->queue, link);
+	TAILQ_CONCAT(&stopped, &q->slowq, link);
 	TAILQ_FOREACH(job, &stopped, link)
 		atomic_store(&job->state, JOB_STOPPED);
 	q->nqueued = 0;
@@ -362,6 +430,7 @@ jobq_submit(struct jobq_port *p, jobq_work_fn work, jobq_done_fn done,
 		metrics_inc(&q->ag->metrics, M_QUEUE_BUSY);
 		return NULL;
 	}
+	job->seq = q->seq++;
 	TAILQ_INSERT_TAIL(&q->queue, job, link);
 	q->nqueued++;
 	depth_update(q);
@@ -382,18 +451,27 @@ void
 jobq_cancel(struct jobq_job *job)
 {
 	struct jobq_port *p = job->port;
-	int queued = 0;
+	int queued = 0, st;
 
 	if (job->cancelled)
 		return;
-	/* A job leaves JOB_QUEUED only once; when it has, the queue (which
-	 * may already be stopped and freed) is not touched at all. */
-	if (atomic_load(&job->state) == JOB_QUEUED) {
+	/* A queued job (either lane) is only ever queued while the queue
+	 * runs: jobq_stop(), on this thread, turns every queued job into
+	 * JOB_STOPPED, and no worker queues one after it. So when the job is
+	 * neither, the queue (which may be stopped and freed) is not touched;
+	 * a worker that moves it to the slow lane after this check leaves it
+	 * to the completion callback through the flag below. */
+	st = atomic_load(&job->state);
+	if (st == JOB_QUEUED || st == JOB_SLOWQ) {
 		struct jobq *q = p->q;
 
 		pthread_mutex_lock(&q->mu);
-		if (atomic_load(&job->state) == JOB_QUEUED) {
-			TAILQ_REMOVE(&q->queue, job, link);
+		st = atomic_load(&job->state);
+		if (st == JOB_QUEUED || st == JOB_SLOWQ) {
+			if (st == JOB_QUEUED)
+				TAILQ_REMOVE(&q->queue, job, link);
+			else
+				TAILQ_REMOVE(&q->slowq, job, link);
 			q->nqueued--;
 			depth_update(q);
 			queued = 1;
@@ -413,6 +491,13 @@ jobq_cancel(struct jobq_job *job)
 	}
 	/* running, finished or stopped: the completion callback releases it */
 	job->cancelled = 1;
+}
+
+/* Tell whether <job> went to the slow lane. */
+int
+jobq_job_slow(const struct jobq_job *job)
+{
+	return atomic_load(&job->slow);
 }
 
 /* Return the number of jobs queued or running in <q>. */

@@ -53,6 +53,7 @@ route_status_name(enum route_status s)
 	case ROUTE_TEMPFAIL: return "tempfail";
 	case ROUTE_ERROR: return "error";
 	case ROUTE_BUSY: return "busy";
+	case ROUTE_DEFER: return "defer";
 	}
 	return "?";
 }
@@ -262,6 +263,10 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 
 	if (ag->cfg->ldap.uri.n == 0)
 		return ROUTE_TEMPFAIL;
+	/* a hung directory is not asked again until a probe finds it back;
+	 * a cache-only worker gets here only when LDAP is known down */
+	if (w->cache_only || !agent_ldap_admit(ag))
+		return ROUTE_TEMPFAIL;
 	if (w->dir == NULL) {
 		w->dir = dir_new(&ag->cfg->ldap, ag->log);
 		if (w->dir == NULL) {
@@ -366,6 +371,11 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 		} else if (mrc != MC_ERR) {
 			agent_mc_fine(ag);
 		}
+	}
+	if (w->cache_only && ag->cfg->ldap.uri.n > 0 && agent_ldap_usable(ag)) {
+		/* the caller moves the lookup to a worker that may wait for LDAP */
+		out->status = ROUTE_DEFER;
+		return -1;
 	}
 	out->source = ROUTE_SRC_LDAP;
 	st = route_from_ldap(w, kind, norm, use_mc, &v);

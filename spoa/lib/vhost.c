@@ -203,6 +203,10 @@ vhost_check(struct agent_worker *w, const char *host)
 	}
 	if (ag->cfg->ldap.uri.n == 0)
 		return vhost_done(ag, VHOST_TEMPFAIL);
+	if (w->cache_only && agent_ldap_usable(ag))
+		return VHOST_UNDECIDED;   /* the caller asks again where LDAP may be called */
+	if (w->cache_only || !agent_ldap_admit(ag))
+		return vhost_done(ag, VHOST_TEMPFAIL);   /* known down: fail open at once */
 	if (w->dir == NULL && (w->dir = dir_new(&ag->cfg->ldap, ag->log)) == NULL)
 		return vhost_done(ag, VHOST_TEMPFAIL);
 	drc = dir_lookup(w->dir, DIR_BY_VHOST, h, &e);
@@ -214,6 +218,8 @@ vhost_check(struct agent_worker *w, const char *host)
 	/* DIR_ERROR was logged by dir_lookup() */
 	if (drc == DIR_TEMPFAIL)
 		agent_ldap_trouble(ag, dir_last_error(w->dir));
+	else
+		agent_ldap_fine(ag);   /* it answered (refusing the filter or base) */
 	return vhost_done(ag, VHOST_TEMPFAIL);
 }
 

@@ -148,7 +148,8 @@ struct spoa_req {
 	int vhost_job;                /* the worker's answer; copied to vhost on the loop */
 	/* outputs (written by the worker) */
 	struct route_result rr;
-	int route_done;
+	_Atomic int route_done;       /* rr is final (the deadline may answer it) */
+	int vhost_done;               /* vhost_job is final */
 	struct throttle_result tr;
 	int throttled;
 };

@@ -69,7 +69,7 @@ copy_ip(char *dst, size_t len, const struct spop_data *v)
 		copy_str(dst, len, v);
 }
 
-/* Set the route variables of <r> into ACK writer <w>. */
+/* Set the route variables of <r> into ACK writer <w>; <override> is the status. */
 static void
 ack_route(struct spop_writer *w, const struct spoa_req *r, const char *override)
 {
@@ -129,11 +129,12 @@ ack_login(struct spop_writer *w, const struct spoa_req *r, const char *override)
 }
 
 /*
- * Build the ACK for <r> (with <override> as status when set: "timeout",
- * "busy") into <buf> and send it on <c>. Returns -1 when <c> is gone.
+ * Build the ACK for <r> into <buf> and send it on <c>: <rov> replaces the
+ * route's answer ("timeout", "tempfail", "busy") and <override> the
+ * login and login-result answers, when set. Returns -1 when <c> is gone.
  */
 static int
-req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
+req_answer(struct spoa_conn *c, struct spoa_req *r, const char *rov, const char *override)
 {
 	struct spoa *sp = c->sp;
 	struct spop_writer w;
@@ -142,7 +143,7 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
 
 	spop_ack_begin(&w, buf, sizeof(buf), c->max_frame, r->sid, r->fid);
 	if (r->what & REQ_ROUTE)
-		ack_route(&w, r, override);
+		ack_route(&w, r, rov);
 	if (r->what & REQ_LOGIN)
 		ack_login(&w, r, override);
 	if (!(r->what & REQ_ROUTE)) {
@@ -164,9 +165,9 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
 		return -1;
 	}
 	if (r->what & REQ_ROUTE) {
-		if (override == NULL && r->user[0] && r->rr.status == ROUTE_OK)
+		if (rov == NULL && r->user[0] && r->rr.status == ROUTE_OK)
 			spoa_count(sp, SC_ROUTE_OK);
-		else if (override == NULL && r->user[0] == '\0')
+		else if (rov == NULL && r->user[0] == '\0')
 			spoa_count(sp, SC_ROUTE_NONE);
 		else
 			spoa_count(sp, SC_ROUTE_FAIL);
@@ -179,9 +180,9 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
 		log_debug(&sp->log, "%s sid=%llu fid=%llu user=%s by=%s route=%s server=%s%s",
 		          c->peer, (unsigned long long)r->sid, (unsigned long long)r->fid,
 		          r->user, httpuser_by_name(r->by),
-		          override ? override : route_status_name(r->rr.status),
-		          override ? "" : r->rr.server,
-		          (r->what & REQ_LOGIN) && r->throttled ? " throttled" : "");
+		          rov ? rov : route_status_name(r->rr.status),
+		          rov ? "" : r->rr.server,
+		          (r->what & REQ_LOGIN) && !override && r->throttled ? " throttled" : "");
 	return spoa_conn_answer(c, r, buf, (size_t)n);
 }
 
@@ -191,15 +192,19 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *override)
  * request is routed on; a name that is no account is counted under itself,
  * exactly like an account, so the throttle tells nobody which names exist.
  * An account id (cookie) that is not known counts against the IP only.
+ * Returns JOBQ_SLOW (r->acct untouched) when the form's user name needs
+ * LDAP and <aw> may not call it, else JOBQ_DONE.
  */
-static void
+static enum jobq_next
 req_login_subject(struct agent_worker *aw, struct spoa_req *r)
 {
 	struct route_result lr;
 	const char *name = NULL;
 
 	if (r->login_user[0]) {
-		route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr);
+		if (route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr) < 0 &&
+		    lr.status == ROUTE_DEFER)
+			return JOBQ_SLOW;
 		name = route_throttle_name(&lr, r->login_user);
 	} else if ((r->what & REQ_ROUTE) && r->user[0] && r->by != HTTPUSER_COOKIE) {
 		name = route_throttle_name(&r->rr, r->user);
@@ -208,10 +213,15 @@ req_login_subject(struct agent_worker *aw, struct spoa_req *r)
 	}
 	if (name != NULL)
 		snprintf(r->acct, sizeof(r->acct), "%s", name);
+	return JOBQ_DONE;
 }
 
-/* Worker thread: the blocking part of request <arg>. */
-static void
+/*
+ * Worker thread: the blocking part of request <arg>. Each step is done
+ * once: on the fast lane a step that needs LDAP sends the job to the slow
+ * lane (JOBQ_SLOW), where it starts again after the finished steps.
+ */
+static enum jobq_next
 req_work(struct agent_worker *aw, void *arg)
 {
 	struct spoa_req *r = arg;
@@ -219,16 +229,24 @@ req_work(struct agent_worker *aw, void *arg)
 	const char *acct = NULL;
 
 	if ((r->what & REQ_ROUTE) && r->user[0] && !r->route_done) {
-		route_lookup(aw, kind, r->user, r->proto, &r->rr);
-		r->route_done = 1;
+		if (route_lookup(aw, kind, r->user, r->proto, &r->rr) < 0 &&
+		    r->rr.status == ROUTE_DEFER)
+			return JOBQ_SLOW;
+		r->route_done = 1;   /* after rr: the deadline may answer it now */
 	}
 	/* a Host LDAP cannot vouch for now is allowed (counted as tempfail) */
-	if (r->vhost == -2)
-		r->vhost_job = vhost_check(aw, r->host) != VHOST_REFUSED;
+	if (r->vhost == -2 && !r->vhost_done) {
+		enum vhost_rc vr = vhost_check(aw, r->host);
+
+		if (vr == VHOST_UNDECIDED)
+			return JOBQ_SLOW;
+		r->vhost_job = vr != VHOST_REFUSED;
+		r->vhost_done = 1;
+	}
 	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
 		/* login-result brings back the name its login counted */
-		if (r->acct[0] == '\0')
-			req_login_subject(aw, r);
+		if (r->acct[0] == '\0' && req_login_subject(aw, r) == JOBQ_SLOW)
+			return JOBQ_SLOW;
 		acct = r->acct[0] ? r->acct : NULL;
 	}
 	if ((r->what & REQ_LOGIN) && r->bad)
@@ -241,6 +259,7 @@ req_work(struct agent_worker *aw, void *arg)
 		else if (r->http_status >= 200 && r->http_status < 400)
 			throttle_record_success(aw, r->ip, acct);
 	}
+	return JOBQ_DONE;
 }
 
 /* Loop thread: request <arg> is done. */
@@ -257,7 +276,7 @@ req_done(void *arg)
 	if (r->vhost == -2)
 		r->vhost = r->vhost_job;
 	if (r->conn != NULL)
-		req_answer(r->conn, r, NULL);
+		req_answer(r->conn, r, NULL, NULL);
 	req_free(sp, r);
 }
 
@@ -267,16 +286,26 @@ req_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct spoa_req *r = t->data;
 	struct spoa *sp = r->sp;
 	struct jobq_job *job = r->job;
+	const char *rov = "timeout";
 
 	(void)loop;
 	(void)revents;
+	/* A route already found is answered (what is late is the Host check
+	 * or the throttle, which fail open). One still waiting for LDAP is a
+	 * temporary failure: sending the user to the IP-hash pool would be
+	 * sending them to the wrong server. */
+	if (r->route_done)
+		rov = NULL;
+	else if (jobq_job_slow(job))
+		rov = "tempfail";
 	spoa_count(sp, SC_DEADLINE);
 	log_limited(&sp->log, LOG_INFO, "spoa-deadline",
-	            "spoa: %s: lookup for '%s' over the deadline, answering timeout",
-	            r->conn ? r->conn->peer : "-", r->user);
+	            "spoa: %s: lookup for '%s' over the deadline, answering %s",
+	            r->conn ? r->conn->peer : "-", r->user,
+	            rov ? rov : route_status_name(r->rr.status));
 	r->job = NULL;
 	if (r->conn != NULL)
-		req_answer(r->conn, r, "timeout");   /* unlinks r from its connection */
+		req_answer(r->conn, r, rov, "timeout");   /* unlinks r from its connection */
 	r->conn = NULL;
 	jobq_cancel(job);                         /* release() frees r */
 }
@@ -430,7 +459,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 	    (!(r->what & REQ_ROUTE) || (r->route_done && r->vhost != -2))) {
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->inflight++;
-		rc = req_answer(c, r, NULL);
+		rc = req_answer(c, r, NULL, NULL);
 		req_free(sp, r);
 		return rc < 0 ? -1 : 0;
 	}
@@ -439,7 +468,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 	r->job = jobq_submit(g->port, req_work, req_done, req_release, r);
 	if (r->job == NULL) {
 		spoa_count(sp, SC_BUSY);
-		rc = req_answer(c, r, "busy");
+		rc = req_answer(c, r, "busy", "busy");
 		req_free(sp, r);
 		return rc < 0 ? -1 : 0;
 	}

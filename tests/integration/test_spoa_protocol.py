@@ -225,7 +225,10 @@ class SilentLdap:
         self.sock.close()
 
 
-def test_deadline_answers_timeout(spoa_factory, memcached, mailboxes):
+def test_deadline_answers_tempfail_while_ldap_hangs(spoa_factory, memcached, mailboxes):
+    # A lookup still waiting for LDAP at the deadline is a temporary
+    # failure (HAProxy: 503), not "timeout" (the IP-hash pool, which would
+    # send the user to a wrong server).
     frozen = SilentLdap()
     try:
         ag = spoa_factory(ldap=["ldap://127.0.0.1:%d" % frozen.port], memcached=[memcached],
@@ -237,12 +240,38 @@ def test_deadline_answers_timeout(spoa_factory, memcached, mailboxes):
         c.send(notify(2, 1, [("route", route_args(path="/home/alice@example.com/"))]))
         f = c.recv_frame(timeout=3)
         took = time.monotonic() - t0
-        assert f.type == 103 and f.actions()["status"] == "timeout" and "ip" not in f.actions()
+        assert f.type == 103 and f.actions()["status"] == "tempfail" and "ip" not in f.actions()
         assert 0.25 < took < 1.5, took
         # a request naming no user is answered at once meanwhile
         c.send(notify(4, 1, [("route", route_args(path="/"))]))
         assert c.recv_frame(timeout=1).actions() == {"status": "none"}
         assert ag.metrics()["gatehouse_spoa_deadline_total"] >= 1
+    finally:
+        frozen.close()
+
+
+def test_deadline_answers_a_found_route(spoa_factory, memcached, mailboxes):
+    # A login whose route is cached but whose form user name needs the
+    # frozen LDAP: at the deadline the route found is answered (the
+    # throttle part fails open as "timeout"), never the IP-hash pool.
+    from gh import keys
+    frozen = SilentLdap()
+    try:
+        memcached.set(keys.make("n:", "alice@example.com"), "alice@example.com mbox1", 60)
+        ag = spoa_factory(ldap=["ldap://127.0.0.1:%d" % frozen.port], memcached=[memcached],
+                          servers=server_table(mailboxes), ldap_opts={"timeout": "5s"},
+                          memcached_opts={"local_ttl": "0"}, spoa={"deadline": "300ms"})
+        c = SpopClient(ag.port)
+        c.handshake()
+        args = route_args(path="/home/alice@example.com/") + [("user", "nobody-cached@example.com")]
+        t0 = time.monotonic()
+        c.send(notify(2, 1, [("login", args)]))
+        f = c.recv_frame(timeout=3)
+        assert 0.25 < time.monotonic() - t0 < 1.5
+        a = f.actions()
+        assert a["status"] == "ok" and a["server"] == "mbox1", a
+        assert a["port"] == mailboxes["mbox1"].port
+        assert a["reason"] == "timeout" and a["throttled"] is False, a
     finally:
         frozen.close()
 
@@ -267,7 +296,7 @@ def test_sigterm_drains(spoa_factory, memcached, mailboxes):
         assert f.type == 102 and f.kv()["status-code"] == 0
         # the busy one gets its answer first, then the goodbye
         f = c.recv_frame(timeout=3)
-        assert f.type == 103 and f.sid == 2 and f.actions()["status"] == "timeout"
+        assert f.type == 103 and f.sid == 2 and f.actions()["status"] == "tempfail"
         f = c.recv_frame(timeout=3)
         assert f.type == 102 and f.kv()["status-code"] == 0
         assert wait_for(lambda: not ag.proc.alive(), 5)

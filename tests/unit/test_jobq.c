@@ -1,5 +1,5 @@
 /*
- * Unit tests for the job queue: real worker threads and a real libev loop,
+ * Unit tests for the job queue (both lanes): real worker threads and a real libev loop,
  * no network (the configuration has no memcached servers, and LDAP is only
  * opened on first use, which these jobs never do).
  */
@@ -42,7 +42,7 @@ struct tjob {
 	_Atomic int *counter;    /* incremented by work when set */
 };
 
-static void
+static enum jobq_next
 work_fn(struct agent_worker *w, void *arg)
 {
 	struct tjob *j = arg;
@@ -57,6 +57,52 @@ work_fn(struct agent_worker *w, void *arg)
 		sem_wait(j->gate);
 	if (j->counter != NULL)
 		atomic_fetch_add(j->counter, 1);
+	return JOBQ_DONE;
+}
+
+/* One job for the lane tests: asks for the slow lane, blocks there on a gate. */
+struct ljob {
+	struct tjob t;           /* done/release counts */
+	int go_slow;
+	_Atomic int fast_calls, slow_calls;
+	_Atomic int bad_flag;    /* cache_only did not match the lane */
+	sem_t *slow_gate;        /* the slow part waits on it when set */
+	sem_t *slow_started;     /* the slow part posts it when set */
+};
+
+static enum jobq_next
+lane_fn(struct agent_worker *w, void *arg)
+{
+	struct ljob *j = arg;
+
+	if (w->cache_only) {
+		atomic_fetch_add(&j->fast_calls, 1);
+		if (atomic_load(&j->slow_calls) != 0)
+			atomic_store(&j->bad_flag, 1);
+		return j->go_slow ? JOBQ_SLOW : JOBQ_DONE;
+	}
+	atomic_fetch_add(&j->slow_calls, 1);
+	if (atomic_load(&j->fast_calls) != 1 || !j->go_slow)
+		atomic_store(&j->bad_flag, 1);
+	if (j->slow_started != NULL)
+		sem_post(j->slow_started);
+	if (j->slow_gate != NULL)
+		sem_wait(j->slow_gate);
+	return JOBQ_SLOW;	/* on the slow lane: the same as done */
+}
+
+/* Poll (at most 2 s) until <*v> reaches <want>; return the last value. */
+static int
+wait_atomic(_Atomic int *v, int want)
+{
+	int i;
+
+	for (i = 0; i < 2000 && atomic_load(v) < want; i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(v);
 }
 
 static void
@@ -341,6 +387,149 @@ test_stop_with_queued(void **state)
 	sem_destroy(&started);
 }
 
+/*
+ * A job stuck on the slow lane (a hung LDAP) never delays fast-lane work,
+ * and at most threads - 1 workers are ever on the slow lane.
+ */
+static void
+test_slow_lane_does_not_block_fast(void **state)
+{
+	enum { N = 50 };
+	struct fixture *f;
+	struct ljob s1 = { 0 }, s2 = { 0 };
+	struct tjob fast[N];
+	_Atomic int counter = 0;
+	struct jobq_job *j1, *j2;
+	sem_t gate, started;
+	int i;
+
+	(void)state;
+	memset(fast, 0, sizeof(fast));
+	sem_init(&gate, 0, 0);
+	sem_init(&started, 0, 0);
+	f = setup_fixture(2, 2 * N);
+	s1.go_slow = s2.go_slow = 1;
+	s1.slow_gate = s2.slow_gate = &gate;
+	s1.slow_started = &started;
+	j1 = jobq_submit(f->port, lane_fn, done_fn, release_fn, &s1);
+	assert_non_null(j1);
+	sem_wait(&started);	/* one worker is now stuck on the slow lane */
+	assert_true(jobq_job_slow(j1));
+	j2 = jobq_submit(f->port, lane_fn, done_fn, release_fn, &s2);
+	assert_non_null(j2);
+	assert_int_equal(wait_atomic(&s2.fast_calls, 1), 1);
+	for (i = 0; i < N; i++) {
+		fast[i].counter = &counter;
+		assert_non_null(jobq_submit(f->port, work_fn, done_fn, release_fn, &fast[i]));
+	}
+	/* every fast job runs while the slow one is stuck */
+	assert_int_equal(wait_atomic(&counter, N), N);
+	/* s2 waits for the only slow-lane slot of two threads */
+	assert_true(jobq_job_slow(j2));
+	assert_int_equal(atomic_load(&s2.slow_calls), 0);
+	sem_post(&gate);
+	sem_post(&gate);
+	run_loop(f);
+	for (i = 0; i < N; i++)
+		assert_int_equal(fast[i].done_calls, 1);
+	assert_int_equal(atomic_load(&s1.fast_calls), 1);
+	assert_int_equal(atomic_load(&s1.slow_calls), 1);
+	assert_int_equal(atomic_load(&s2.slow_calls), 1);
+	assert_int_equal(atomic_load(&s1.bad_flag) + atomic_load(&s2.bad_flag), 0);
+	assert_int_equal(s1.t.done_calls + s2.t.done_calls, 2);
+	assert_int_equal(s1.t.release_calls + s2.t.release_calls, 0);
+	assert_int_equal(jobq_depth(f->q), 0);
+	teardown_fixture(f);
+	sem_destroy(&gate);
+	sem_destroy(&started);
+}
+
+/* A job waiting in the slow queue is cancelled like a queued one. */
+static void
+test_cancel_slow_queued(void **state)
+{
+	struct fixture *f;
+	struct ljob s1 = { 0 }, s2 = { 0 };
+	struct jobq_job *j2;
+	sem_t gate, started;
+	int i;
+
+	(void)state;
+	sem_init(&gate, 0, 0);
+	sem_init(&started, 0, 0);
+	f = setup_fixture(2, 4);
+	s1.go_slow = s2.go_slow = 1;
+	s1.slow_gate = &gate;
+	s1.slow_started = &started;
+	assert_non_null(jobq_submit(f->port, lane_fn, done_fn, release_fn, &s1));
+	sem_wait(&started);
+	j2 = jobq_submit(f->port, lane_fn, done_fn, release_fn, &s2);
+	assert_non_null(j2);
+	assert_int_equal(wait_atomic(&s2.fast_calls, 1), 1);
+	/* the fast part returned: poll until the job is in the slow queue */
+	for (i = 0; i < 2000 && !jobq_job_slow(j2); i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_true(jobq_job_slow(j2));
+	jobq_cancel(j2);
+	assert_int_equal(s2.t.release_calls, 1);	/* at once */
+	sem_post(&gate);
+	run_loop(f);
+	assert_int_equal(s1.t.done_calls, 1);
+	assert_int_equal(s2.t.done_calls, 0);
+	assert_int_equal(s2.t.release_calls, 1);
+	assert_int_equal(atomic_load(&s2.slow_calls), 0);
+	assert_int_equal(jobq_depth(f->q), 0);
+	teardown_fixture(f);
+	sem_destroy(&gate);
+	sem_destroy(&started);
+}
+
+/* Stopping the queue releases jobs waiting in the slow queue. */
+static void
+test_stop_with_slow_queued(void **state)
+{
+	struct fixture *f;
+	struct ljob s1 = { 0 }, s2 = { 0 };
+	struct jobq_job *j2;
+	sem_t gate, started;
+	pthread_t opener;
+	int i;
+
+	(void)state;
+	sem_init(&gate, 0, 0);
+	sem_init(&started, 0, 0);
+	f = setup_fixture(2, 4);
+	s1.go_slow = s2.go_slow = 1;
+	s1.slow_gate = &gate;
+	s1.slow_started = &started;
+	assert_non_null(jobq_submit(f->port, lane_fn, done_fn, release_fn, &s1));
+	sem_wait(&started);
+	j2 = jobq_submit(f->port, lane_fn, done_fn, release_fn, &s2);
+	assert_non_null(j2);
+	for (i = 0; i < 2000 && !jobq_job_slow(j2); i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_true(jobq_job_slow(j2));
+	assert_int_equal(pthread_create(&opener, NULL, late_opener, &gate), 0);
+	jobq_stop(f->q);
+	f->q = NULL;
+	pthread_join(opener, NULL);
+	jobq_port_free(f->port);
+	f->port = NULL;
+	assert_int_equal(s1.t.done_calls, 1);
+	assert_int_equal(s2.t.done_calls, 0);
+	assert_int_equal(s2.t.release_calls, 1);
+	assert_int_equal(atomic_load(&s2.slow_calls), 0);
+	teardown_fixture(f);
+	sem_destroy(&gate);
+	sem_destroy(&started);
+}
+
 static void
 test_bad_start(void **state)
 {
@@ -368,6 +557,9 @@ main(void)
 		cmocka_unit_test(test_cancel_running),
 		cmocka_unit_test(test_cancel_finished),
 		cmocka_unit_test(test_stop_with_queued),
+		cmocka_unit_test(test_slow_lane_does_not_block_fast),
+		cmocka_unit_test(test_cancel_slow_queued),
+		cmocka_unit_test(test_stop_with_slow_queued),
 		cmocka_unit_test(test_bad_start),
 	};
 

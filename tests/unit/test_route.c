@@ -2,7 +2,9 @@
  * Unit tests for route lookup without any network: answers planted in the
  * in-process cache are mapped through the server table (refusing hosts
  * that are not configured and protocols a server does not serve), bad keys
- * are errors, an uncached name without LDAP is a temporary failure, and
+ * are errors, an uncached name without LDAP is a temporary failure, a
+ * cache-only worker hands lookups that need LDAP back (ROUTE_DEFER), a
+ * lookup while LDAP is known down fails at once without asking it, and
  * purge clears the in-process entries (by an alias: the canonical name's too).
  */
 #include <stdarg.h>
@@ -191,6 +193,74 @@ test_no_backends_tempfail(void **state)
 	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "bob@example.com", PROTO_IMAP, &r), 0);
 }
 
+/* Sum of every lookup outcome counted in <ag>. */
+static uint64_t
+lookups_counted(struct agent *ag)
+{
+	return metrics_get(&ag->metrics, M_LOOKUP_LOCAL) + metrics_get(&ag->metrics, M_LOOKUP_MEMCACHED) +
+	       metrics_get(&ag->metrics, M_LOOKUP_LDAP) + metrics_get(&ag->metrics, M_LOOKUP_UNKNOWN) +
+	       metrics_get(&ag->metrics, M_LOOKUP_REFUSED) + metrics_get(&ag->metrics, M_LOOKUP_TEMPFAIL) +
+	       metrics_get(&ag->metrics, M_LOOKUP_ERROR);
+}
+
+/* Give <f> an LDAP server (never contacted by these tests). */
+static void
+with_ldap(struct fx *f)
+{
+	f->cfg->ldap.uri.n = 1;
+	snprintf(f->cfg->ldap.uri.item[0], sizeof(f->cfg->ldap.uri.item[0]), "ldap://127.0.0.1:1");
+}
+
+static void
+test_cache_only_defers_ldap(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	with_ldap(f);
+	f->w.cache_only = 1;
+	/* a cache answer is given on a cache-only worker */
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "alice", PROTO_IMAP, &r), 0);
+	assert_int_equal(r.source, ROUTE_SRC_LOCAL);
+	/* one that needs LDAP is handed back, not counted, LDAP untouched */
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_DEFER);
+	assert_string_equal(route_status_name(r.status), "defer");
+	assert_null(f->w.dir);
+	assert_int_equal(lookups_counted(&f->ag), 1);
+}
+
+static void
+test_ldap_down_fails_fast(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	with_ldap(f);
+	f->cfg->ldap.probe_interval_ms = 600000;
+	agent_ldap_trouble(&f->ag, "timed out");
+	/* LDAP known down: a temporary failure at once, LDAP never asked */
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_TEMPFAIL);
+	assert_int_equal(r.source, ROUTE_SRC_NONE);
+	assert_null(f->w.dir);
+	/* the same on a cache-only worker: nothing to defer to */
+	f->w.cache_only = 1;
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_TEMPFAIL);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_TEMPFAIL), 2);
+	/* cached answers keep working, and nothing negative was cached */
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "alice", PROTO_IMAP, &r), 0);
+	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), 0);
+	/* back: cache-only workers defer to LDAP again */
+	agent_ldap_fine(&f->ag);
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_DEFER);
+	assert_null(f->w.dir);
+}
+
 static void
 test_purge_local(void **state)
 {
@@ -298,6 +368,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cached_unknown_and_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_backends_tempfail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_only_defers_ldap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ldap_down_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_by_alias_local, setup, teardown),
 		cmocka_unit_test(test_names),

@@ -1,16 +1,22 @@
 /*
  * Unit tests for virtual host names: Host header normalisation (ports,
  * case, trailing dot, IPv6 literals, junk) and list matching (exact and
- * wildcard). The LDAP and cache path is covered by the integration tests.
+ * wildcard); a check that needs LDAP is handed back by a cache-only worker
+ * and fails open at once while LDAP is known down. The LDAP and cache path
+ * itself is covered by the integration tests.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
+#include "agent.h"
+#include "cfg.h"
+#include "metrics.h"
 #include "vhost.h"
 
 static void
@@ -73,12 +79,46 @@ test_in_list(void **state)
 	assert_string_equal(vhost_rc_name(VHOST_TEMPFAIL), "tempfail");
 }
 
+static void
+test_ldap_deferred_or_down(void **state)
+{
+	struct gh_config *c = cfg_new();
+	struct logger lg;
+	struct agent ag;
+	struct agent_worker w;
+
+	(void)state;
+	assert_non_null(c);
+	c->ldap.uri.n = 1;
+	snprintf(c->ldap.uri.item[0], sizeof(c->ldap.uri.item[0]), "ldap://127.0.0.1:1");
+	snprintf(c->ldap.vhost_filter, sizeof(c->ldap.vhost_filter), "(associatedDomain=%%s)");
+	c->ldap.probe_interval_ms = 600000;
+	assert_int_equal(log_init(&lg, "test_vhost", "stderr", "err", NULL), 0);
+	assert_int_equal(agent_init(&ag, c, &lg), 0);
+	assert_int_equal(agent_worker_init(&w, &ag), 0);
+	w.cache_only = 1;
+	assert_int_equal(vhost_check(&w, "mail.example.com"), VHOST_UNDECIDED);
+	assert_null(w.dir);
+	assert_int_equal(metrics_get(&ag.metrics, M_VHOST_TEMPFAIL), 0);
+	/* known down: tempfail (callers allow) at once, on any worker */
+	agent_ldap_trouble(&ag, "timed out");
+	assert_int_equal(vhost_check(&w, "mail.example.com"), VHOST_TEMPFAIL);
+	w.cache_only = 0;
+	assert_int_equal(vhost_check(&w, "mail.example.com"), VHOST_TEMPFAIL);
+	assert_null(w.dir);
+	assert_int_equal(metrics_get(&ag.metrics, M_VHOST_TEMPFAIL), 2);
+	agent_worker_free(&w);
+	agent_free(&ag);
+	free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalise),
 		cmocka_unit_test(test_in_list),
+		cmocka_unit_test(test_ldap_deferred_or_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
