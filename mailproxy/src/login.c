@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mp.h"
 #include "metrics.h"
+#include "name.h"
 #include "route.h"
 
 /* The lookup job: inputs copied from the session, outputs read by done. */
@@ -19,6 +21,7 @@ struct lookup_job {
 	struct session *s;
 	char ip[64];
 	char key[SASL_NAME_MAX + 1];
+	char tuser[ROUTE_NAME_MAX];      /* the authcid, normalised, when it is not the key */
 	enum gh_proto proto;
 	struct route_result route;
 	struct throttle_result thr;
@@ -26,6 +29,8 @@ struct lookup_job {
 	int ip_done;                 /* the per-IP phase is decided (loop or worker) */
 	int route_done;              /* the route is final (in-process cache or worker) */
 };
+
+static const char *lookup_throttle_name(const struct lookup_job *lk);
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
 struct record_job {
@@ -88,8 +93,7 @@ lookup_work(struct agent_worker *w, void *arg)
 	/* the user counter is keyed on the canonical account, so aliases do
 	 * not multiply the budget; a name that is no account is counted under
 	 * itself, exactly like an account (no existence oracle) */
-	lk->throttled = throttle_check_user(w, lk->ip, route_throttle_name(&lk->route, lk->key),
-	                                    &lk->thr) == 1;
+	lk->throttled = throttle_check_user(w, lk->ip, lookup_throttle_name(lk), &lk->thr) == 1;
 	return JOBQ_DONE;
 }
 
@@ -97,6 +101,18 @@ static void
 lookup_release(void *arg)
 {
 	free(arg);
+}
+
+/*
+ * Return the name the per-account counters of login <lk> are kept under:
+ * the authentication identity when the client gave another authorization
+ * identity (the mailbox server checks the authcid's password), else the
+ * account found (canonical) or the name looked up, unknown or not.
+ */
+static const char *
+lookup_throttle_name(const struct lookup_job *lk)
+{
+	return lk->tuser[0] ? lk->tuser : route_throttle_name(&lk->route);
 }
 
 static enum jobq_next
@@ -169,7 +185,7 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
 		upstream_connect(s);
 	} else if (lk->route.status == ROUTE_UNKNOWN || lk->route.status == ROUTE_REFUSED ||
-	           lk->route.status == ROUTE_ERROR) {
+	           lk->route.status == ROUTE_UNUSABLE) {
 		uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
 
 		/* No account, an account whose server is not ours, an ambiguous
@@ -182,7 +198,7 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 			                    route_status_name(lk->route.status),
 			                    lk->route.account[0] ? " account=" : "", lk->route.account);
 		s->login->route.status = lk->route.status;
-		login_record(s, route_throttle_name(&lk->route, lk->key), 0);
+		login_record(s, lookup_throttle_name(lk), 0);
 		/* decided: the password is not needed while the answer waits */
 		explicit_bzero(s->login->cred.password, sizeof(s->login->cred.password));
 		s->login->cred.password_len = 0;
@@ -238,8 +254,7 @@ lookup_local(struct session *s, struct lookup_job *lk)
 	if (!route_cached(ag, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route))
 		return 0;
 	lk->route_done = 1;
-	if ((r = throttle_local_user(ag, lk->ip, route_throttle_name(&lk->route, lk->key),
-	                             &lk->thr)) < 0)
+	if ((r = throttle_local_user(ag, lk->ip, lookup_throttle_name(lk), &lk->thr)) < 0)
 		return 0;
 	lk->throttled = r == 1;
 	return 1;
@@ -265,6 +280,14 @@ login_start(struct session *s)
 	lk->s = s;
 	snprintf(lk->ip, sizeof(lk->ip), "%s", s->ip);
 	snprintf(lk->key, sizeof(lk->key), "%s", login_user(s->login));
+	/* SASL with another authorization identity: the password checked is
+	 * the authcid's, so its budget is the one spent */
+	if (s->login->cred.authzid[0] &&
+	    strcasecmp(s->login->cred.authzid, s->login->cred.authcid) != 0 &&
+	    name_normalise(lk->tuser, sizeof(lk->tuser), s->login->cred.authcid,
+	                   mp->cfg->ldap.default_domain) < 0)
+		lk->tuser[0] = '\0';
+	snprintf(s->login->tuser, sizeof(s->login->tuser), "%s", lk->tuser);
 	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
 	                                : (tls ? PROTO_POP3S : PROTO_POP3);
 	s->state = SS_LOOKUP;
@@ -318,7 +341,7 @@ login_upstream_failed(struct session *s, const char *line, size_t len)
 	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
 	login_observe(s);
 	audit_login(s, login_user(s->login), "fail");
-	login_record(s, s->account, 0);
+	login_record(s, s->login->tuser[0] ? s->login->tuser : s->account, 0);
 	s->account[0] = '\0';
 	s->server[0] = '\0';
 	login_end(s);

@@ -153,6 +153,7 @@ struct login {
 	char tag[IMAPCMD_TAG_MAX + 1];
 	struct sasl_plain cred;          /* authzid/authcid/password */
 	struct route_result route;
+	char tuser[ROUTE_NAME_MAX];      /* throttled under this authcid ("" = the account) */
 	struct jobq_job *job;
 	ev_tstamp start;
 	unsigned attempts;               /* upstream connect attempts */

@@ -26,7 +26,8 @@ enum dir_rc {
 	DIR_OK = 0,           /* exactly one entry; out is filled */
 	DIR_UNKNOWN,          /* no entry */
 	DIR_TEMPFAIL,         /* no server reachable (after one reconnect), busy, timed out */
-	DIR_ERROR,            /* several entries, bad entry, bad filter or base */
+	DIR_ERROR,            /* bad filter or base, refused by the server */
+	DIR_UNUSABLE,         /* several entries match, or the one found is malformed */
 };
 
 /* The attributes read from an account entry. Empty string = absent. */

@@ -14,6 +14,7 @@
 #define HTTPUSER_MAX        256    /* longest user or id returned, NUL included */
 #define HTTPUSER_TOKEN_MAX  4096   /* longest ZM_AUTH_TOKEN accepted */
 #define HTTPUSER_AUTH_MAX   1024   /* longest Authorization header accepted */
+#define HTTPUSER_FORM_MAX   2048   /* longest decoded form user name considered */
 
 /* How the user was found. */
 enum httpuser_by {
@@ -57,10 +58,12 @@ int httpuser_from_token(const char *t, size_t len, char *out, size_t outlen);
 
 /*
  * Take the user name from Authorization header <a> (<len> bytes) when it
- * holds Basic credentials. The decoded password is wiped before returning.
- * Returns 1, 0 (no Basic credentials), -1 (a name no account can have: a
- * space or a slash) or -2 (a bad request: not base64, no colon, a control
- * character such as CR or LF in the name).
+ * holds Basic credentials, without the spaces around it. The decoded
+ * password is wiped before returning. Returns 1, 0 (no Basic credentials)
+ * or -2 (a bad request: not base64, too long, no colon, a name no account
+ * can have: empty, a control character such as CR or LF, a space or slash
+ * inside). Credentials are never taken as "no user": the server would
+ * still check them, so they must be counted under their name or refused.
  */
 int httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen);
 
@@ -68,9 +71,9 @@ int httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen);
  * Decode the login name of a web form, field value <v> (<len> bytes) as
  * application/x-www-form-urlencoded sends it ("user%40example.org", '+' a
  * space), without the spaces around it, into <out> (<outlen> bytes).
- * Returns 1, 0 when empty, -1 when no account can have it (too long, a
- * space or slash inside), -2 when malformed (a bad escape, a control
- * character such as CR or LF): a bad request.
+ * Returns 1, 0 when empty, -2 when malformed (a bad escape, a control
+ * character such as CR or LF, a space or slash inside, too long): a bad
+ * request.
  */
 int httpuser_from_form(const char *v, size_t len, char *out, size_t outlen);
 

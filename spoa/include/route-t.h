@@ -24,8 +24,10 @@ enum route_status {
 	ROUTE_REFUSED,       /* the account's host is not a configured server, or
 	                        the server does not serve the protocol */
 	ROUTE_TEMPFAIL,      /* LDAP unreachable and nothing cached */
-	ROUTE_ERROR,         /* bad key, several entries, internal error */
+	ROUTE_ERROR,         /* bad input, a directory error, internal error */
 	ROUTE_BUSY,          /* the job queue was full (set by callers of jobq) */
+	ROUTE_UNUSABLE,      /* entries exist but none can be used: several
+	                        match the name, or the one found is malformed */
 	ROUTE_DEFER,         /* only the caches were allowed (cache_only worker)
 	                        and the answer needs LDAP: ask again on a worker
 	                        that may call it; not counted */
@@ -44,6 +46,8 @@ struct route_result {
 	enum route_status status;
 	enum route_source source;
 	char account[ROUTE_NAME_MAX];       /* canonical name (lower case) */
+	char name[ROUTE_NAME_MAX];          /* the name looked up, normalised ("" for
+	                                       ids and names no account can have) */
 	char server[CFG_NAME_MAX];          /* [server NAME] */
 	struct sockaddr_storage addr;       /* address with the protocol's port */
 	socklen_t addrlen;

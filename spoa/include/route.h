@@ -38,12 +38,13 @@ int route_cached(struct agent *ag, enum route_kind kind, const char *key,
 int route_purge(struct agent_worker *w, const char *name);
 
 /*
- * Return the name under which the throttle counts a login as <key> whose
- * lookup gave <r>: the canonical account when the lookup found one (so
- * aliases share one budget), else <key> itself, so that a name that is not
- * an account is counted exactly like one that is (no existence oracle).
+ * Return the name under which the throttle counts a login whose lookup gave
+ * <r>: the canonical account when the lookup found one (so aliases share
+ * one budget), else the normalised name that was looked up, so that a name
+ * that is not an account is counted exactly like one that is (no existence
+ * oracle). NULL when no account can have the name (nothing to count).
  */
-const char *route_throttle_name(const struct route_result *r, const char *key);
+const char *route_throttle_name(const struct route_result *r);
 
 /* Return a short name for <s> ("ok", "unknown", ...). */
 const char *route_status_name(enum route_status s);

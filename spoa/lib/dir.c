@@ -325,7 +325,7 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 		log_limited(d->log, LOG_ERR, "ldap-bad-entry",
 		            "ldap: several entries match '%s' (%s): refusing to choose", key, filter);
 		dir_set_err(d, "several entries for '%s'", key);
-		*drc = DIR_ERROR;
+		*drc = DIR_UNUSABLE;
 	} else if (n <= 0) {
 		*drc = DIR_UNKNOWN;
 	} else {
@@ -340,7 +340,7 @@ dir_search(struct dir *d, enum dir_by by, const char *filter, const char *key,
 			            dn ? dn : "?", key, c->name_attr, c->host_attr, c->id_attr);
 			ldap_memfree(dn);
 			dir_set_err(d, "bad entry for '%s'", key);
-			*drc = DIR_ERROR;
+			*drc = DIR_UNUSABLE;
 		} else {
 			*drc = DIR_OK;
 			if (cb != NULL)
@@ -452,6 +452,7 @@ dir_rc_name(enum dir_rc rc)
 	case DIR_UNKNOWN: return "unknown";
 	case DIR_TEMPFAIL: return "tempfail";
 	case DIR_ERROR: return "error";
+	case DIR_UNUSABLE: return "unusable";
 	}
 	return "?";
 }

@@ -319,16 +319,45 @@ has_ctl(const char *s, size_t n)
 }
 
 /*
- * Take the user of Basic credentials <a> (<len>) into <out>; the password
- * is wiped. Returns 1, 0, -1 (unusable name) or -2 (bad request).
+ * Copy name <s> (<n> bytes) without the spaces around it into <out>
+ * (<outlen> bytes). Returns 1, 0 when nothing is left, or -2 when no
+ * account can have it (a control character, a space or slash inside, too
+ * long): such credentials are a bad request, never a name counted under
+ * nothing. <out> is "" unless 1 is returned.
+ */
+static int
+take_name(const char *s, size_t n, char *out, size_t outlen)
+{
+	while (n > 0 && s[0] == ' ') {
+		s++;
+		n--;
+	}
+	while (n > 0 && s[n - 1] == ' ')
+		n--;
+	if (outlen)
+		out[0] = '\0';
+	if (n == 0)
+		return 0;
+	if (has_ctl(s, n) || !name_ok(s, n) || n + 1 > outlen)
+		return -2;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 1;
+}
+
+/*
+ * Take the user of Basic credentials <a> (<len>) into <out>, without the
+ * spaces around it; the password is wiped. Returns 1, 0 or -2 (bad request).
  */
 int
 httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen)
 {
 	unsigned char dec[HTTPUSER_AUTH_MAX];
 	size_t i = 0, colon;
-	int n, rc = -1;
+	int n, rc = -2;
 
+	if (outlen)
+		out[0] = '\0';
 	if (a == NULL)
 		return 0;
 	while (i < len && a[i] == ' ')
@@ -341,23 +370,14 @@ httpuser_from_basic(const char *a, size_t len, char *out, size_t outlen)
 	while (len > i && a[len - 1] == ' ')
 		len--;
 	if (len - i > HTTPUSER_AUTH_MAX)
-		return -1;
-	rc = -2;
+		return -2;
 	n = b64_decode(a + i, len - i, dec, sizeof(dec));
 	if (n <= 0)
 		goto out;
 	for (colon = 0; colon < (size_t)n && dec[colon] != ':'; colon++)
 		;
-	if (colon == (size_t)n || has_ctl((const char *)dec, colon))
-		goto out;
-	rc = -1;
-	if (colon + 1 > outlen)
-		goto out;
-	memcpy(out, dec, colon);
-	out[colon] = '\0';
-	rc = name_ok(out, colon) ? 1 : -1;
-	if (rc < 0)
-		out[0] = '\0';
+	if (colon < (size_t)n && take_name((const char *)dec, colon, out, outlen) == 1)
+		rc = 1;
 out:
 	/* The password was in <dec>: do not leave it on the stack. */
 	explicit_bzero(dec, sizeof(dec));
@@ -379,40 +399,22 @@ httpuser_is_activesync(const char *p, size_t len)
 
 /*
  * Decode form field value <v> (<len>) into <out> (<outlen>), trimmed.
- * Returns 1, 0 (empty), -1 (unusable name) or -2 (bad request).
+ * Returns 1, 0 (empty) or -2 (bad request).
  */
 int
 httpuser_from_form(const char *v, size_t len, char *out, size_t outlen)
 {
+	char dec[HTTPUSER_FORM_MAX];
 	int n;
-	size_t b = 0, e;
 
 	if (outlen)
 		out[0] = '\0';
 	if (v == NULL || len == 0)
 		return 0;
-	n = pct_decode(v, len, 1, out, outlen);
-	if (n < 0 || has_ctl(out, (size_t)n)) {
-		int toolong = n < 0 && len >= outlen && !has_ctl(v, len);
-
-		if (outlen)
-			out[0] = '\0';
-		return toolong ? -1 : -2;
-	}
-	e = (size_t)n;
-	while (b < e && out[b] == ' ')
-		b++;
-	while (e > b && out[e - 1] == ' ')
-		e--;
-	memmove(out, out + b, e - b);
-	out[e - b] = '\0';
-	if (e == b)
-		return 0;
-	if (!name_ok(out, e - b)) {
-		out[0] = '\0';
-		return -1;
-	}
-	return 1;
+	n = pct_decode(v, len, 1, dec, sizeof(dec));
+	if (n < 0)
+		return -2;
+	return take_name(dec, (size_t)n, out, outlen);
 }
 
 /*

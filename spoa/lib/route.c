@@ -35,11 +35,22 @@ struct route_val {
  * <r>: its canonical account when known, else <key>.
  */
 const char *
-route_throttle_name(const struct route_result *r, const char *key)
+route_throttle_name(const struct route_result *r)
 {
 	if ((r->status == ROUTE_OK || r->status == ROUTE_REFUSED) && r->account[0] != '\0')
 		return r->account;
-	return key;
+	return r->name[0] != '\0' ? r->name : NULL;
+}
+
+/* Note in <out> the normalised name <norm> a lookup of <kind> was for. */
+static void
+route_note_name(struct route_result *out, enum route_kind kind, const char *norm)
+{
+	size_t n = strlen(norm);
+
+	out->name[0] = '\0';
+	if (kind == ROUTE_BY_NAME && n < sizeof(out->name))
+		memcpy(out->name, norm, n + 1);
 }
 
 /* Return a short name for <s>. */
@@ -52,6 +63,7 @@ route_status_name(enum route_status s)
 	case ROUTE_REFUSED: return "refused";
 	case ROUTE_TEMPFAIL: return "tempfail";
 	case ROUTE_ERROR: return "error";
+	case ROUTE_UNUSABLE: return "unusable";
 	case ROUTE_BUSY: return "busy";
 	case ROUTE_DEFER: return "defer";
 	}
@@ -282,6 +294,9 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	case DIR_ERROR:
 		agent_ldap_fine(ag);   /* it answered */
 		return ROUTE_ERROR;
+	case DIR_UNUSABLE:
+		agent_ldap_fine(ag);
+		return ROUTE_UNUSABLE;
 	case DIR_UNKNOWN:
 		agent_ldap_fine(ag);
 		v->unknown = 1;
@@ -296,7 +311,7 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 		if (kind == ROUTE_BY_ID) {
 			log_limited(ag->log, LOG_ERR, "ldap-bad-entry", "route: entry for id %s has no %s",
 			            norm, ag->cfg->ldap.name_attr);
-			return ROUTE_ERROR;
+			return ROUTE_UNUSABLE;
 		}
 		memcpy(e.name, norm, strlen(norm) + 1);
 	}
@@ -328,24 +343,48 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
  * Look up <key> of <kind> for <proto> with <w>'s handles. Fills <out>;
  * returns 0 when out->status is ROUTE_OK, -1 otherwise.
  */
+static int
+route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm,
+                  enum gh_proto proto, struct route_result *out);
+
 int
 route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
              enum gh_proto proto, struct route_result *out)
 {
 	struct agent *ag = w->ag;
-	char norm[NAME_MAX_LEN + 1], mkey[KEYS_MAX], val[ROUTE_VAL_MAX];
+	char norm[NAME_MAX_LEN + 1];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->status = ROUTE_ERROR;
+	if (key == NULL || (int)proto < 0 || proto >= PROTO__COUNT) {
+		route_count(ag, out);
+		return -1;
+	}
+	if (route_normalise(ag, kind, key, norm, sizeof(norm)) < 0) {
+		/* no account can have this name (or id): unknown, not an error,
+		 * so it is answered like any unknown name; not cached */
+		out->status = kind == ROUTE_BY_NAME ? ROUTE_UNKNOWN : ROUTE_ERROR;
+		route_count(ag, out);
+		return -1;
+	}
+	rc = route_lookup_norm(w, kind, norm, proto, out);
+	route_note_name(out, kind, norm);
+	return rc;
+}
+
+/* route_lookup() for normalised <norm>. */
+static int
+route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm,
+                  enum gh_proto proto, struct route_result *out)
+{
+	struct agent *ag = w->ag;
+	char mkey[KEYS_MAX], val[ROUTE_VAL_MAX];
 	struct route_val v;
 	enum route_status st;
 	enum mc_rc mrc;
 	int use_mc = w->mc != NULL;
 
-	memset(out, 0, sizeof(*out));
-	out->status = ROUTE_ERROR;
-	if (key == NULL || (int)proto < 0 || proto >= PROTO__COUNT ||
-	    route_normalise(ag, kind, key, norm, sizeof(norm)) < 0) {
-		route_count(ag, out);
-		return -1;
-	}
 	if (route_cached(ag, kind, norm, proto, out))
 		return out->status == ROUTE_OK ? 0 : -1;   /* counted there */
 	memset(out, 0, sizeof(*out));
@@ -413,6 +452,7 @@ route_cached(struct agent *ag, enum route_kind kind, const char *key, enum gh_pr
 	memset(out, 0, sizeof(*out));
 	out->source = ROUTE_SRC_LOCAL;
 	route_resolve(ag, &v, proto, out, 0);
+	route_note_name(out, kind, norm);
 	route_count(ag, out);
 	return 1;
 }

@@ -141,6 +141,7 @@ struct spoa_req {
 	enum httpuser_by by;
 	enum gh_proto proto;
 	char login_user[HTTPUSER_MAX];/* from the login message, form-decoded */
+	char basic_user[HTTPUSER_MAX];/* the user of Basic credentials, whatever routes */
 	char acct[HTTPUSER_MAX];      /* the name the throttle counts this login under */
 	int bad;                      /* malformed credentials: answered "bad" (400) */
 	int http_status;              /* login-result */

@@ -188,7 +188,8 @@ req_answer(struct spoa_conn *c, struct spoa_req *r, const char *rov, const char 
 
 /*
  * Worker thread: find the name login <r> is throttled under into r->acct:
- * the canonical account of the form's user name, or of the name the
+ * the canonical account of the user the mailbox server will check (Basic
+ * credentials first, then the form's user name), else of the name the
  * request is routed on; a name that is no account is counted under itself,
  * exactly like an account, so the throttle tells nobody which names exist.
  * An account id (cookie) that is not known counts against the IP only.
@@ -201,13 +202,17 @@ req_login_subject(struct agent_worker *aw, struct spoa_req *r)
 	struct route_result lr;
 	const char *name = NULL;
 
-	if (r->login_user[0]) {
-		if (route_lookup(aw, ROUTE_BY_NAME, r->login_user, r->proto, &lr) < 0 &&
+	if (r->basic_user[0] && r->by == HTTPUSER_BASIC) {
+		name = route_throttle_name(&r->rr);   /* routed on the Basic user */
+	} else if (r->basic_user[0] || r->login_user[0]) {
+		const char *u = r->basic_user[0] ? r->basic_user : r->login_user;
+
+		if (route_lookup(aw, ROUTE_BY_NAME, u, r->proto, &lr) < 0 &&
 		    lr.status == ROUTE_DEFER)
 			return JOBQ_SLOW;
-		name = route_throttle_name(&lr, r->login_user);
+		name = route_throttle_name(&lr);
 	} else if ((r->what & REQ_ROUTE) && r->user[0] && r->by != HTTPUSER_COOKIE) {
-		name = route_throttle_name(&r->rr, r->user);
+		name = route_throttle_name(&r->rr);
 	} else if ((r->what & REQ_ROUTE) && r->rr.status == ROUTE_OK) {
 		name = r->rr.account;
 	}
@@ -339,13 +344,24 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 {
 	struct spop_str name;
 	struct spop_data v;
+	char quser[HTTPUSER_MAX] = "";
 
 	while (spop_arg_next(m, &name, &v) == 1) {
 		if (spop_str_eq(name, "ip")) {
 			copy_ip(r->ip, sizeof(r->ip), &v);
 		} else if ((what & REQ_ROUTE) && spop_str_eq(name, "host")) {
 			copy_str(r->host, sizeof(r->host), &v);
-		} else if ((what & REQ_ROUTE) && !spop_str_eq(name, "user")) {
+		} else if (spop_str_eq(name, "user") || spop_str_eq(name, "quser")) {
+			/* the web form's field, as the browser encoded it, from
+			 * the body (user) and the query string (quser): decoded
+			 * here, once, for the login and login-result messages */
+			char *dst = spop_str_eq(name, "user") ? r->login_user : quser;
+
+			if ((v.type == SPOP_DATA_STR || v.type == SPOP_DATA_BIN) &&
+			    httpuser_from_form((const char *)v.v.str.ptr, v.v.str.len, dst,
+			                       HTTPUSER_MAX) == -2)
+				r->bad = 1;
+		} else if ((what & REQ_ROUTE)) {
 			if (v.type != SPOP_DATA_STR && v.type != SPOP_DATA_BIN)
 				continue;
 			if (spop_str_eq(name, "host"))
@@ -364,13 +380,6 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 				hr->auth_len = v.v.str.len;
 			} else if (spop_str_eq(name, "proto"))
 				copy_str(proto, protolen, &v);
-		} else if (spop_str_eq(name, "user")) {
-			/* the web form's field, as the browser encoded it: decoded
-			 * here, once, for the login and login-result messages */
-			if ((v.type == SPOP_DATA_STR || v.type == SPOP_DATA_BIN) &&
-			    httpuser_from_form((const char *)v.v.str.ptr, v.v.str.len,
-			                       r->login_user, sizeof(r->login_user)) == -2)
-				r->bad = 1;
 		} else if (spop_str_eq(name, "account")) {
 			/* the name the login was counted under (txn.gh.acct) */
 			copy_str(r->acct, sizeof(r->acct), &v);
@@ -379,6 +388,12 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 				r->http_status = (int)v.v.u;
 		}
 	}
+	/* A servlet reads the query string's username before the body's: a
+	 * login naming two users is refused, never counted under the other. */
+	if (quser[0] && r->login_user[0] && strcasecmp(quser, r->login_user) != 0)
+		r->bad = 1;
+	else if (quser[0])
+		memcpy(r->login_user, quser, sizeof(r->login_user));
 }
 
 /*
@@ -433,6 +448,17 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		r->proto = PROTO_HTTP;
 	if (r->what & REQ_ROUTE) {
 		r->by = httpuser_find(&hr, r->user, sizeof(r->user));
+		/* Basic credentials are checked by the mailbox server whatever
+		 * the request is routed on: the login counts under their user */
+		if (r->by == HTTPUSER_BASIC)
+			memcpy(r->basic_user, r->user, sizeof(r->basic_user));
+		else if (httpuser_from_basic(hr.auth, hr.auth_len, r->basic_user,
+		                             sizeof(r->basic_user)) == -2)
+			r->bad = 1;
+		/* ... and a request naming two users is refused */
+		if (r->basic_user[0] && r->login_user[0] &&
+		    strcasecmp(r->basic_user, r->login_user) != 0)
+			r->bad = 1;
 		if (r->by == HTTPUSER_BAD || r->bad) {
 			/* a bad request gets 400 from HAProxy: nothing to look up */
 			r->bad = 1;

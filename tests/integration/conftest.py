@@ -194,13 +194,15 @@ def memcached_pair(memcached_factory):
 
 @pytest.fixture
 def dovecot_factory(gh_tmp, mbox_certs):
-    """Call to start a dovecot: factory(name, tls=True) -> gh.dovecot.Dovecot
-    (name is a mailbox server: mbox1, mbox2, mbox3)."""
+    """Call to start a dovecot: factory(name, tls=True, failure_delay="0")
+    -> gh.dovecot.Dovecot (name is a mailbox server: mbox1, mbox2, mbox3;
+    failure_delay is Dovecot's auth_failure_delay, e.g. "1 secs")."""
     made = []
 
-    def make(name, tls=True):
+    def make(name, tls=True, failure_delay="0"):
         dv = gh_dovecot.Dovecot(_subdir(gh_tmp, "dovecot-" + name), name,
-                                cert=mbox_certs[name] if tls else None)
+                                cert=mbox_certs[name] if tls else None,
+                                failure_delay=failure_delay)
         made.append(dv)
         return dv
 

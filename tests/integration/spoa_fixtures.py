@@ -244,10 +244,14 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
                 user, _, pw = base64.b64decode(auth[6:].strip()).decode().partition(":")
             except ValueError:
                 return True
-        elif self.command == "POST" and data:
-            form = urllib.parse.parse_qs(data.decode("utf-8", "replace"))
-            if "username" in form:
-                user, pw = form["username"][0], (form.get("password") or [""])[0]
+        else:
+            # as a servlet reads parameters: the query string's first
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            form = urllib.parse.parse_qs(data.decode("utf-8", "replace")) \
+                if self.command == "POST" and data else {}
+            if "username" in query or "username" in form:
+                user = (query.get("username") or form["username"])[0]
+                pw = (query.get("password") or form.get("password") or [""])[0]
         return user is not None and pw != gen_ldif.password_for(user.strip())
 
     def _answer(self):

@@ -16,7 +16,7 @@ import pytest
 
 from gh import wait as gh_wait
 from mail_fixtures import *  # noqa: F401,F403 - fixtures
-from mail_fixtures import client_ctx, password
+from mail_fixtures import client_ctx, password, proxy_servers
 from spoa_fixtures import *  # noqa: F401,F403 - fixtures
 from spoa_fixtures import server_table, wait_for
 
@@ -124,34 +124,41 @@ def test_pop3_fail_throttle_treats_unknown_names_like_accounts(mailproxy, gateho
 
 
 def test_refused_and_ambiguous_accounts_answer_like_unknown_names(mailproxy, gatehouse,
-                                                                 slapd, dovecots):
+                                                                 slapd, dovecots,
+                                                                 dovecot_factory):
     """An account whose mailbox host is not a configured server, and an
     alias two accounts share, answer exactly as a wrong password (text,
-    failure delay, a failure counted); the log tells operators why."""
+    failure delay, a failure counted); the log tells operators why. The
+    mailbox server delays a wrong password by 1 s, the proxy its own
+    refusals by the same failure_delay."""
     slapd.add_user("stray@example.com", "mbox-gone")
     slapd.add_user("twin1@example.com", "mbox1", aliases=["twins@example.com"])
     slapd.add_user("twin2@example.com", "mbox2", aliases=["twins@example.com"])
-    mp = mailproxy(ldap=[slapd], failure_delay="700ms",
+    slow = {"mbox1": dovecot_factory("mbox1", tls=False, failure_delay="1 secs"),
+            "mbox2": dovecots["mbox2"], "mbox3": dovecots["mbox3"]}
+    mp = mailproxy(ldap=[slapd], failure_delay="1s", servers=proxy_servers(slow),
                    throttle={"user_fail_max": 5, "user_fail_ttl": 600})
     gh = gatehouse(mp.conf)
+    wrong, t_wrong = _imap_raw_answer(mp.imap, "alice@example.com", "wrong-pw")
     unknown, t_unknown = _imap_raw_answer(mp.imap, UNKNOWN, "x")
-    wrong, _ = _imap_raw_answer(mp.imap, "alice@example.com", "wrong-pw")
     assert unknown == wrong and unknown.startswith("a NO [AUTHENTICATIONFAILED]"), (unknown, wrong)
-    assert t_unknown >= 0.65, t_unknown
+    # both wait the failure delay: the mailbox server's and the proxy's
+    assert t_wrong >= 0.95 and t_unknown >= 0.95, (t_wrong, t_unknown)
     for user in ("stray@example.com", "twins@example.com"):
         answer, took = _imap_raw_answer(mp.imap, user, "x")
-        assert answer == unknown, (user, answer, unknown)
-        assert took >= 0.65, (user, took)
+        assert answer == wrong, (user, answer, wrong)
+        assert took >= 0.95, (user, took)
         # counted like any failed login, under the name the client gave
         # (the account's canonical name when the directory knows it)
         _wait_failures(gh, user, 1)
-    log = gh_wait.until(lambda: "refused" in mp.log_text() and "error" in mp.log_text()
-                        and mp.log_text(), "the real reasons in the mail proxy's log",
+    log = gh_wait.until(lambda: "route refused" in mp.log_text()
+                        and "route unusable" in mp.log_text() and mp.log_text(),
+                        "the real reasons in the mail proxy's log",
                         seen=lambda: mp.log_text()[-3000:])
     assert "login of stray@example.com refused: route refused" in log, log[-3000:]
-    assert "login of twins@example.com refused: route error" in log, log[-3000:]
+    assert "login of twins@example.com refused: route unusable" in log, log[-3000:]
     audit = wait_for(lambda: [l for l in mp.audit_lines() if "stray@" in l or "twins@" in l])
-    assert any("result=refused" in l for l in audit) and any("result=error" in l for l in audit)
+    assert any("result=refused" in l for l in audit) and any("result=unusable" in l for l in audit)
 
 
 # HTTP: the login form and Basic credentials through the real HAProxy
@@ -242,3 +249,63 @@ def test_basic_with_crlf_in_user_is_a_bad_request(spoa_factory, haproxy_factory,
     finally:
         for m in mailboxes.values():
             m.httpd.mbox_auth = False
+
+
+def _basic(user, pw):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
+def test_basic_login_counts_under_its_own_user(form_site):
+    """The mailbox server checks Basic credentials whatever the URL names:
+    the login is counted under the Basic user (spaces around it trimmed),
+    not under the URL's made-up users."""
+    hp, agents, gh = form_site({"user_fail_max": 3, "user_fail_ttl": 600})
+    hdr = _basic("carol@example.org ", "wrong-pw")
+    codes = [hp.get("/home/decoy%d@example.org/" % i, headers=hdr)[0] for i in range(3)]
+    assert codes == [401] * 3, codes
+    _wait_failures(gh, "carol@example.org", 3)
+    assert hp.get("/home/decoy9@example.org/", headers=hdr)[0] == 429
+    # an unusable Basic user is a bad request, not a login counted under nothing
+    assert hp.get("/dav/", headers=_basic("car ol@example.org", "x"))[0] == 400
+
+
+def test_form_login_counts_the_query_user_and_refuses_two_users(form_site):
+    """A servlet reads username from the query string first: that name is
+    counted, and a login whose query and body name different users is 400."""
+    hp, agents, gh = form_site({"user_fail_max": 3, "user_fail_ttl": 600})
+    ct = {"Content-Type": "application/x-www-form-urlencoded"}
+    st = hp.get("/?username=carol%40example.org", method="POST", headers=ct,
+                data=b"username=decoy%40example.org&password=wrong-pw")[0]
+    assert st == 400, st
+    codes = [hp.get("/?username=carol%40example.org", method="POST", headers=ct,
+                    data=b"loginOp=login&password=wrong-pw")[0] for _ in range(3)]
+    assert codes == [401] * 3, codes
+    _wait_failures(gh, "carol@example.org", 3)
+    assert hp.get("/?username=carol%40example.org", method="POST", headers=ct,
+                  data=b"loginOp=login&password=wrong-pw")[0] == 429
+
+
+def test_sasl_authzid_counts_against_the_authentication_identity(mailproxy, gatehouse):
+    """AUTHENTICATE PLAIN with another authorization identity: the mailbox
+    server checks the authcid's password, so the authcid's budget is spent
+    (the authzid cannot be used to spare the victim's counter)."""
+    mp = mailproxy(throttle={"user_fail_max": 2, "user_fail_ttl": 600})
+    gh = gatehouse(mp.conf)
+
+    def plain(authzid, authcid, pw):
+        with socket.create_connection(("127.0.0.1", mp.imap), timeout=15) as s:
+            f = s.makefile("rb")
+            f.readline()
+            tok = base64.b64encode(("%s\0%s\0%s" % (authzid, authcid, pw)).encode())
+            s.sendall(b"a AUTHENTICATE PLAIN " + tok + b"\r\n")
+            while True:
+                line = f.readline()
+                if not line or line.startswith(b"a "):
+                    return line.decode()
+
+    first = [plain("bob@example.com", "carol@example.org", "wrong-pw") for _ in range(2)]
+    assert all(a.startswith("a NO ") for a in first), first
+    _wait_failures(gh, "carol@example.org", 2)
+    assert _failures(gh, "bob@example.com") == 0
+    third = plain("bob@example.com", "carol@example.org", "wrong-pw")
+    assert third.startswith("a NO [UNAVAILABLE]"), third

@@ -176,9 +176,14 @@ test_basic(void **state)
 	assert_int_equal(httpuser_from_basic(S("Basic "), u, sizeof(u)), -2);
 	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2UNCkBleGFtcGxlLmNvbTpwdw=="), u,
 	                                     sizeof(u)), -2);
-	/* No account has it: an empty user, a space in it ("a b:x"). */
-	assert_int_equal(httpuser_from_basic(S("Basic OnNlY3JldA=="), u, sizeof(u)), -1);
-	assert_int_equal(httpuser_from_basic(S("Basic YSBiOng="), u, sizeof(u)), -1);
+	/* No account has it: an empty user, a space in it ("a b:x"): never
+	 * "no user" (the server still checks them), a bad request. */
+	assert_int_equal(httpuser_from_basic(S("Basic OnNlY3JldA=="), u, sizeof(u)), -2);
+	assert_int_equal(httpuser_from_basic(S("Basic YSBiOng="), u, sizeof(u)), -2);
+	assert_string_equal(u, "");
+	/* spaces around the name are not part of it (" bob :x") */
+	assert_int_equal(httpuser_from_basic(S("Basic IGJvYiA6eA=="), u, sizeof(u)), 1);
+	assert_string_equal(u, "bob");
 	/* The password never reaches the output. */
 	assert_int_equal(httpuser_from_basic(S("Basic YWxpY2VAZXhhbXBsZS5jb206c2VjcmV0"), u, sizeof(u)), 1);
 	assert_null(memmem(u, sizeof(u), "secret", 6));
@@ -201,11 +206,21 @@ test_form(void **state)
 	assert_int_equal(httpuser_from_form(S("++"), u, sizeof(u)), 0);
 	assert_int_equal(httpuser_from_form(S(""), u, sizeof(u)), 0);
 	assert_int_equal(httpuser_from_form(NULL, 0, u, sizeof(u)), 0);
-	/* no account has these */
-	assert_int_equal(httpuser_from_form(S("a+b%40example.com"), u, sizeof(u)), -1);
+	/* no account has these: a bad request, never a name counted under nothing */
+	assert_int_equal(httpuser_from_form(S("a+b%40example.com"), u, sizeof(u)), -2);
 	assert_string_equal(u, "");
 	memset(big, 'a', sizeof(big));
-	assert_int_equal(httpuser_from_form(big, sizeof(big), u, sizeof(u)), -1);
+	assert_int_equal(httpuser_from_form(big, sizeof(big), u, sizeof(u)), -2);
+	/* padding that overflows before it is trimmed is still trimmed */
+	{
+		char pad[600];
+		int n = snprintf(pad, sizeof(pad), "victim%%40example.org");
+
+		memset(pad + n, '+', sizeof(pad) - (size_t)n - 1);
+		pad[sizeof(pad) - 1] = '\0';
+		assert_int_equal(httpuser_from_form(pad, strlen(pad), u, sizeof(u)), 1);
+		assert_string_equal(u, "victim@example.org");
+	}
 	/* bad requests: a bad escape, a CR/LF, a NUL */
 	assert_int_equal(httpuser_from_form(S("alice%4"), u, sizeof(u)), -2);
 	assert_int_equal(httpuser_from_form(S("alice%zz"), u, sizeof(u)), -2);

@@ -166,16 +166,21 @@ test_bad_input(void **state)
 	struct fx *f = *state;
 	struct route_result r;
 
+	/* names no account can have are unknown, answered like any unknown name */
 	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "", PROTO_IMAP, &r), -1);
-	assert_int_equal(r.status, ROUTE_ERROR);
+	assert_int_equal(r.status, ROUTE_UNKNOWN);
 	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "a\r\nb", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_UNKNOWN);
+	/* an id that cannot be one, no key, no protocol: errors */
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_ID, "a\r\nb", PROTO_IMAP, &r), -1);
 	assert_int_equal(r.status, ROUTE_ERROR);
 	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, NULL, PROTO_IMAP, &r), -1);
 	assert_int_equal(r.status, ROUTE_ERROR);
 	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "a@b", PROTO__COUNT, &r), -1);
 	assert_int_equal(r.status, ROUTE_ERROR);
 	assert_int_equal(route_cached(&f->ag, ROUTE_BY_NAME, "", PROTO_IMAP, &r), 0);
-	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_ERROR), 4);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_ERROR), 3);
+	assert_int_equal(metrics_get(&f->ag.metrics, M_LOOKUP_UNKNOWN), 2);
 }
 
 static void
@@ -322,23 +327,47 @@ test_throttle_name(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
+	strcpy(r.name, "al@example.com");
 	/* found: the canonical account, whatever alias was typed */
 	r.status = ROUTE_OK;
 	strcpy(r.account, "alice@example.com");
-	assert_string_equal(route_throttle_name(&r, "al@example.com"), "alice@example.com");
+	assert_string_equal(route_throttle_name(&r), "alice@example.com");
 	r.status = ROUTE_REFUSED;
-	assert_string_equal(route_throttle_name(&r, "al@example.com"), "alice@example.com");
-	/* not an account (or not known now): the name itself, never NULL, so
-	 * unknown names are counted exactly like accounts */
-	r.status = ROUTE_UNKNOWN;
+	assert_string_equal(route_throttle_name(&r), "alice@example.com");
+	/* not an account (or not known now): the name looked up, so unknown
+	 * names are counted exactly like accounts */
 	r.account[0] = '\0';
-	assert_string_equal(route_throttle_name(&r, "nosuch@example.com"), "nosuch@example.com");
-	r.status = ROUTE_ERROR;
-	assert_string_equal(route_throttle_name(&r, "twice@example.com"), "twice@example.com");
+	r.status = ROUTE_UNKNOWN;
+	strcpy(r.name, "nosuch@example.com");
+	assert_string_equal(route_throttle_name(&r), "nosuch@example.com");
+	r.status = ROUTE_UNUSABLE;
+	assert_string_equal(route_throttle_name(&r), "nosuch@example.com");
 	r.status = ROUTE_TEMPFAIL;
-	assert_string_equal(route_throttle_name(&r, "bob@example.com"), "bob@example.com");
+	assert_string_equal(route_throttle_name(&r), "nosuch@example.com");
 	r.status = ROUTE_REFUSED;    /* refused before the account was read */
-	assert_string_equal(route_throttle_name(&r, "x@example.com"), "x@example.com");
+	assert_string_equal(route_throttle_name(&r), "nosuch@example.com");
+	/* a name no account can have: nothing to count it under */
+	r.name[0] = '\0';
+	r.status = ROUTE_UNKNOWN;
+	assert_null(route_throttle_name(&r));
+}
+
+static void
+test_lookup_notes_the_name(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	/* looked up: the normalised name is noted (default domain added) */
+	route_lookup(&f->w, ROUTE_BY_NAME, "Nobody-Here", PROTO_IMAP, &r);
+	assert_int_equal(r.status, ROUTE_TEMPFAIL);
+	assert_string_equal(r.name, "nobody-here@example.com");
+	assert_string_equal(route_throttle_name(&r), "nobody-here@example.com");
+	/* no account can have it: unknown (answered like any unknown name) */
+	route_lookup(&f->w, ROUTE_BY_NAME, "bad\r\nname@example.com", PROTO_IMAP, &r);
+	assert_int_equal(r.status, ROUTE_UNKNOWN);
+	assert_string_equal(r.name, "");
+	assert_null(route_throttle_name(&r));
 }
 
 static void
@@ -374,6 +403,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_purge_by_alias_local, setup, teardown),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_throttle_name),
+		cmocka_unit_test_setup_teardown(test_lookup_notes_the_name, setup, teardown),
 		cmocka_unit_test(test_no_local_cache),
 	};
 
