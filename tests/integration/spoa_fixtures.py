@@ -458,33 +458,34 @@ class Haproxy:
 
     def master_cmd(self, cmd, timeout=20.0):
         """Send <cmd> to the master CLI; return its answer. While a reload
-        re-executes the master its socket refuses connections for a moment:
-        connecting is retried until <timeout>. A "reload" whose connection
-        the re-executing master resets has been taken."""
+        re-executes the master its socket refuses or resets connections for
+        a moment: a read-only command is tried again until <timeout>; a
+        "reload" whose connection the re-executing master resets has been
+        taken, and is never sent twice."""
         end = time.monotonic() + timeout
         while True:
-            s = socket.socket(socket.AF_UNIX)
             try:
-                s.settimeout(10)
-                s.connect(self.master_sock)
-                break
+                return self._master_once(cmd)
             except (ConnectionRefusedError, FileNotFoundError):
-                s.close()
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
-        with s:
+                pass                      # nothing was sent: always safe to retry
+            except (ConnectionResetError, BrokenPipeError):
+                if cmd == "reload":
+                    return ""
+            if time.monotonic() > end:
+                raise AssertionError("master CLI of haproxy did not answer %r within %.0f s"
+                                     % (cmd, timeout))
+            time.sleep(0.05)
+
+    def _master_once(self, cmd):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.master_sock)
             s.sendall(cmd.encode() + b"\n")
             if cmd != "reload":
                 s.shutdown(socket.SHUT_WR)
             out = b""
             while True:
-                try:
-                    d = s.recv(65536)
-                except ConnectionResetError:
-                    if cmd != "reload":
-                        raise
-                    break
+                d = s.recv(65536)
                 if not d:
                     break
                 out += d
