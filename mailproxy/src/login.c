@@ -163,6 +163,29 @@ login_end(struct session *s)
 	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
 }
 
+/*
+ * Return how long to wait before answering a refused login of <s>, so that
+ * it cannot be told from a wrong password by its timing. Dovecot (2.3)
+ * answers a failed login once its whole-second clock has moved on by
+ * auth_failure_delay, at its next check, every 500 ms: between delay - 1 s
+ * and delay + 0.5 s after the attempt. A fixed delay would stand out after
+ * a few tries; this gives the same spread. 0 when failure_delay is 0.
+ */
+static uint32_t
+login_fail_delay(const struct session *s)
+{
+	uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
+	ev_tstamp now = ev_now(s->mp->loop);
+	double ms;
+
+	if (delay == 0)
+		return 0;
+	/* now > 0: the cast truncates to the whole second (no libm) */
+	ms = (double)delay - (now - (double)(long long)now) * 1000.0 +
+	     (double)arc4random_uniform(500);
+	return ms < 1.0 ? 1 : (uint32_t)ms;
+}
+
 /* Act on the verdict and route in <lk> for session <s>. */
 static void
 lookup_apply(struct session *s, struct lookup_job *lk)
@@ -186,7 +209,7 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		upstream_connect(s);
 	} else if (lk->route.status == ROUTE_UNKNOWN || lk->route.status == ROUTE_REFUSED ||
 	           lk->route.status == ROUTE_UNUSABLE) {
-		uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
+		uint32_t delay = login_fail_delay(s);
 
 		/* No account, an account whose server is not ours, an ambiguous
 		 * name: to the client all look like a wrong password (answer,

@@ -129,20 +129,21 @@ def test_refused_and_ambiguous_accounts_answer_like_unknown_names(mailproxy, gat
     """An account whose mailbox host is not a configured server, and an
     alias two accounts share, answer exactly as a wrong password (text,
     failure delay, a failure counted); the log tells operators why. The
-    mailbox server delays a wrong password by 1 s, the proxy its own
-    refusals by the same failure_delay."""
+    mailbox server delays a wrong password by 2 s, the proxy its own
+    refusals by the same failure_delay: both count from the whole second of
+    the attempt, so each answer comes 1 to 2.5 s after it."""
     slapd.add_user("stray@example.com", "mbox-gone")
     slapd.add_user("twin1@example.com", "mbox1", aliases=["twins@example.com"])
     slapd.add_user("twin2@example.com", "mbox2", aliases=["twins@example.com"])
-    slow = {"mbox1": dovecot_factory("mbox1", tls=False, failure_delay="1 secs"),
+    slow = {"mbox1": dovecot_factory("mbox1", tls=False, failure_delay="2 secs"),
             "mbox2": dovecots["mbox2"], "mbox3": dovecots["mbox3"]}
-    mp = mailproxy(ldap=[slapd], failure_delay="1s", servers=proxy_servers(slow),
+    mp = mailproxy(ldap=[slapd], failure_delay="2s", servers=proxy_servers(slow),
                    throttle={"user_fail_max": 5, "user_fail_ttl": 600})
     gh = gatehouse(mp.conf)
     wrong, t_wrong = _imap_raw_answer(mp.imap, "alice@example.com", "wrong-pw")
     unknown, t_unknown = _imap_raw_answer(mp.imap, UNKNOWN, "x")
     assert unknown == wrong and unknown.startswith("a NO [AUTHENTICATIONFAILED]"), (unknown, wrong)
-    # both wait the failure delay: the mailbox server's and the proxy's
+    # both wait a failure delay: the mailbox server's and the proxy's
     assert t_wrong >= 0.95 and t_unknown >= 0.95, (t_wrong, t_unknown)
     for user in ("stray@example.com", "twins@example.com"):
         answer, took = _imap_raw_answer(mp.imap, user, "x")
@@ -309,3 +310,19 @@ def test_sasl_authzid_counts_against_the_authentication_identity(mailproxy, gate
     assert _failures(gh, "bob@example.com") == 0
     third = plain("bob@example.com", "carol@example.org", "wrong-pw")
     assert third.startswith("a NO [UNAVAILABLE]"), third
+
+
+def test_failure_delay_varies_like_dovecots(mailproxy):
+    """A fixed delay would tell the proxy's refusals from Dovecot's, whose
+    delay depends on the clock and its half-second check: eight unknown-name
+    logins at once are answered within [delay - 1, delay + 0.5] s, not all
+    at the same moment."""
+    import concurrent.futures as cf
+    mp = mailproxy(failure_delay="2s")
+    with cf.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda i: _imap_raw_answer(mp.imap, "nobody%d@example.com" % i, "x"),
+                          range(8)))
+    times = sorted(t for _, t in got)
+    assert all(a.startswith("a NO [AUTHENTICATIONFAILED]") for a, _ in got), got
+    assert times[0] >= 0.95, times
+    assert times[-1] - times[0] > 0.05, times
