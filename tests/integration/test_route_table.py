@@ -151,8 +151,6 @@ def test_purge_reaches_the_table(spoa_factory, haproxy_factory, slapd, memcached
     r = gatehouse(conf).run("purge", ALICE)
     assert r.rc == 0, r
     assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": ["mbox1"]}], r
-    r = gatehouse(conf).run("purge", ALICE, json_out=False)
-    assert "haproxy %s: routes to mbox1 cleared" % site.hp.admin_sock in r.stdout, r
     # the next request: the new server, for the cookie and the URL
     assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox2"
     assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox2"
@@ -161,8 +159,8 @@ def test_purge_reaches_the_table(spoa_factory, haproxy_factory, slapd, memcached
     assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
     assert settle(site) == n
     # a name no server is known for clears every route
-    r = gatehouse(conf).run("purge", "nobody@example.com")
-    assert r.rc == 0 and r.data["haproxy"][0]["cleared"] == "all", r
+    r = gatehouse(conf).run("purge", "nobody@example.com", json_out=False)
+    assert r.rc == 0 and "haproxy %s: all routes cleared" % site.hp.admin_sock in r.stdout, r
     assert site.hp.route_stats()[2] == 0
     # a socket that does not answer is an error (exit 2), said
     bad = make_conf(spoa={"haproxy_admin": site.hp.admin_sock + ".missing"}, **site.conf_kw)
