@@ -249,3 +249,19 @@ def test_frozen_agents_warm_table(spoa_factory, haproxy_factory, slapd_shared, m
     finally:
         for a in site.agents:
             a.proc.signal(signal.SIGCONT)
+
+
+def test_spoe_log_line_is_a_setting(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                    mailboxes):
+    """The SPOE exchange log line is off by default; GH_SPOE_LOG=on turns it
+    on. The access log line keeps user, server, by and route."""
+    quiet = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                  extra_env={"GH_ROUTE_TABLE": "off"})
+    loud = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 extra_env={"GH_ROUTE_TABLE": "off", "GH_SPOE_LOG": "on"})
+    for site in (quiet, loud):
+        assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+        assert wait_for(lambda: "user=bob@example.com server=mbox2 by=url route=ok"
+                        in site.hp.log_text(), 5)
+    assert wait_for(lambda: "SPOE: [gatehouse-agent]" in loud.hp.log_text(), 5)
+    assert "SPOE: [gatehouse-agent]" not in quiet.hp.log_text()
