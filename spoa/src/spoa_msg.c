@@ -11,8 +11,9 @@
  * Every ACK carries at least one action (status). keep=1 tells HAProxy it
  * may keep the route in its route table: only for a route read from
  * memcached or LDAP (one from the in-process cache may be up to local_ttl
- * behind a purge, and a table must not make that window longer) with a
- * Host that was decided (not let through because LDAP could not tell).
+ * behind a purge, and a table must not make that window longer), or for a
+ * request that names no user (status none), with a Host that was decided
+ * (not let through because LDAP could not tell).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -108,6 +109,10 @@ ack_route(struct spop_writer *w, const struct spoa_req *r, const char *override)
 		spop_ack_set_str(w, SPOP_SCOPE_TXN, "user", r->rr.account, strlen(r->rr.account));
 		if (r->rr.source != ROUTE_SRC_LOCAL && r->vhost != -2 && !r->vhost_soft)
 			spop_ack_set_bool(w, SPOP_SCOPE_TXN, "keep", 1);
+	} else if (override == NULL && !r->bad && r->user[0] == '\0' && r->vhost != -2 &&
+	           !r->vhost_soft) {
+		/* no user in the request: the same inputs never name one */
+		spop_ack_set_bool(w, SPOP_SCOPE_TXN, "keep", 1);
 	}
 	if (r->by != HTTPUSER_NONE) {
 		const char *by = httpuser_by_name(r->by);

@@ -265,3 +265,20 @@ def test_spoe_log_line_is_a_setting(spoa_factory, haproxy_factory, slapd_shared,
                         in site.hp.log_text(), 5)
     assert wait_for(lambda: "SPOE: [gatehouse-agent]" in loud.hp.log_text(), 5)
     assert "SPOE: [gatehouse-agent]" not in quiet.hp.log_text()
+
+
+def test_no_user_is_kept_too(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                             mailboxes):
+    """A request that names no user (a login page's images) goes to the pool;
+    the table knows that too, and the next one does not ask the agent."""
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    n = settle(site)
+    got = {server_of(site.get("/zimbra/img/logo.png")) for _ in range(3)}
+    assert len(got) == 1                           # the client-IP hash: one server
+    assert settle(site) == n + 1
+    assert site.hp.route_stats() == (2, 1, 1)
+    assert wait_for(lambda: "by=table route=none" in site.hp.log_text(), 5)
+    # an unknown user is not kept (an account may appear): asked each time
+    for _ in range(2):
+        site.get("/home/nobody@example.com/")
+    assert settle(site) == n + 3
