@@ -105,6 +105,7 @@ struct cfg_spoa {
 	char metrics[CFG_STR_MAX];     /* host:port of the Prometheus endpoint; empty = off */
 	int strict_hosts;              /* check Host against vhosts */
 	struct cfg_list vhosts;        /* allowed virtual host names (exact or *.domain) */
+	struct cfg_list haproxy_admin; /* admin sockets of the HAProxy nodes (route tables) */
 };
 
 /* [mailproxy] */

@@ -98,6 +98,7 @@ static const struct kw keywords[] = {
 	{ "spoa", "metrics", KW_STR, S(spoa, metrics), 0, NULL },
 	{ "spoa", "strict_hosts", KW_BOOL, S(spoa, strict_hosts), 0, "no" },
 	{ "spoa", "vhosts", KW_LIST, S(spoa, vhosts), 0, NULL },
+	{ "spoa", "haproxy_admin", KW_LIST, S(spoa, haproxy_admin), 0, NULL },
 
 	{ "mailproxy", "imap", KW_ADDRLIST, S(mailproxy, imap), 0, NULL },
 	{ "mailproxy", "imaps", KW_ADDRLIST, S(mailproxy, imaps), 0, NULL },

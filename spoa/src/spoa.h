@@ -147,6 +147,8 @@ struct spoa_req {
 	int http_status;              /* login-result */
 	int vhost;                    /* -1 unchecked, -2 undecided (worker), 0 refused, 1 allowed */
 	int vhost_job;                /* the worker's answer; copied to vhost on the loop */
+	int vhost_soft;               /* allowed only because LDAP could not tell (tempfail) */
+	int vhost_soft_job;           /* the worker's; copied to vhost_soft on the loop */
 	/* outputs (written by the worker) */
 	struct route_result rr;
 	_Atomic int route_done;       /* rr is final (the deadline may answer it) */

@@ -1,13 +1,19 @@
 /*
  * SPOE message handlers. A NOTIFY may carry three messages:
  *   route        ip host path query token auth [proto]  -> ip port server by user status [vhost]
+ *                                                          [keep]
  *   login        the route arguments + [user]            -> both of the above +
  *                                                          throttled reason retry
  *   login-result ip [user] [account] status             -> result
  * Answers from the in-process cache are sent at once; everything else runs
  * on the job queue, so one slow LDAP answer never delays other frames. A
  * request still unanswered at the agent's deadline gets status=timeout.
- * Every ACK carries at least one action (status).
+ * Every ACK carries at least one action (status). keep=1 tells HAProxy it
+ * may keep the route in its route table: only for a route read from
+ * memcached or LDAP (one from the in-process cache may be up to local_ttl
+ * behind a purge, and a table must not make that window longer), or for a
+ * request that names no user (status none), with a Host that was decided
+ * (not let through because LDAP could not tell).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -101,6 +107,12 @@ ack_route(struct spop_writer *w, const struct spoa_req *r, const char *override)
 		spop_ack_set_int(w, SPOP_SCOPE_TXN, "port", r->rr.port);
 		spop_ack_set_str(w, SPOP_SCOPE_TXN, "server", r->rr.server, strlen(r->rr.server));
 		spop_ack_set_str(w, SPOP_SCOPE_TXN, "user", r->rr.account, strlen(r->rr.account));
+		if (r->rr.source != ROUTE_SRC_LOCAL && r->vhost != -2 && !r->vhost_soft)
+			spop_ack_set_bool(w, SPOP_SCOPE_TXN, "keep", 1);
+	} else if (override == NULL && !r->bad && r->user[0] == '\0' && r->vhost != -2 &&
+	           !r->vhost_soft) {
+		/* no user in the request: the same inputs never name one */
+		spop_ack_set_bool(w, SPOP_SCOPE_TXN, "keep", 1);
 	}
 	if (r->by != HTTPUSER_NONE) {
 		const char *by = httpuser_by_name(r->by);
@@ -246,6 +258,7 @@ req_work(struct agent_worker *aw, void *arg)
 		if (vr == VHOST_UNDECIDED)
 			return JOBQ_SLOW;
 		r->vhost_job = vr != VHOST_REFUSED;
+		r->vhost_soft_job = vr == VHOST_TEMPFAIL;
 		r->vhost_done = 1;
 	}
 	if (r->what & (REQ_LOGIN | REQ_LOGIN_RESULT)) {
@@ -278,8 +291,10 @@ req_done(void *arg)
 	ev_timer_stop(sp->loop, &r->deadline);
 	/* the deadline path may read vhost while the worker runs: the worker
 	 * writes vhost_job, and only the loop copies it */
-	if (r->vhost == -2)
+	if (r->vhost == -2) {
 		r->vhost = r->vhost_job;
+		r->vhost_soft = r->vhost_soft_job;
+	}
 	if (r->conn != NULL)
 		req_answer(r->conn, r, NULL, NULL);
 	req_free(sp, r);

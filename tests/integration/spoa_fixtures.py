@@ -15,6 +15,7 @@ import base64
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -389,6 +390,15 @@ def write_allowed(path, mailboxes):
             f.write("%s:%d\n" % (m.host, m.port))
 
 
+def write_routes(routes_path, index_path, mailboxes):
+    """Write the route table's maps: "N ip|http|https|name" (N = 1 + the
+    server's place by name) and "ip:port|name N" for each of its ports."""
+    with open(routes_path, "w") as r, open(index_path, "w") as x:
+        for i, (n, m) in enumerate(sorted(mailboxes.items()), 1):
+            r.write("%d %s|%d|%d|%s\n" % (i, m.host, m.port, m.port, n))
+            x.write("%s:%d|%s %d\n" % (m.host, m.port, n, i))
+
+
 class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
 
@@ -400,6 +410,9 @@ class Haproxy:
         allowed = os.path.join(d, "allowed-dst.lst")
         write_pool(pool, mailboxes)
         write_allowed(allowed, mailboxes)
+        self.routes = os.path.join(d, "routes.map")
+        self.route_index = os.path.join(d, "route-index.map")
+        write_routes(self.routes, self.route_index, mailboxes)
         env = dict(os.environ)
         env.update({
             "GH_HTTP_BIND": "127.0.0.1:%d" % self.http_port,
@@ -411,6 +424,8 @@ class Haproxy:
             "GH_AGENT1": agents[0],
             "GH_AGENT2": agents[1] if len(agents) > 1 else agents[0],
             "GH_ALLOWED_DST": allowed,
+            "GH_ROUTES": self.routes,
+            "GH_ROUTE_INDEX": self.route_index,
             "GH_LOG": "stdout",
             "GH_HTTPS_REDIRECT": "no",
             "GH_ADMIN_SOCK": os.path.join(d, "admin.sock"),
@@ -498,6 +513,30 @@ class Haproxy:
             if len(f) > 2 and f[1] == "master" and f[2].isdigit():
                 return int(f[2])
         return -1
+
+    def admin(self, cmd, timeout=10):
+        """Send <cmd> to the admin socket (runtime API); return the answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(self.admin_sock)
+            s.sendall(cmd.encode() + b"\n")
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+        return out.decode("utf-8", "replace")
+
+    def route_stats(self):
+        """Return (hits, misses, used) of the route table."""
+        st = {}
+        for line in self.admin("show table gh_route_stats").splitlines():
+            m = re.search(r"key=(\d+) .*http_req_cnt=(\d+)", line)
+            if m:
+                st[int(m.group(1))] = int(m.group(2))
+        used = re.search(r"used:(\d+)", self.admin("show table gh_routes"))
+        return st.get(1, 0), st.get(2, 0), int(used.group(1)) if used else -1
 
     def log_text(self):
         with open(self.log, "rb") as f:

@@ -18,7 +18,7 @@ import pytest
 from gh import certs as gh_certs
 from gh.ports import closed_port
 from spoa_fixtures import *  # noqa: F401,F403 - fixtures
-from spoa_fixtures import REPO, server_table, wait_for, write_allowed, write_pool
+from spoa_fixtures import REPO, server_table, wait_for, write_allowed, write_pool, write_routes
 
 ALICE = "alice@example.com"
 
@@ -132,12 +132,16 @@ def test_haproxy_servers(make_conf, gatehouse, mailboxes, tmp_path, site_certs):
     out.mkdir()
     r = gatehouse(conf).run("haproxy-servers", "-o", str(out))
     assert r.rc == 0, r
-    assert len(r.data["files"]) == 2 and len(r.data["servers"]) == 3
+    assert len(r.data["files"]) == 4 and len(r.data["servers"]) == 3
     write_pool(str(tmp_path / "want.cfg"), mailboxes)
     write_allowed(str(tmp_path / "want.lst"), mailboxes)
     assert (out / "gatehouse-servers.cfg").read_text() == (tmp_path / "want.cfg").read_text()
     assert sorted((out / "allowed-dst.lst").read_text().splitlines()) == \
         sorted((tmp_path / "want.lst").read_text().splitlines())
+    # the route table's maps: what the test fixture writes for haproxy
+    write_routes(str(tmp_path / "want.map"), str(tmp_path / "want-index.map"), mailboxes)
+    assert (out / "routes.map").read_text() == (tmp_path / "want.map").read_text()
+    assert (out / "route-index.map").read_text() == (tmp_path / "want-index.map").read_text()
     assert not [f for f in os.listdir(out) if f.startswith(".")]   # no temp file left
     t = gatehouse(conf).run("haproxy-servers", json_out=False)
     assert t.stdout == (out / "gatehouse-servers.cfg").read_text()
@@ -146,6 +150,7 @@ def test_haproxy_servers(make_conf, gatehouse, mailboxes, tmp_path, site_certs):
                GH_SPOE_CONF=os.path.join(REPO, "haproxy", "spoe-gatehouse.conf"),
                GH_SPOE_PROCESSING="500ms", GH_AGENT1="127.0.0.1:3", GH_AGENT2="127.0.0.1:4",
                GH_ALLOWED_DST=str(out / "allowed-dst.lst"), GH_LOG="stdout",
+               GH_ROUTES=str(out / "routes.map"), GH_ROUTE_INDEX=str(out / "route-index.map"),
                GH_HTTPS_REDIRECT="no", GH_ADMIN_SOCK=str(tmp_path / "a.sock"))
     c = subprocess.run(["/usr/sbin/haproxy", "-c", "-f",
                         os.path.join(REPO, "haproxy", "haproxy.cfg"), "-f",

@@ -77,13 +77,26 @@ def test_route_by_url_cookie_basic(agent, slapd_shared, mailboxes):
 def test_route_without_answer(agent):
     c = SpopClient(agent.port)
     c.handshake()
+    # no user: HAProxy may keep that in its route table (keep)
     a = ask(c, 2, route_args(path="/"))
-    assert a == {"status": "none"}
+    assert a == {"status": "none", "keep": True}
     a = ask(c, 4, route_args(path="/home/nobody-here@example.com/"))
-    assert a["status"] == "unknown" and "ip" not in a
+    assert a["status"] == "unknown" and "ip" not in a and "keep" not in a
     # mallory's host is not a configured server: refused, never routed
     a = ask(c, 6, route_args(path="/home/mallory@example.com/"))
-    assert a["status"] == "refused" and "ip" not in a
+    assert a["status"] == "refused" and "ip" not in a and "keep" not in a
+
+
+def test_keep_only_what_a_purge_reaches(agent):
+    """A route from memcached or LDAP may be kept in HAProxy's route table
+    (a purge clears both); one from the in-process cache may lag a purge by
+    local_ttl, and is not."""
+    c = SpopClient(agent.port)
+    c.handshake()
+    a = ask(c, 2, route_args(path="/home/bob@example.com/"))
+    assert a["status"] == "ok" and a["keep"] is True, a
+    a = ask(c, 4, route_args(path="/home/bob@example.com/"))
+    assert a["status"] == "ok" and "keep" not in a, a
 
 
 def test_login_result_answers_in_its_own_variable(agent):
@@ -244,7 +257,7 @@ def test_deadline_answers_tempfail_while_ldap_hangs(spoa_factory, memcached, mai
         assert 0.25 < took < 1.5, took
         # a request naming no user is answered at once meanwhile
         c.send(notify(4, 1, [("route", route_args(path="/"))]))
-        assert c.recv_frame(timeout=1).actions() == {"status": "none"}
+        assert c.recv_frame(timeout=1).actions() == {"status": "none", "keep": True}
         assert ag.metrics()["gatehouse_spoa_deadline_total"] >= 1
     finally:
         frozen.close()

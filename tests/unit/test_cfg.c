@@ -127,6 +127,7 @@ test_defaults(void **state)
 	assert_int_equal(c->spoa.threads, 4);
 	assert_int_equal(c->spoa.deadline_ms, 400);
 	assert_int_equal(c->spoa.strict_hosts, 0);
+	assert_int_equal(c->spoa.haproxy_admin.n, 0);
 	assert_int_equal(c->mailproxy.send_id, 1);
 	assert_int_equal(c->mailproxy.cleartext_login, 0);
 	assert_int_equal(c->mailproxy.imap_idle_timeout_ms, 30 * 60 * 1000);
@@ -173,6 +174,7 @@ test_full(void **state)
 	         "[spoa]\n"
 	         "listen = 127.0.0.1:12345 [::1]:12345\n"
 	         "strict_hosts = yes\n"
+	         "haproxy_admin = /run/haproxy/admin.sock /run/h2/admin.sock\n"
 	         "[server mbox1]\n"
 	         "address = 192.0.2.10\n"
 	         "imap = 7143\n"
@@ -197,6 +199,8 @@ test_full(void **state)
 	assert_int_equal(c->throttle.whitelist.n, 2);
 	assert_int_equal(c->spoa.listen.n, 2);
 	assert_int_equal(c->spoa.strict_hosts, 1);
+	assert_int_equal(c->spoa.haproxy_admin.n, 2);
+	assert_string_equal(c->spoa.haproxy_admin.item[1], "/run/h2/admin.sock");
 	assert_int_equal(c->nservers, 2);
 	s = cfg_server_find(c, "MBox1");
 	assert_non_null(s);

@@ -1,20 +1,30 @@
 #!/usr/bin/python3
-"""make bench-http: wrk through HAProxy to a local HTTP backend, without and
-with the SPOE route lookup (gatehouse-spoa), in the same run, same backend,
-warm cache. Prints req/s, p50/p99, the ratio and the agent's CPU per request.
+"""make bench-http: wrk through HAProxy to a local HTTP backend, in the same
+run, same backend: plain HAProxy, the shipped config with a warm route table,
+the shipped config with every request a table miss, and (informative) the
+shipped config with the route table off. Prints req/s, p50/p99, the ratios,
+the route table's hit rate as HAProxy counted it, and the agent's CPU per
+request it answered.
 
 * backend: a second haproxy (one thread) answering 200 itself
   (`http-request return`), so the backend is never the bottleneck;
 * "plain": the shipped haproxy/haproxy.cfg with the SPOE filter and the
-  send-spoe-group lines removed (everything else identical: logging, ACLs);
-* "spoe": the shipped haproxy/haproxy.cfg + spoe-gatehouse.conf unchanged,
-  gatehouse-spoa routing /home/alice@example.com/... to the backend
-  (slapd + memcached from the integration fixtures, cache warmed first).
+  send-spoe-group lines removed and GH_ROUTE_TABLE=off (everything else
+  identical: logging, ACLs);
+* "warm": the shipped haproxy.cfg + spoe-gatehouse.conf unchanged, every
+  request with alice's ZM_AUTH_TOKEN cookie (as a browser repeats it): after
+  the first, routed from HAProxy's route table;
+* "misses": the same haproxy, every request with a cookie never seen before
+  (a new token signature, same account id: the agent answers it from its
+  cache, the table never knows it);
+* "table off": GH_ROUTE_TABLE=off, every request asks the agent (informative:
+  what the shipped config did before the route table).
 
-Targets (issue 3): ratio >= 0.75, agent CPU <= 4 us per request. HAProxy's
-own example agent measured 0.66 (tuned) / 0.43 (defaults) at 16 us.
-A benchmark reports figures; it never fails on a timing.
+Targets (issue 11): warm >= 0.95 of plain, misses >= 0.75 of plain, agent
+CPU <= 4 us per answered request. A benchmark reports figures; it never fails
+on a timing.
 """
+import socket
 import os
 import re
 import shutil
@@ -30,7 +40,7 @@ from gh import slapd as gh_slapd
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 HAPROXY = "/usr/sbin/haproxy"
-URL_PATH = "/home/alice@example.com/inbox?fmt=json"
+URL_PATH = "/service/soap/NoOpRequest"
 
 BACKEND_CFG = """\
 global
@@ -91,41 +101,94 @@ def parse_wrk(text):
     return out
 
 
-def run_wrk(port, seconds, threads, conns):
+MISS_LUA = """
+local n = 0
+function setup(thread)
+   n = n + 1
+   thread:set("tid", n)
+end
+function init(args)
+   c = 0
+end
+function request()
+   c = c + 1
+   return wrk.format(nil, nil, {["Cookie"] = "ZM_AUTH_TOKEN=" .. tid .. "_" ..
+                     string.format("%x", c) .. "_" .. DATA})
+end
+"""
+
+
+def run_wrk(port, seconds, threads, conns, cookie=None, script=None):
     argv = [WRK, "-t%d" % threads, "-c%d" % conns, "-d%ds" % int(seconds), "--latency",
-            "-H", "Host: mail.example.com", "http://127.0.0.1:%d%s" % (port, URL_PATH)]
+            "-H", "Host: mail.example.com"]
+    if cookie:
+        argv += ["-H", "Cookie: ZM_AUTH_TOKEN=" + cookie]
+    if script:
+        argv += ["-s", script]
+    argv.append("http://127.0.0.1:%d%s" % (port, URL_PATH))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     return parse_wrk(r.stdout), r.stdout + r.stderr
+
+
+def admin(sock, cmd):
+    """One runtime API command on admin socket <sock>; returns the answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(sock)
+        s.sendall(cmd.encode() + b"\n")
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    return out.decode("utf-8", "replace")
+
+
+def route_stats(sock):
+    """(hits, misses) of the route table as HAProxy counted them."""
+    st = {}
+    for line in admin(sock, "show table gh_route_stats").splitlines():
+        m = re.search(r"key=(\d+) .*http_req_cnt=(\d+)", line)
+        if m:
+            st[int(m.group(1))] = int(m.group(2))
+    return st.get(1, 0), st.get(2, 0)
 
 
 class Haproxy:
     """haproxy -f CFG -f pool -f limits, environment as the shipped config
     wants it (see tests/integration/spoa_fixtures.py): .http_port, .proc."""
 
-    def __init__(self, sf, d, cfg, mailboxes, agents, certs, nofile, spoe_conf=None):
+    def __init__(self, sf, d, cfg, mailboxes, agents, certs, nofile, table="on"):
         self.http_port, self.https_port = bl.gh_ports.free_port(), bl.gh_ports.free_port()
         pool = os.path.join(d, "gatehouse-servers.cfg")
         allowed = os.path.join(d, "allowed-dst.lst")
+        routes, index = os.path.join(d, "routes.map"), os.path.join(d, "route-index.map")
         sf.write_pool(pool, mailboxes)
         sf.write_allowed(allowed, mailboxes)
+        sf.write_routes(routes, index, mailboxes)
         # The shipped maxconn (20000) needs 2 fds per connection; lower it to
         # what this process's RLIMIT_NOFILE allows (last global wins).
         limits = os.path.join(d, "bench-limits.cfg")
         with open(limits, "w") as f:
             f.write("global\n    maxconn %d\n" % max(1000, min(20000, nofile // 2 - 200)))
+        self.admin_sock = os.path.join(d, "admin.sock")
         env = dict(os.environ)
         env.update({
             "GH_HTTP_BIND": "127.0.0.1:%d" % self.http_port,
             "GH_HTTPS_BIND": "127.0.0.1:%d" % self.https_port,
             "GH_CERTS": certs,
             "GH_ERRORS": os.path.join(bl.REPO, "haproxy", "errors"),
-            "GH_SPOE_CONF": spoe_conf or os.path.join(bl.REPO, "haproxy", "spoe-gatehouse.conf"),
+            "GH_SPOE_CONF": os.path.join(bl.REPO, "haproxy", "spoe-gatehouse.conf"),
             "GH_SPOE_PROCESSING": "500ms",
             "GH_AGENT1": agents[0],
             "GH_AGENT2": agents[-1],
             "GH_ALLOWED_DST": allowed,
+            "GH_ROUTES": routes,
+            "GH_ROUTE_INDEX": index,
+            "GH_ROUTE_TABLE": table,
             "GH_LOG": "stdout",
-            "GH_ADMIN_SOCK": os.path.join(d, "admin.sock"),
+            "GH_ADMIN_SOCK": self.admin_sock,
             "GH_HTTPS_REDIRECT": "no",
         })
         self.log = os.path.join(d, "haproxy.log")
@@ -133,37 +196,27 @@ class Haproxy:
                                                  "-f", limits], self.log, env=env)
         bl.gh_ports.wait_listening(self.http_port, proc=self.proc)
 
-    def log_text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
-
-def start_haproxy(sf, d, cfg, mailboxes, agents, certs, nofile, spoe_conf=None):
-    return Haproxy(sf, d, cfg, mailboxes, agents, certs, nofile, spoe_conf)
-
-
-def spoe_nolog(d):
-    """Write a copy of spoe-gatehouse.conf without the spoe-agent's
-    `log global` (one log line per SPOE exchange). Returns its path."""
-    src = os.path.join(bl.REPO, "haproxy", "spoe-gatehouse.conf")
-    dst = os.path.join(d, "spoe-nolog.conf")
-    with open(src) as f, open(dst, "w") as out:
-        for line in f:
-            if line.strip() == "log global":
-                line = "    # (bench: removed) log global\n"
-            out.write(line)
-    return dst
-
-
-def get_once(port):
+def get_once(port, cookie=None):
     """One request through haproxy; returns the status or an error string."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, URL_PATH),
-                                 headers={"Host": "mail.example.com"})
+    h = {"Host": "mail.example.com"}
+    if cookie:
+        h["Cookie"] = "ZM_AUTH_TOKEN=" + cookie
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, URL_PATH), headers=h)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status
     except Exception as e:  # noqa: BLE001 - reported, not raised
         return str(e)
+
+
+def notify_total(mport):
+    """NOTIFY frames the agent answered so far (its metrics endpoint)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("gatehouse_spoa_notify_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def main():
@@ -204,12 +257,12 @@ def main():
         shipped_cfg = os.path.join(bl.REPO, "haproxy", "haproxy.cfg")
         plain_cfg(shipped_cfg, plain_path)
         dead = "127.0.0.1:%d" % bl.gh_ports.closed_port()
-        hp_plain = start_haproxy(sf, pdir, plain_path, mailboxes, [dead], certs, nofile)
+        hp_plain = Haproxy(sf, pdir, plain_path, mailboxes, [dead], certs, nofile, "off")
         print("plain haproxy up (%s), backend on %d" % (os.path.basename(plain_path), bport))
 
-        hp_spoe, hp_nolog, spoa = None, None, None
+        hp_spoe, hp_off, spoa, cookie, mport = None, None, None, None, None
         if spoa_exe is None:
-            print("SKIP spoe row: %s/gatehouse-spoa is not built" % a.build)
+            print("SKIP spoe rows: %s/gatehouse-spoa is not built" % a.build)
         else:
             tmpl = gh_slapd.SlapdTemplate(wd.sub("ldap-template"))
             sl = gh_slapd.Slapd(wd.sub("slapd"), tmpl)
@@ -223,95 +276,94 @@ def main():
                           "metrics": "127.0.0.1:%d" % mport, "deadline": "300ms"}})
             sdir = wd.sub("spoa")
             conf = bl.gh_config.write(os.path.join(sdir, "gatehouse.conf"), secs)
+            data = ("id=36:%s;exp=13:1196504658160;type=6:zimbra;"
+                    % sl.entry_uuid("alice@example.com")).encode().hex()
+            cookie = "0_0123abcd_" + data
+            script = os.path.join(sdir, "misses.lua")
+            with open(script, "w") as f:
+                f.write('DATA = "%s"\n' % data + MISS_LUA)
             try:
                 spoa = sf.Spoa(spoa_exe, conf, sport, mport, sdir)
-                hp_spoe = start_haproxy(sf, wd.sub("haproxy-spoe"), shipped_cfg, mailboxes,
-                                        ["127.0.0.1:%d" % sport], certs, nofile)
-                hp_nolog = start_haproxy(sf, wd.sub("haproxy-spoe-nolog"), shipped_cfg,
-                                         mailboxes, ["127.0.0.1:%d" % sport], certs, nofile,
-                                         spoe_nolog(sdir))
+                hp_spoe = Haproxy(sf, wd.sub("haproxy-spoe"), shipped_cfg, mailboxes,
+                                  ["127.0.0.1:%d" % sport], certs, nofile)
+                hp_off = Haproxy(sf, wd.sub("haproxy-table-off"), shipped_cfg, mailboxes,
+                                 ["127.0.0.1:%d" % sport], certs, nofile, "off")
                 print("spoe haproxy up (shipped haproxy.cfg %s), gatehouse-spoa pid %d"
                       % (shipped_cfg, spoa.proc.pid))
-            except Exception as e:  # noqa: BLE001 - skip the row, say why
-                print("SKIP spoe row: could not start gatehouse-spoa/haproxy: %s" % e)
-                hp_spoe = hp_nolog = None
+            except Exception as e:  # noqa: BLE001 - skip the rows, say why
+                print("SKIP spoe rows: could not start gatehouse-spoa/haproxy: %s" % e)
+                hp_spoe = hp_off = None
 
-        # warm up both (and the route cache), check they answer 200
-        for name, hp in (("plain", hp_plain), ("spoe", hp_spoe), ("nolog", hp_nolog)):
-            if hp is None:
-                continue
-            st = [get_once(hp.http_port) for _ in range(20)]
+        # (name, haproxy, label, cookie, wrk script)
+        runs = [("plain", hp_plain, "plain (no SPOE)", None, None)]
+        if hp_spoe is not None:
+            runs += [("warm", hp_spoe, "shipped, warm route table", cookie, None),
+                     ("misses", hp_spoe, "shipped, every request a table miss", None,
+                      script),
+                     ("off", hp_off, "shipped, route table off (informative)", cookie, None)]
+        # warm up (and fill the route cache and table), check they answer 200
+        for name, hp, _, ck, _ in runs:
+            st = [get_once(hp.http_port, ck) for _ in range(20)]
             if any(s != 200 for s in st):
                 print("WARNING %s: warm-up answers %s" % (name, st[:5]))
-        if hp_spoe is not None:
+        for name, hp, _, ck, sc in runs:
             # a short wrk warm-up establishes the SPOE connections
-            run_wrk(hp_spoe.http_port, 2, threads, conns)
-            run_wrk(hp_plain.http_port, 2, threads, conns)
-            run_wrk(hp_nolog.http_port, 2, threads, conns)
+            run_wrk(hp.http_port, 2, threads, conns, ck, sc)
 
-        for name, hp in (("plain", hp_plain), ("spoe", hp_spoe), ("nolog", hp_nolog)):
-            if hp is None:
-                rows.append([name, "SKIPPED", "-", "-", "-", "-", "-"])
-                continue
-            c0 = bl.cpu_seconds(spoa.proc.pid) if (name != "plain" and spoa) else None
+        for name, hp, label, ck, sc in runs:
+            agent = spoa is not None and name != "plain"
+            c0 = bl.cpu_seconds(spoa.proc.pid) if agent else None
+            n0 = notify_total(mport) if agent else None
+            s0 = route_stats(hp.admin_sock)
             h0 = bl.cpu_seconds(hp.proc.pid)
-            with bl.Profile("gatehouse-spoa-" + name, spoa.proc.pid if (name != "plain" and spoa)
-                            else None) as prof:
-                w, raw = run_wrk(hp.http_port, a.seconds, threads, conns)
-            if prof.syscalls and w.get("requests"):
-                print("%s: %.2f agent syscalls per request (under strace)"
-                      % (name, prof.syscalls / w["requests"]))
+            w, raw = run_wrk(hp.http_port, a.seconds, threads, conns, ck, sc)
             h1 = bl.cpu_seconds(hp.proc.pid)
-            c1 = bl.cpu_seconds(spoa.proc.pid) if (name != "plain" and spoa) else None
+            s1 = route_stats(hp.admin_sock)
+            n1 = notify_total(mport) if agent else None
+            c1 = bl.cpu_seconds(spoa.proc.pid) if agent else None
             if w["rps"] is None:
                 print("%s: wrk failed:\n%s" % (name, raw[-1500:]))
-                rows.append([name, "FAILED", "-", "-", "-", "-", "-"])
+                rows.append([label, "FAILED", "-", "-", "-", "-", "-", "-"])
                 continue
             n = w["requests"] or 1
-            w["agent_us"] = (c1 - c0) * 1e6 / n if c0 is not None and c1 is not None else None
+            asked = (n1 - n0) if agent else 0
+            w["agent_us"] = ((c1 - c0) * 1e6 / asked if agent and asked > 0
+                             and c0 is not None and c1 is not None else None)
             w["haproxy_us"] = (h1 - h0) * 1e6 / n if h0 is not None and h1 is not None else None
+            hits, misses = s1[0] - s0[0], s1[1] - s0[1]
+            w["hit_rate"] = hits / (hits + misses) if hits + misses else None
+            w["asked"] = asked
             res[name] = w
-            label = {"plain": "plain (no SPOE)", "spoe": "spoe (shipped config)",
-                     "nolog": "spoe, no SPOE log line (informative)"}[name]
             rows.append([label, "%.0f" % w["rps"], bl.fmt(w["p50"], "%.3f"),
                          bl.fmt(w["p99"], "%.3f"), bl.fmt(w["haproxy_us"], "%.1f"),
-                         bl.fmt(w["agent_us"], "%.2f"),
+                         bl.fmt(w["agent_us"], "%.2f"), bl.fmt(w["hit_rate"], "%.3f"),
                          "%d/%d" % (w["errors"] + w["non2xx"], w["requests"] or 0)])
-
-        routed = None
-        if hp_spoe is not None:
-            try:
-                text = hp_spoe.log_text()
-                reqs = [ln for ln in text.splitlines() if '"GET ' in ln]
-                ok = sum(1 for ln in reqs if "route=ok" in ln)
-                spoe_lines = text.count("SPOE: [gatehouse-agent]")
-                routed = ("%d of %d logged requests routed by the agent (route=ok); HAProxy "
-                          "also logged %d SPOE exchange lines (spoe-agent `log global`)"
-                          % (ok, len(reqs), spoe_lines))
-            except OSError:
-                pass
 
         print()
         print("HTTP through HAProxy 2.6, wrk -t%d -c%d, %ds each, URL %s, backend: haproxy "
               "`http-request return`" % (threads, conns, int(a.seconds), URL_PATH))
         bl.table(["config", "req/s", "p50 ms", "p99 ms", "haproxy CPU us/req",
-                  "agent CPU us/req", "errors/requests"], rows)
+                  "agent CPU us/answer", "table hit rate", "errors/requests"], rows)
         print()
-        if "plain" in res and "spoe" in res:
-            ratio = res["spoe"]["rps"] / res["plain"]["rps"]
-            print("ratio spoe/plain req/s: %.2f (target >= 0.75; HAProxy example agent: "
-                  "0.66 tuned, 0.43 defaults): %s" % (ratio, "met" if ratio >= 0.75
-                                                       else "NOT met"))
-            au = res["spoe"]["agent_us"]
-            if au is not None:
-                print("agent CPU per request: %.2f us (target <= 4 us; example agent 16 us): %s"
-                      % (au, "met" if au <= 4 else "NOT met"))
-        if "plain" in res and "nolog" in res:
-            print("informative: shipped config minus the spoe-agent `log global`: ratio %.2f, "
-                  "agent %.2f us/req" % (res["nolog"]["rps"] / res["plain"]["rps"],
-                                         res["nolog"]["agent_us"] or 0))
-        if routed:
-            print(routed)
+        if "plain" in res:
+            p = res["plain"]["rps"]
+            for name, target in (("warm", 0.95), ("misses", 0.75), ("off", None)):
+                if name not in res:
+                    continue
+                r = res[name]["rps"] / p
+                print("ratio %s/plain req/s: %.2f%s" % (
+                    name, r, "" if target is None else " (target >= %.2f): %s"
+                    % (target, "met" if r >= target else "NOT met")))
+        for name in ("misses", "off"):
+            if name in res and res[name]["agent_us"] is not None:
+                au = res[name]["agent_us"]
+                print("agent CPU per answered request (%s): %.2f us over %d answers "
+                      "(target <= 4 us): %s" % (name, au, res[name]["asked"],
+                                                "met" if au <= 4 else "NOT met"))
+        if "warm" in res:
+            print("warm run: the agent answered %d of %d requests (route table hit rate %s)"
+                  % (res["warm"]["asked"], res["warm"]["requests"] or 0,
+                     bl.fmt(res["warm"]["hit_rate"], "%.3f")))
         print("(everything on one 2-core machine: wrk, haproxy, backend and agent share it; "
               "figures, not a test)")
     return 0

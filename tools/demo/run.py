@@ -149,7 +149,9 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
         overrides={"log": {"level": "info"}, "memcached": {"local_size": 65536},
                    "throttle": {"ip_max": 200, "ip_ttl": 60, "user_max": 50, "user_ttl": 60,
                                 "ip_fail_max": 20, "user_fail_max": 10},
-                   "mailproxy": mp})
+                   "mailproxy": mp,
+                   # purge and status reach HAProxy's route table
+                   "spoa": {"haproxy_admin": os.path.join(d, "haproxy", "admin.sock")}})
     conf = gh_config.write(os.path.join(d, "gatehouse.conf"), base)
     agents = []
     for i in (1, 2):
@@ -190,6 +192,10 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs):
          % (repr(ca), imaps, bob, pw_b)),
         ("Where does a user live (the operator's command)",
          "%s -c %s route carol@example.org --proto imap" % (cli, conf)),
+        ("Health, and HAProxy's route table (routes kept, hits, misses)",
+         "%s -c %s status" % (cli, conf)),
+        ("After moving a mailbox: purge memcached and HAProxy's routes to the old server",
+         "%s -c %s purge alice@example.com" % (cli, conf)),
     ]
     say()
     say("=" * 78)

@@ -27,9 +27,9 @@
 
 #include "certs.h"
 #include "cmd_certs.h"
+#include "hapi.h"
 #include "health.h"
 
-#define SYNC_TIMEOUT_MS   5000          /* one runtime API command */
 #define SYNC_ANSWER_MAX   (256 * 1024)  /* longest answer read */
 #define SYNC_PAYLOAD_MAX  (1024 * 1024)
 #define SYNC_MAX_FILES    4096
@@ -75,63 +75,6 @@ report_error(struct sync_report *r, const char *file, const char *why)
 	r->nerr++;
 }
 
-/*
- * Send <cmd> (one line, no newline) and <payload> (NULL: none) to the
- * HAProxy admin socket <sock>; read the answer into <ans> until HAProxy
- * closes. Returns 0, or -1 with the reason in <ans>.
- */
-static int
-haproxy_cmd(const char *sock, const char *cmd, const char *payload, char *ans, size_t len)
-{
-	struct sockaddr_un sun;
-	struct timeval tv = { SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000 };
-	size_t off = 0;
-	int fd;
-
-	ans[0] = '\0';
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(sock) >= sizeof(sun.sun_path)) {
-		snprintf(ans, len, "socket path too long");
-		return -1;
-	}
-	memcpy(sun.sun_path, sock, strlen(sock) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		snprintf(ans, len, "cannot connect to %s: %s", sock, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (write(fd, cmd, strlen(cmd)) < 0 ||
-	    write(fd, payload ? " <<\n" : "\n", payload ? 4 : 1) < 0 ||
-	    (payload != NULL && (write(fd, payload, strlen(payload)) < 0 ||
-	                         write(fd, "\n", 1) < 0))) {
-		snprintf(ans, len, "write to %s: %s", sock, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while (off + 1 < len) {
-		ssize_t n = read(fd, ans + off, len - 1 - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(ans, len, "no answer from %s: %s", sock, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		off += (size_t)n;
-	}
-	ans[off] = '\0';
-	close(fd);
-	return 0;
-}
-
 /* Run <cmd> and require <expect> in the answer. Returns 0, or -1 with the
  * answer's first line in <why>. */
 static int
@@ -145,7 +88,7 @@ api(const char *sock, const char *cmd, const char *payload, const char *expect, 
 		snprintf(why, wlen, "out of memory");
 		return -1;
 	}
-	if (haproxy_cmd(sock, cmd, payload, ans, SYNC_ANSWER_MAX) < 0) {
+	if (hapi_cmd(sock, cmd, payload, ans, SYNC_ANSWER_MAX) < 0) {
 		snprintf(why, wlen, "%s", ans);
 	} else if (strstr(ans, expect) == NULL) {
 		ans[strcspn(ans, "\n")] = '\0';
@@ -245,7 +188,7 @@ haproxy_sha1(const char *sock, const char *path, char *hex, size_t len)
 	if (ans == NULL)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "show ssl cert %s", path);
-	if (haproxy_cmd(sock, cmd, NULL, ans, SYNC_ANSWER_MAX) == 0 &&
+	if (hapi_cmd(sock, cmd, NULL, ans, SYNC_ANSWER_MAX) == 0 &&
 	    (p = strstr(ans, "SHA1 FingerPrint: ")) != NULL) {
 		p += strlen("SHA1 FingerPrint: ");
 		snprintf(hex, len, "%.*s", (int)strcspn(p, "\r\n"), p);
@@ -334,7 +277,7 @@ sync_once(const char *sock, const char *dir, struct sync_report *r)
 		snprintf(r->fatal_msg, sizeof(r->fatal_msg), "out of memory");
 		return;
 	}
-	if (haproxy_cmd(sock, "show ssl cert", NULL, ans, SYNC_ANSWER_MAX) < 0) {
+	if (hapi_cmd(sock, "show ssl cert", NULL, ans, SYNC_ANSWER_MAX) < 0) {
 		r->fatal = 1;
 		snprintf(r->fatal_msg, sizeof(r->fatal_msg), "%s", ans);
 		free(ans);

@@ -1,7 +1,8 @@
 /*
  * gatehouse haproxy-servers: write the mailbox server list HAProxy loads
- * (gatehouse-servers.cfg: backend be_pool, client-IP hash) and the list of
- * allowed route destinations (allowed-dst.lst), from the [server] table.
+ * (gatehouse-servers.cfg: backend be_pool, client-IP hash), the list of
+ * allowed route destinations (allowed-dst.lst) and the route table's maps
+ * (routes.map, route-index.map), from the [server] table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,8 +27,10 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"\n"
 	"DESCRIPTION\n"
 	"    Without -o, prints the pool configuration on stdout. With -o, writes\n"
-	"    DIR/gatehouse-servers.cfg and DIR/allowed-dst.lst, each atomically\n"
-	"    (a temporary file renamed over the old one); reload HAProxy after.\n"
+	"    DIR/gatehouse-servers.cfg, DIR/allowed-dst.lst, DIR/routes.map and\n"
+	"    DIR/route-index.map, each atomically (a temporary file renamed over\n"
+	"    the old one); reload HAProxy after (a reload also empties its route\n"
+	"    table, whose server numbers these files define).\n"
 	"\n"
 	"    gatehouse-servers.cfg, loaded with a second -f after haproxy.cfg:\n"
 	"        backend be_pool\n"
@@ -39,6 +42,10 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"    port and, when different, the https port of every server, the only\n"
 	"    destinations a route may use (IPv6 addresses without brackets, as\n"
 	"    HAProxy formats the destination it compares).\n"
+	"    routes.map ($GH_ROUTES): \"N ip|http|https|name\" per server, N its\n"
+	"    place in that order from 1 (the value the route table stores);\n"
+	"    route-index.map ($GH_ROUTE_INDEX): \"ip:port|name N\" for its http\n"
+	"    and https ports (how HAProxy finds N from the agent's answer).\n"
 	"    With --json: {\"servers\":[{\"name\",\"address\",\"port\"}],\n"
 	"    \"files\":[PATH...]}.\n"
 	"\n"
@@ -98,6 +105,41 @@ write_allowed(FILE *fp, const struct gh_config *cfg, const int *order, int n)
 	}
 }
 
+/* Write the route table's server numbers: N -> route. */
+static void
+write_routes(FILE *fp, const struct gh_config *cfg, const int *order, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const struct cfg_server *s = &cfg->servers[order[i]];
+		char ip[128];
+
+		parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
+		fprintf(fp, "%d %s|%u|%u|%s\n", i + 1, ip, (unsigned)s->port[PROTO_HTTP],
+		        (unsigned)(s->port[PROTO_HTTPS] ? s->port[PROTO_HTTPS] : s->port[PROTO_HTTP]),
+		        s->name);
+	}
+}
+
+/* Write the way back: "ip:port|name" -> N, for each port a route may use. */
+static void
+write_route_index(FILE *fp, const struct gh_config *cfg, const int *order, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const struct cfg_server *s = &cfg->servers[order[i]];
+		char ip[128];
+
+		parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
+		fprintf(fp, "%s:%u|%s %d\n", ip, (unsigned)s->port[PROTO_HTTP], s->name, i + 1);
+		if (s->port[PROTO_HTTPS] != 0 && s->port[PROTO_HTTPS] != s->port[PROTO_HTTP])
+			fprintf(fp, "%s:%u|%s %d\n", ip, (unsigned)s->port[PROTO_HTTPS], s->name,
+			        i + 1);
+	}
+}
+
 /* Write <dir>/<name> atomically with <fn>. Returns 0 or -1 (printed). */
 static int
 write_atomic(const char *dir, const char *name, const struct gh_config *cfg,
@@ -138,7 +180,8 @@ static int
 run(struct cli *c, int argc, char **argv)
 {
 	const char *dir = NULL;
-	char p1[CFG_STR_MAX + 64], p2[CFG_STR_MAX + 64];
+	char p1[CFG_STR_MAX + 64], p2[CFG_STR_MAX + 64], p3[CFG_STR_MAX + 64];
+	char p4[CFG_STR_MAX + 64];
 	int order[CFG_MAX_SERVERS];
 	int i, n = 0, rc;
 
@@ -168,7 +211,11 @@ run(struct cli *c, int argc, char **argv)
 		if (write_atomic(dir, "gatehouse-servers.cfg", c->cfg, order, n, write_pool, p1,
 		                 sizeof(p1)) < 0 ||
 		    write_atomic(dir, "allowed-dst.lst", c->cfg, order, n, write_allowed, p2,
-		                 sizeof(p2)) < 0)
+		                 sizeof(p2)) < 0 ||
+		    write_atomic(dir, "routes.map", c->cfg, order, n, write_routes, p3,
+		                 sizeof(p3)) < 0 ||
+		    write_atomic(dir, "route-index.map", c->cfg, order, n, write_route_index, p4,
+		                 sizeof(p4)) < 0)
 			return CLI_TEMP;
 	}
 	if (c->json) {
@@ -187,10 +234,14 @@ run(struct cli *c, int argc, char **argv)
 			cli_json_str(stdout, p1);
 			fputc(',', stdout);
 			cli_json_str(stdout, p2);
+			fputc(',', stdout);
+			cli_json_str(stdout, p3);
+			fputc(',', stdout);
+			cli_json_str(stdout, p4);
 		}
 		fputs("]}\n", stdout);
 	} else {
-		printf("wrote %s\nwrote %s\n", p1, p2);
+		printf("wrote %s\nwrote %s\nwrote %s\nwrote %s\n", p1, p2, p3, p4);
 	}
 	return CLI_OK;
 }

@@ -1,11 +1,13 @@
 /*
  * gatehouse purge: remove accounts' cached routes (every name an account is
- * known by, and its id) from memcached, so that the next lookup asks LDAP.
+ * known by, and its id) from memcached, so that the next lookup asks LDAP,
+ * and the routes HAProxy's route tables hold to the account's server.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "hapi.h"
 #include "route.h"
 
 #define PURGE_LINE_MAX 1024   /* longest name read from stdin */
@@ -36,21 +38,64 @@ const struct cli_cmd cmd_purge = {
 	"    lines and lines starting with '#' are skipped); -f FILE reads them\n"
 	"    from FILE the same way (Zimbra's zmproxypurge). Prints one line per\n"
 	"    name: \"NAME: N entries deleted\" or \"NAME: error: ...\".\n"
+	"    Then, on every HAProxy admin socket of [spoa] haproxy_admin, it drops\n"
+	"    from the route table every route to the server the account was\n"
+	"    routed to before the purge (the cache's answer, else LDAP's), or\n"
+	"    every route when that is not known (unknown name, LDAP down): one\n"
+	"    line per socket, \"haproxy SOCKET: routes to mbox1 cleared\", \"...:\n"
+	"    all routes cleared\" or \"haproxy SOCKET: error: ...\". Without\n"
+	"    haproxy_admin a warning says that HAProxy keeps its routes until\n"
+	"    they expire.\n"
 	"    With --json: {\"names\":[{\"name\":...,\"deleted\":N} or\n"
-	"    {\"name\":...,\"error\":...}, ...],\"deleted\":TOTAL,\"errors\":N}.\n"
+	"    {\"name\":...,\"error\":...}, ...],\"deleted\":TOTAL,\"errors\":N,\n"
+	"    \"haproxy\":[{\"socket\":...,\"cleared\":[\"mbox1\"] or \"all\"} or\n"
+	"    {\"socket\":...,\"error\":...}]}.\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0  every name purged (also when nothing was cached)\n"
-	"    2  memcached unreachable for some name, FILE unreadable, or usage\n"
-	"       error\n",
+	"    2  memcached unreachable for some name, a HAProxy admin socket\n"
+	"       failed, FILE unreadable, or usage error\n",
 };
+
+/* The servers whose routes the HAProxy route tables must drop. */
+struct purge_servers {
+	int all;                       /* a server was not known: every route */
+	int n;
+	int idx[CFG_MAX_SERVERS];      /* routes.map numbers */
+};
+
+/* Add the server <name> was routed to, before its purge, to <ps>. */
+static void
+purge_note_server(struct cli *c, const char *name, struct purge_servers *ps)
+{
+	struct route_result rr;
+	int i, idx;
+
+	if (c->cfg->spoa.haproxy_admin.n == 0 || ps->all)
+		return;
+	/* the cache's answer is what HAProxy may have learned; without one,
+	 * LDAP's (whose answer the purge then deletes again) */
+	if (route_lookup(&c->w, ROUTE_BY_NAME, name, PROTO_HTTP, &rr) < 0 ||
+	    (idx = hapi_server_index(c->cfg, rr.server)) == 0) {
+		ps->all = 1;
+		return;
+	}
+	for (i = 0; i < ps->n; i++)
+		if (ps->idx[i] == idx)
+			return;
+	if (ps->n < CFG_MAX_SERVERS)
+		ps->idx[ps->n++] = idx;
+}
 
 /* Purge <name> and print the outcome. Returns the number of entries
  * deleted, or -1 on failure. */
 static int
-purge_one(struct cli *c, const char *name, int *first)
+purge_one(struct cli *c, const char *name, int *first, struct purge_servers *ps)
 {
-	int n = route_purge(&c->w, name);
+	int n;
+
+	purge_note_server(c, name, ps);
+	n = route_purge(&c->w, name);
 
 	if (c->json) {
 		fputs(*first ? "" : ",", stdout);
@@ -81,7 +126,7 @@ tally(int n, long *total)
 /* Purge every name read from <in>, adding to <total>. Returns the
  * number of failures. */
 static int
-purge_stream(struct cli *c, FILE *in, int *first, long *total)
+purge_stream(struct cli *c, FILE *in, int *first, long *total, struct purge_servers *ps)
 {
 	char line[PURGE_LINE_MAX];
 	int fails = 0;
@@ -107,8 +152,77 @@ purge_stream(struct cli *c, FILE *in, int *first, long *total)
 			s++;
 		if (*s == '\0' || *s == '#')
 			continue;
-		if (tally(purge_one(c, s, first), total) < 0)
+		if (tally(purge_one(c, s, first, ps), total) < 0)
 			fails++;
+	}
+	return fails;
+}
+
+/* Name of the server of routes.map number <idx> in <cfg>. */
+static const char *
+server_of(const struct gh_config *cfg, int idx)
+{
+	int i;
+
+	for (i = 0; i < cfg->nservers; i++)
+		if (hapi_server_index(cfg, cfg->servers[i].name) == idx &&
+		    cfg->servers[i].port[PROTO_HTTP] != 0)
+			return cfg->servers[i].name;
+	return "?";
+}
+
+/* Clear the routes of <ps> on every HAProxy of <c>, printing one line (or
+ * JSON item) each. Returns the number of sockets that failed. */
+static int
+purge_haproxy(struct cli *c, const struct purge_servers *ps)
+{
+	const struct cfg_list *socks = &c->cfg->spoa.haproxy_admin;
+	char why[512];
+	int i, j, fails = 0;
+
+	if (socks->n == 0) {
+		cli_error("purge: no [spoa] haproxy_admin: HAProxy's route tables keep "
+		          "their routes until they expire");
+		return 0;
+	}
+	for (i = 0; i < socks->n; i++) {
+		int rc = hapi_routes_clear(socks->item[i], ps->idx, ps->all ? 0 : ps->n, why,
+		                           sizeof(why));
+
+		if (rc < 0)
+			fails++;
+		if (!c->json && rc < 0) {
+			printf("haproxy %s: error: %s\n", socks->item[i], why);
+		} else if (!c->json) {
+			printf("haproxy %s: ", socks->item[i]);
+			if (ps->all)
+				fputs("all routes cleared\n", stdout);
+			else if (ps->n == 0)
+				fputs("nothing to clear\n", stdout);
+			else {
+				fputs("routes to", stdout);
+				for (j = 0; j < ps->n; j++)
+					printf(" %s", server_of(c->cfg, ps->idx[j]));
+				fputs(" cleared\n", stdout);
+			}
+		} else {
+			fputs(i ? ",{\"socket\":" : "{\"socket\":", stdout);
+			cli_json_str(stdout, socks->item[i]);
+			if (rc < 0) {
+				fputs(",\"error\":", stdout);
+				cli_json_str(stdout, why);
+			} else if (ps->all) {
+				fputs(",\"cleared\":\"all\"", stdout);
+			} else {
+				fputs(",\"cleared\":[", stdout);
+				for (j = 0; j < ps->n; j++) {
+					fputs(j ? "," : "", stdout);
+					cli_json_str(stdout, server_of(c->cfg, ps->idx[j]));
+				}
+				fputs("]", stdout);
+			}
+			fputs("}", stdout);
+		}
 	}
 	return fails;
 }
@@ -118,6 +232,7 @@ run(struct cli *c, int argc, char **argv)
 {
 	int i, fails = 0, first = 1, names = 0;
 	long total = 0;
+	struct purge_servers ps;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -134,6 +249,7 @@ run(struct cli *c, int argc, char **argv)
 		return cli_usage(&cmd_purge, "NAME... or - needed");
 	if ((i = cli_load(c, 0)) != CLI_OK)
 		return i;
+	memset(&ps, 0, sizeof(ps));
 	if (c->json)
 		fputs("{\"names\":[", stdout);
 	for (i = 1; i < argc; i++) {
@@ -147,14 +263,17 @@ run(struct cli *c, int argc, char **argv)
 				fails++;
 				continue;
 			}
-			fails += purge_stream(c, in, &first, &total);
+			fails += purge_stream(c, in, &first, &total, &ps);
 			fclose(in);
 		} else if (strcmp(argv[i], "-") == 0)
-			fails += purge_stream(c, stdin, &first, &total);
-		else if (tally(purge_one(c, argv[i], &first), &total) < 0)
+			fails += purge_stream(c, stdin, &first, &total, &ps);
+		else if (tally(purge_one(c, argv[i], &first, &ps), &total) < 0)
 			fails++;
 	}
 	if (c->json)
-		printf("],\"deleted\":%ld,\"errors\":%d}\n", total, fails);
+		printf("],\"deleted\":%ld,\"errors\":%d,\"haproxy\":[", total, fails);
+	fails += purge_haproxy(c, &ps);
+	if (c->json)
+		fputs("]}\n", stdout);
 	return fails ? CLI_TEMP : CLI_OK;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hapi.h"
 #include "health.h"
 
 #define STATUS_TIMEOUT_MS  1000
@@ -36,7 +37,12 @@ const struct cli_cmd cmd_status = {
 	"        memcached  192.0.2.6:11211       up\n"
 	"        server     mbox1 imap 7143       down  Connection refused\n"
 	"        spoa       127.0.0.1:9101        up    route_ok=12 route_fail=0 ...\n"
+	"        haproxy    /run/haproxy/admin.sock  up  routes=812/102400 hits=9120 misses=431 hit_rate=0.955\n"
 	"\n"
+	"    The haproxy lines come from the admin sockets of [spoa]\n"
+	"    haproxy_admin: the route table's fill (show table gh_routes) and the\n"
+	"    requests routed from it (hits) or asked of the agent (misses), since\n"
+	"    HAProxy started.\n"
 	"    With --json: {\"healthy\":BOOL,\"parts\":[{\"kind\",\"name\",\"up\",\n"
 	"    \"error\",\"metrics\":{NAME:VALUE}}]}.\n"
 	"\n"
@@ -80,6 +86,34 @@ part(const struct cli *c, int *first, const char *kind, const char *name, int up
 		printf("%-10s %-36s %-5s %s\n", kind, name, up ? "up" : "down", up ? "" : err);
 	}
 	*first = 0;
+}
+
+/* Print the route table of the HAProxy on admin socket <sock>. Returns 1
+ * when it answered, else 0. */
+static int
+haproxy_part(const struct cli *c, int *first, const char *sock)
+{
+	struct hapi_table t;
+	char why[512], js[256], txt[256];
+	long asked;
+
+	if (hapi_routes_stats(sock, &t, why, sizeof(why)) < 0) {
+		part(c, first, "haproxy", sock, 0, why, NULL);
+		return 0;
+	}
+	asked = t.hits + t.misses;
+	snprintf(js, sizeof(js), "{\"routes\":%ld,\"size\":%ld,\"hits\":%ld,\"misses\":%ld,"
+	         "\"hit_rate\":%.3f}", t.used, t.size, t.hits, t.misses,
+	         asked ? (double)t.hits / (double)asked : 0.0);
+	snprintf(txt, sizeof(txt), "routes=%ld/%ld hits=%ld misses=%ld hit_rate=%.3f", t.used,
+	         t.size, t.hits, t.misses, asked ? (double)t.hits / (double)asked : 0.0);
+	if (c->json) {
+		part(c, first, "haproxy", sock, 1, NULL, js);
+	} else {
+		printf("%-10s %-36s %-5s %s\n", "haproxy", sock, "up", txt);
+		*first = 0;
+	}
+	return 1;
 }
 
 /* Sum the samples of metric <name> in Prometheus text <body>. */
@@ -235,6 +269,8 @@ run(struct cli *c, int argc, char **argv)
 	if (cfg->mailproxy.metrics[0] != '\0')
 		down += !metrics_part(c, &first, "mailproxy", cfg->mailproxy.metrics, mail_counters,
 		                      strlen("gatehouse_mail_"));
+	for (i = 0; i < cfg->spoa.haproxy_admin.n; i++)
+		down += !haproxy_part(c, &first, cfg->spoa.haproxy_admin.item[i]);
 	if (c->json)
 		printf("],\"healthy\":%s,\"down\":%d}\n", down ? "false" : "true", down);
 	else

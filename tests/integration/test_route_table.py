@@ -1,0 +1,284 @@
+"""HAProxy's route table (issue 11): the routes the agent answered are kept in
+a stick-table keyed by the SHA-256 of every input the answer depends on, so a
+known session is routed without an SPOE exchange. Real haproxy 2.6, two real
+gatehouse-spoa agents, slapd, memcached and stand-in mailbox servers.
+
+"The agent was not asked" is read from the agents' NOTIFY counters
+(gatehouse_spoa_notify_total, summed over both agents).
+"""
+import base64
+import signal
+import time
+
+from spoa_fixtures import *  # noqa: F401,F403 - fixtures
+from spoa_fixtures import server_table, wait_for
+
+NOTIFY = "gatehouse_spoa_notify_total"
+ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.org"
+HOME = {ALICE: "mbox1", BOB: "mbox2", CAROL: "mbox3"}
+
+
+class Site:
+    def __init__(self, hp, agents, conf_kw):
+        self.hp, self.agents, self.conf_kw = hp, agents, conf_kw
+
+    def get(self, path, cookie_of=None, headers=None, **kw):
+        h = dict(headers or {})
+        if cookie_of is not None:
+            h["Cookie"] = "ZM_LOGIN_CSRF=1; ZM_AUTH_TOKEN=" + cookie_of
+        return self.hp.get(path, headers=h, **kw)
+
+    def asked(self):
+        """NOTIFY frames both agents received so far."""
+        return sum(a.metrics().get(NOTIFY, 0) for a in self.agents)
+
+
+def start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes, extra_env=None,
+          memcached_opts=None):
+    kw = dict(ldap=[slapd], memcached=[memcached], servers=server_table(mailboxes))
+    if memcached_opts:
+        kw["memcached_opts"] = memcached_opts
+    agents = [spoa_factory(**kw), spoa_factory(**kw)]
+    hp = haproxy_factory(mailboxes, ["127.0.0.1:%d" % a.port for a in agents],
+                         extra_env=extra_env)
+    assert wait_for(lambda: all(a.metrics().get("gatehouse_spoa_healthchecks_total", 0) >= 1
+                                for a in agents), 10)
+    return Site(hp, agents, kw)
+
+
+def token(slapd, mail):
+    """A ZM_AUTH_TOKEN naming <mail>'s account id (not signed: the agent
+    only reads the id)."""
+    uuid = slapd.entry_uuid(mail)
+    return "0_0123abcd_" + ("id=36:%s;exp=13:1196504658160;type=6:zimbra;" % uuid).encode().hex()
+
+
+def basic(user, pw="x"):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
+def server_of(res):
+    st, _, body = res
+    assert st == 200, res
+    return body["server"]
+
+
+def settle(site):
+    """Wait until the agents' counters stop moving (health checks count
+    separately; an answer may still be on its way)."""
+    last = [None]
+
+    def still():
+        now = site.asked()
+        same = now == last[0]
+        last[0] = now
+        return same
+    assert wait_for(still, 5, 0.2)
+    return last[0]
+
+
+def test_cookie_hit_skips_agent(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                mailboxes):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    tok = token(slapd_shared, BOB)
+    before = settle(site)
+    assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox2"
+    first = settle(site)
+    assert first == before + 1                     # the first request asked
+    for path in ("/zimbra/", "/service/soap/SearchRequest", "/zimbra/js/x.js?v=3"):
+        assert server_of(site.get(path, cookie_of=tok)) == "mbox2", path
+    assert settle(site) == first                   # ... the next ones did not
+    hits, misses, used = site.hp.route_stats()
+    assert hits == 3 and misses == 1 and used == 1, (hits, misses, used)
+    assert wait_for(lambda: "by=table" in site.hp.log_text(), 5)
+    # another cookie (another key) asks again, and lands on its own server
+    assert server_of(site.get("/zimbra/", cookie_of=token(slapd_shared, CAROL))) == "mbox3"
+    assert settle(site) == first + 1
+
+
+def test_url_user_wins_over_warm_cookie(spoa_factory, haproxy_factory, slapd_shared,
+                                        memcached, mailboxes):
+    # no in-process cache: every first answer may be kept (one from that
+    # cache is not), so the counts below are exact
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    tok = token(slapd_shared, ALICE)
+    for _ in range(3):                             # cold, then warm
+        assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox1"
+        # alice's cookie with bob's URL: bob's server, before and after
+        # both keys are in the table
+        assert server_of(site.get("/home/%s/Inbox" % BOB, cookie_of=tok)) == "mbox2"
+        assert server_of(site.get("/service/home/~%s/Calendar" % CAROL,
+                                  cookie_of=tok)) == "mbox3"
+        # ActiveSync User= is part of the key too
+        assert server_of(site.get("/Microsoft-Server-ActiveSync?Cmd=Sync&User=%s" % BOB,
+                                  cookie_of=tok)) == "mbox2"
+        assert server_of(site.get("/Microsoft-Server-ActiveSync?Cmd=Sync",
+                                  cookie_of=tok)) == "mbox1"
+    # four keys asked once each; ActiveSync without User= shares the key of
+    # /zimbra/ (neither its path nor its query can name a user)
+    hits, misses, _ = site.hp.route_stats()
+    assert hits == 11 and misses == 4, (hits, misses)
+
+
+def test_logins_always_ask_the_agent(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                     mailboxes):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    n = settle(site)
+    for i in range(3):
+        assert server_of(site.get("/Microsoft-Server-ActiveSync?Cmd=Ping",
+                                  headers=basic(CAROL))) == "mbox3"
+        # a login and its result: two NOTIFYs each time
+        assert wait_for(lambda: site.asked() >= n + 2 * (i + 1), 5), (site.asked(), n, i)
+    st, _, _ = site.get("/", method="POST", data=b"username=bob%40example.com&password=x",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 200
+    assert wait_for(lambda: site.asked() >= n + 8, 5)
+    hits, misses, used = site.hp.route_stats()
+    assert hits == 0 and misses == 0 and used == 0, (hits, misses, used)
+
+
+def test_purge_reaches_the_table(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                                 make_conf, gatehouse):
+    # no in-process cache in the agents: the purge is then seen at once
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    tok = token(slapd, ALICE)
+    for _ in range(2):
+        assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox1"
+        assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox1"
+        assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+    assert site.hp.route_stats()[2] == 3
+    slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+    # the table (and memcached) still say mbox1 until the purge
+    assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox1"
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    r = gatehouse(conf).run("purge", ALICE)
+    assert r.rc == 0, r
+    assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": ["mbox1"]}], r
+    # the next request: the new server, for the cookie and the URL
+    assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox2"
+    assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox2"
+    # routes to other servers stayed
+    n = settle(site)
+    assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+    assert settle(site) == n
+    # a name no server is known for clears every route
+    r = gatehouse(conf).run("purge", "nobody@example.com", json_out=False)
+    assert r.rc == 0 and "haproxy %s: all routes cleared" % site.hp.admin_sock in r.stdout, r
+    assert site.hp.route_stats()[2] == 0
+    # a socket that does not answer is an error (exit 2), said
+    bad = make_conf(spoa={"haproxy_admin": site.hp.admin_sock + ".missing"}, **site.conf_kw)
+    r = gatehouse(bad).run("purge", BOB)
+    assert r.rc == 2 and "error" in r.data["haproxy"][0], r
+
+
+def test_status_shows_the_table(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                mailboxes, make_conf, gatehouse):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    for _ in range(4):
+        site.get("/home/%s/x" % CAROL)
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    r = gatehouse(conf).run("status")
+    parts = [p for p in r.data["parts"] if p["kind"] == "haproxy"]
+    assert len(parts) == 1 and parts[0]["up"], r
+    m = parts[0]["metrics"]
+    assert m["routes"] == 1 and m["size"] == 102400 and m["hits"] == 3 and m["misses"] == 1, m
+    assert abs(m["hit_rate"] - 0.75) < 1e-9, m
+    t = gatehouse(conf).run("status", json_out=False)
+    assert "routes=1/102400 hits=3 misses=1 hit_rate=0.750" in t.stdout, t
+
+
+def test_routes_expire(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 extra_env={"GH_ROUTE_TABLE_EXPIRE": "1s"})
+    assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+    assert site.hp.route_stats()[2] == 1
+    assert wait_for(lambda: site.hp.route_stats()[2] == 0, 10)
+    n = settle(site)
+    assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+    assert settle(site) == n + 1                   # asked again after the expiry
+
+
+def test_full_table_still_routes(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                 mailboxes):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 extra_env={"GH_ROUTE_TABLE_SIZE": "2"})
+    toks = {u: token(slapd_shared, u) for u in HOME}
+    for _ in range(4):
+        for u, srv in HOME.items():
+            assert server_of(site.get("/zimbra/", cookie_of=toks[u])) == srv, u
+            assert server_of(site.get("/dav/%s/Contacts/" % u)) == srv, u
+    hits, misses, used = site.hp.route_stats()
+    assert used <= 2 and hits + misses == 24, (hits, misses, used)
+
+
+def test_table_off(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes):
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 extra_env={"GH_ROUTE_TABLE": "off"})
+    n = settle(site)
+    for _ in range(3):
+        assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+    assert settle(site) == n + 3
+    assert site.hp.route_stats() == (0, 0, 0)
+
+
+def test_frozen_agents_warm_table(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                  mailboxes):
+    """Both agents stopped (SIGSTOP): users in the table keep landing on their
+    own server, at once; a user not in the table falls back to the pool."""
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    toks = {u: token(slapd_shared, u) for u in HOME}
+    for u, srv in HOME.items():
+        assert server_of(site.get("/zimbra/", cookie_of=toks[u])) == srv
+    for a in site.agents:
+        a.proc.signal(signal.SIGSTOP)
+    try:
+        wrong, t0 = [], time.monotonic()
+        for _ in range(30):
+            for u, srv in HOME.items():
+                got = server_of(site.get("/zimbra/", cookie_of=toks[u], timeout=5))
+                if got != srv:
+                    wrong.append((u, got))
+        took = time.monotonic() - t0
+        assert not wrong, (len(wrong), wrong[:5])
+        assert took < 10, took                     # 90 requests, none waiting for SPOE
+        # not in the table: the SPOE exchange times out, the pool answers
+        st, _, body = site.get("/home/%s/y" % BOB, headers={"Cookie": "X=1"}, timeout=10)
+        assert st == 200 and body["server"] in HOME.values()
+    finally:
+        for a in site.agents:
+            a.proc.signal(signal.SIGCONT)
+
+
+def test_spoe_log_line_is_a_setting(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                    mailboxes):
+    """The SPOE exchange log line is off by default; GH_SPOE_LOG=on turns it
+    on. The access log line keeps user, server, by and route."""
+    quiet = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                  extra_env={"GH_ROUTE_TABLE": "off"})
+    loud = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 extra_env={"GH_ROUTE_TABLE": "off", "GH_SPOE_LOG": "on"})
+    for site in (quiet, loud):
+        assert server_of(site.get("/home/%s/x" % BOB)) == "mbox2"
+        assert wait_for(lambda: "user=bob@example.com server=mbox2 by=url route=ok"
+                        in site.hp.log_text(), 5)
+    assert wait_for(lambda: "SPOE: [gatehouse-agent]" in loud.hp.log_text(), 5)
+    assert "SPOE: [gatehouse-agent]" not in quiet.hp.log_text()
+
+
+def test_no_user_is_kept_too(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                             mailboxes):
+    """A request that names no user (a login page's images) goes to the pool;
+    the table knows that too, and the next one does not ask the agent."""
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    n = settle(site)
+    got = {server_of(site.get("/zimbra/img/logo.png")) for _ in range(3)}
+    assert len(got) == 1                           # the client-IP hash: one server
+    assert settle(site) == n + 1
+    assert site.hp.route_stats() == (2, 1, 1)
+    assert wait_for(lambda: "by=table route=none" in site.hp.log_text(), 5)
+    # an unknown user is not kept (an account may appear): asked each time
+    for _ in range(2):
+        site.get("/home/nobody@example.com/")
+    assert settle(site) == n + 3

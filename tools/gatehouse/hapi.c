@@ -1,0 +1,192 @@
+/*
+ * HAProxy's runtime API: a small client for the admin socket (one command
+ * per connection, the answer read until HAProxy closes), and the route
+ * table commands purge and status use.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hapi.h"
+
+#define HAPI_ANSWER_MAX 4096   /* answers of the table commands (headers only) */
+
+/*
+ * Send <cmd> and <payload> to admin socket <sock>, answer into <ans>.
+ * Returns 0, or -1 with the reason in <ans>.
+ */
+int
+hapi_cmd(const char *sock, const char *cmd, const char *payload, char *ans, size_t len)
+{
+	struct sockaddr_un sun;
+	struct timeval tv = { HAPI_TIMEOUT_MS / 1000, (HAPI_TIMEOUT_MS % 1000) * 1000 };
+	size_t off = 0;
+	int fd;
+
+	ans[0] = '\0';
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof(sun.sun_path)) {
+		snprintf(ans, len, "socket path too long");
+		return -1;
+	}
+	memcpy(sun.sun_path, sock, strlen(sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		snprintf(ans, len, "cannot connect to %s: %s", sock, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (write(fd, cmd, strlen(cmd)) < 0 ||
+	    write(fd, payload ? " <<\n" : "\n", payload ? 4 : 1) < 0 ||
+	    (payload != NULL && (write(fd, payload, strlen(payload)) < 0 ||
+	                         write(fd, "\n", 1) < 0))) {
+		snprintf(ans, len, "write to %s: %s", sock, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while (off + 1 < len) {
+		ssize_t n = read(fd, ans + off, len - 1 - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(ans, len, "no answer from %s: %s", sock, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	ans[off] = '\0';
+	close(fd);
+	return 0;
+}
+
+/* Copy the first line of answer <ans> into <why> as the reason. */
+static void
+first_line(const char *ans, char *why, size_t wlen)
+{
+	size_t n = strcspn(ans, "\r\n");
+
+	if (n == 0)
+		snprintf(why, wlen, "empty answer");
+	else
+		snprintf(why, wlen, "%.*s", (int)(n < 200 ? n : 200), ans);
+}
+
+/* Run table command <cmd> on <sock>: a success is an empty answer. */
+static int
+table_cmd(const char *sock, const char *cmd, char *why, size_t wlen)
+{
+	char ans[HAPI_ANSWER_MAX];
+
+	if (hapi_cmd(sock, cmd, NULL, ans, sizeof(ans)) < 0) {
+		snprintf(why, wlen, "%s", ans);
+		return -1;
+	}
+	if (ans[strspn(ans, "\r\n ")] != '\0') {
+		first_line(ans, why, wlen);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Clear the routes of server indexes <idx>[<n>] (all when <n> is 0) on
+ * <sock>. Returns 0 or -1 with <why>.
+ */
+int
+hapi_routes_clear(const char *sock, const int *idx, int n, char *why, size_t wlen)
+{
+	char cmd[96];
+	int i;
+
+	if (n == 0)
+		return table_cmd(sock, "clear table gh_routes", why, wlen);
+	for (i = 0; i < n; i++) {
+		snprintf(cmd, sizeof(cmd), "clear table gh_routes data.gpt0 eq %d", idx[i]);
+		if (table_cmd(sock, cmd, why, wlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Read "<name>:<number>" after <key> in <s> into <v>; -1 when absent. */
+static long
+header_num(const char *s, const char *key)
+{
+	const char *p = strstr(s, key);
+
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Read the http_req_cnt of integer key <key> in "show table" answer <s>. */
+static long
+stats_count(const char *s, int key)
+{
+	char k[32];
+	const char *p, *c;
+
+	snprintf(k, sizeof(k), " key=%d ", key);
+	p = strstr(s, k);
+	if (p == NULL)
+		return 0;
+	c = strstr(p, "http_req_cnt=");
+	if (c == NULL || memchr(p, '\n', (size_t)(c - p)) != NULL)
+		return 0;
+	return strtol(c + 13, NULL, 10);
+}
+
+/* Read the route table's fill and counters on <sock> into <t>. */
+int
+hapi_routes_stats(const char *sock, struct hapi_table *t, char *why, size_t wlen)
+{
+	char ans[HAPI_ANSWER_MAX];
+
+	/* the header line only: no entry is listed for a key that is absent */
+	if (hapi_cmd(sock, "show table gh_routes data.gpt0 lt 0", NULL, ans, sizeof(ans)) < 0) {
+		snprintf(why, wlen, "%s", ans);
+		return -1;
+	}
+	if (strncmp(ans, "# table: gh_routes", 18) != 0) {
+		first_line(ans, why, wlen);
+		return -1;
+	}
+	t->size = header_num(ans, "size:");
+	t->used = header_num(ans, "used:");
+	if (hapi_cmd(sock, "show table gh_route_stats", NULL, ans, sizeof(ans)) < 0) {
+		snprintf(why, wlen, "%s", ans);
+		return -1;
+	}
+	t->hits = stats_count(ans, 1);
+	t->misses = stats_count(ans, 2);
+	return 0;
+}
+
+/* Return the 1-based index of server <name> of <cfg> in routes.map, or 0. */
+int
+hapi_server_index(const struct gh_config *cfg, const char *name)
+{
+	int i, n = 0;
+
+	for (i = 0; i < cfg->nservers; i++) {
+		/* servers with an http port sorting before <name>, as the
+		 * generated files list them */
+		if (cfg->servers[i].port[PROTO_HTTP] != 0 && strcmp(cfg->servers[i].name, name) < 0)
+			n++;
+	}
+	for (i = 0; i < cfg->nservers; i++)
+		if (cfg->servers[i].port[PROTO_HTTP] != 0 && strcmp(cfg->servers[i].name, name) == 0)
+			return n + 1;
+	return 0;
+}
