@@ -27,7 +27,11 @@ from mail_fixtures import MailProxy, password, proxy_certs, proxy_servers  # noq
 from spoa_fixtures import (haproxy_factory, mailboxes, server_table, site_certs,  # noqa: F401
                            spoa_factory, wait_for)
 
-LDAP_OPTS = {"timeout": "1s", "probe_interval": "300ms"}
+# An answer that waited behind a hung LDAP lookup takes at least the LDAP
+# timeout (3 s); "did not wait" is asserted as under FAST (2 s), a margin a
+# loaded machine does not eat.
+LDAP_OPTS = {"timeout": "3s", "probe_interval": "300ms"}
+FAST = 2.0
 NO_LOCAL = {"local_ttl": "0"}
 LDAP_ERRORS = 'gatehouse_dependency_errors_total{dependency="ldap"}'
 POOL = 16                 # concurrent clients
@@ -110,8 +114,8 @@ def test_http_hung_ldap(spoa_factory, haproxy_factory, slapd, memcached, mailbox
                 assert wait_for(lambda: all(
                     a.metrics().get(LDAP_ERRORS, 0) >= 1 for a in agents), 10)
         # once known down, uncached users are answered at once (not after
-        # the 300 ms deadline, let alone the 1 s LDAP timeout)
-        assert lat[1] < 1.0, lat
+        # the LDAP timeout)
+        assert lat[1] < FAST, lat
     finally:
         slapd.proc.signal(signal.SIGCONT)
 
@@ -220,10 +224,10 @@ def test_mail_hung_ldap(mailproxy_hung, slapd):
             bad = [(it, r) for it, r in res if it[0] == "c" and
                    not r[0].startswith(b"a OK" if it[1] == "imap" else b"+OK")]
             assert not bad, ("round %d: cached logins failed" % rnd, bad[:5], len(bad))
-            # and never waited behind a hung lookup (which takes the 1 s
+            # and never waited behind a hung lookup (which takes the 3 s
             # LDAP timeout, twice: the search, then the reconnect's bind)
             slow = max(r[1] for it, r in res if it[0] == "c")
-            assert slow < 1.0, ("round %d: a cached login waited" % rnd, slow)
+            assert slow < FAST, ("round %d: a cached login waited" % rnd, slow)
             # the temporary-failure codes; the human text after them may change
             bad = [(it, r) for it, r in res if it[0] == "u" and
                    not r[0].startswith(b"a NO [UNAVAILABLE]" if it[1] == "imap"
@@ -232,7 +236,7 @@ def test_mail_hung_ldap(mailproxy_hung, slapd):
             lat[rnd] = max(r[1] for it, r in res if it[0] == "u")
             if rnd == 0:
                 assert wait_for(lambda: metric(mp.metrics_text(), LDAP_ERRORS) >= 1, 10)
-        assert lat[1] < 1.0, lat
+        assert lat[1] < FAST, lat
     finally:
         slapd.proc.signal(signal.SIGCONT)
 
