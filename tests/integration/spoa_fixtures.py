@@ -29,6 +29,7 @@ import pytest
 
 from gh import procs as gh_procs
 from gh import wait as gh_wait
+from gh.unixcmd import unix_cmd
 from gh.cli import REPO
 from gh.ports import free_port, wait_listening
 from gh.slapd import gen_ldif
@@ -492,19 +493,7 @@ class Haproxy:
             time.sleep(0.05)
 
     def _master_once(self, cmd):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(self.master_sock)
-            s.sendall(cmd.encode() + b"\n")
-            if cmd != "reload":
-                s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-        return out.decode("utf-8", "replace")
+        return unix_cmd(self.master_sock, cmd, half_close=cmd != "reload")
 
     def master_reloads(self):
         """Return how often the master has reloaded (from "show proc")."""
@@ -516,17 +505,7 @@ class Haproxy:
 
     def admin(self, cmd, timeout=10):
         """Send <cmd> to the admin socket (runtime API); return the answer."""
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(timeout)
-            s.connect(self.admin_sock)
-            s.sendall(cmd.encode() + b"\n")
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-        return out.decode("utf-8", "replace")
+        return unix_cmd(self.admin_sock, cmd, timeout=timeout, half_close=False)
 
     def route_stats(self):
         """Return (hits, misses, used) of the route table."""

@@ -24,7 +24,6 @@ Targets (issue 11): warm >= 0.95 of plain, misses >= 0.75 of plain, agent
 CPU <= 4 us per answered request. A benchmark reports figures; it never fails
 on a timing.
 """
-import socket
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ import urllib.request
 
 import benchlib as bl
 from gh import certs as gh_certs
+from gh.unixcmd import unix_cmd
 from gh import memcached as gh_memcached
 from gh import slapd as gh_slapd
 
@@ -132,17 +132,7 @@ def run_wrk(port, seconds, threads, conns, cookie=None, script=None):
 
 def admin(sock, cmd):
     """One runtime API command on admin socket <sock>; returns the answer."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(sock)
-        s.sendall(cmd.encode() + b"\n")
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
-    return out.decode("utf-8", "replace")
+    return unix_cmd(sock, cmd, half_close=False)
 
 
 def route_stats(sock):
