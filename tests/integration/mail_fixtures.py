@@ -72,6 +72,39 @@ class MailProxy:
         return self.proc.stop()
 
 
+class LineClient:
+    """A line-oriented raw client of a mail listener (lines keep their
+    CRLF), optionally from source address <source>."""
+
+    def __init__(self, port, source=None, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
+                                             source_address=(source, 0) if source else None)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            b = self.sock.recv(65536)
+            if not b:
+                raise EOFError(self.buf)
+            self.buf += b
+        l, self.buf = self.buf.split(b"\n", 1)
+        return l + b"\n"
+
+    def until(self, prefix):
+        """Read lines up to the first that starts with <prefix>; return them."""
+        out = []
+        while True:
+            out.append(self.line())
+            if out[-1].startswith(prefix):
+                return out
+
+    def close(self):
+        self.sock.close()
+
+
 def client_ctx(ca, alpn=None):
     """An ssl.SSLContext trusting the test CA (file <ca>)."""
     ctx = ssl.create_default_context(cafile=ca)

@@ -17,13 +17,12 @@ import concurrent.futures as cf
 import os
 import random
 import signal
-import socket
 import time
 
 import pytest
 
 from gh import ports
-from mail_fixtures import MailProxy, password, proxy_certs, proxy_servers  # noqa: F401
+from mail_fixtures import LineClient, MailProxy, password, proxy_certs, proxy_servers  # noqa: F401
 from spoa_fixtures import (haproxy_factory, mailboxes, server_table, site_certs,  # noqa: F401
                            spoa_factory, wait_for)
 
@@ -153,50 +152,30 @@ def mailproxy_hung(gh_tmp, gh_bin, make_conf, slapd, dovecots, memcached, proxy_
     p.stop()
 
 
-class Lines:
-    """A line-oriented raw client."""
-
-    def __init__(self, port, timeout=15):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
-        self.buf = b""
-
-    def line(self):
-        while b"\n" not in self.buf:
-            b = self.sock.recv(65536)
-            if not b:
-                raise EOFError(self.buf)
-            self.buf += b
-        l, self.buf = self.buf.split(b"\n", 1)
-        return l
-
-    def cmd(self, data, prefix=None):
-        self.sock.sendall(data + b"\r\n")
-        while True:
-            l = self.line()
-            if prefix is None or l.startswith(prefix):
-                return l
-
-    def close(self):
-        self.sock.close()
+def command(c, data, prefix):
+    """Send <data> on LineClient <c>; return the first answer line that
+    starts with <prefix>."""
+    c.send(data + b"\r\n")
+    return c.until(prefix)[-1]
 
 
 def imap_login(mp, u):
     """Log in as <u> over IMAP; return the tagged answer."""
-    c = Lines(mp.imap)
+    c = LineClient(mp.imap, timeout=15)
     try:
         c.line()
-        return c.cmd(b'a LOGIN "%s" "%s"' % (u.encode(), password(u).encode()), b"a ")
+        return command(c, b'a LOGIN "%s" "%s"' % (u.encode(), password(u).encode()), b"a ")
     finally:
         c.close()
 
 
 def pop3_login(mp, u):
     """Log in as <u> over POP3; return the answer to PASS."""
-    c = Lines(mp.pop3)
+    c = LineClient(mp.pop3, timeout=15)
     try:
         c.line()
-        c.cmd(b"USER " + u.encode())
-        return c.cmd(b"PASS " + password(u).encode())
+        command(c, b"USER " + u.encode(), b"")
+        return command(c, b"PASS " + password(u).encode(), b"")
     finally:
         c.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from gh import ports
 from mail_fixtures import *  # noqa: F401,F403
-from mail_fixtures import client_ctx, password, proxy_servers, wait_for
+from mail_fixtures import LineClient, client_ctx, password, proxy_servers, wait_for
 
 CLIENT_IP = "127.0.0.6"
 
@@ -21,26 +21,7 @@ def tls_ctx(mbox_certs, alpn=None):
     return ctx
 
 
-class Raw:
-    def __init__(self, port, source=None, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
-                                             source_address=(source, 0) if source else None)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\n" not in self.buf:
-            b = self.sock.recv(65536)
-            if not b:
-                raise EOFError(self.buf)
-            self.buf += b
-        l, self.buf = self.buf.split(b"\n", 1)
-        return l + b"\n"
-
-    def close(self):
-        self.sock.close()
+Raw = LineClient
 
 
 def _deliver(port, user, body):
