@@ -1,11 +1,14 @@
 # gatehouse build. Sources are discovered by directory, so adding a module
 # never needs an edit here:
 #   spoa/lib/*.c          -> build/libagent.a (the agent library)
-#   spoa/src/*.c          -> build/gatehouse-spoa
-#   mailproxy/src/*.c     -> build/gatehouse-mailproxy
+#   spoa/src/*.c          -> build/gatehouse-spoa (all but main.c also in build/libspoa.a)
+#   mailproxy/src/*.c     -> build/gatehouse-mailproxy (all but main.c also in
+#                            build/libmailproxy.a)
 #   tools/gatehouse/*.c   -> build/gatehouse (operator CLI)
-#   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a)
-#   tests/fuzz/fuzz_*.c   -> build/fuzz/fuzz_* (libFuzzer, clang)
+#   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a; a test
+#                            of a daemon's own file also with that daemon's archive)
+#   tests/fuzz/fuzz_*.c   -> build/fuzz/fuzz_* (libFuzzer, clang; library sources plus
+#                            the daemons' pure parser files)
 #   tools/bench/*.c       -> build/bench/* (benchmark drivers, linked with libagent.a)
 #
 # BUILD selects the output directory; `make check-asan` uses build-asan/.
@@ -35,6 +38,8 @@ BENCH_SRC := $(sort $(wildcard tools/bench/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SPOA_OBJ  := $(SPOA_SRC:%.c=$(BUILD)/obj/%.o)
 MP_OBJ    := $(MP_SRC:%.c=$(BUILD)/obj/%.o)
+SPOA_LIB_OBJ := $(filter-out %/main.o,$(SPOA_OBJ))
+MP_LIB_OBJ   := $(filter-out %/main.o,$(MP_OBJ))
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -68,6 +73,13 @@ $(BUILD)/libagent.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# The daemons' own files (all but main.c), for the unit tests of those files.
+$(BUILD)/libspoa.a: $(SPOA_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libmailproxy.a: $(MP_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/gatehouse-spoa: $(SPOA_OBJ) $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $(SPOA_OBJ) $(BUILD)/libagent.a $(LIBS)
 
@@ -80,6 +92,22 @@ $(BUILD)/gatehouse: $(CLI_OBJ) $(BUILD)/libagent.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libagent.a $(LIBS) -lcmocka
+
+# Tests see the daemons' headers; the library's objects never do.
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Imailproxy/src -Ispoa/src
+
+# Unit tests of a daemon's own files link that daemon's archive.
+MP_TESTS   := $(filter $(addprefix $(BUILD)/tests/,test_mp_% test_imapcmd test_pop3cmd \
+                test_sasl),$(TESTS))
+SPOA_TESTS := $(filter $(addprefix $(BUILD)/tests/,test_spop test_httpuser),$(TESTS))
+
+$(MP_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmailproxy.a $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmailproxy.a $(BUILD)/libagent.a $(LIBS) -lcmocka
+
+$(SPOA_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libspoa.a $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libspoa.a $(BUILD)/libagent.a $(LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/obj/tools/bench/%.o $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
@@ -115,15 +143,20 @@ check-asan: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) $(ASAN_VARS) integration
 
-# libFuzzer targets: each links the library sources it needs, built with clang.
+# libFuzzer targets: each links the library sources and the daemons' pure
+# parser files (no I/O, no globals), built with clang.
 FUZZ_CC    ?= clang
-FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -fsanitize=fuzzer,address,undefined
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -Imailproxy/src -Ispoa/src \
+              -fsanitize=fuzzer,address,undefined
 FUZZ_TIME  ?= 20
+FUZZ_PARSERS := $(addprefix mailproxy/src/,imapcmd.c pop3cmd.c sasl.c) \
+                $(addprefix spoa/src/,spop.c httpuser.c)
 
-# one clang call per target: depend on every library header, not a .d file
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard spoa/include/*.h)
+# one clang call per target: depend on every header used, not a .d file
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(FUZZ_PARSERS) $(wildcard spoa/include/*.h) \
+                 $(FUZZ_PARSERS:.c=.h) $(wildcard mailproxy/src/*-t.h spoa/src/*-t.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(FUZZ_PARSERS) $(LIBS)
 
 fuzz: deps $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
