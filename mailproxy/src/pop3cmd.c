@@ -2,14 +2,16 @@
  * POP3 pre-auth command parser. POP3 has no literals, so the parser gathers
  * one bounded line into the state's buffer, whatever the fragmentation of
  * the input, and splits it when the line ends. A bad line is skipped up to
- * its LF so the daemon can answer -ERR and go on with the next one.
+ * its LF so the daemon can answer -ERR and go on with the next one. SASL
+ * response lines are read by the SASL line reader the IMAP parser shares.
  */
 #include <string.h>
 #include <strings.h>
 
 #include "pop3cmd.h"
+#include "sasl_line.h"
 
-enum { S_BEGIN = 0, S_LINE, S_CR, S_SKIP };
+enum { S_BEGIN = 0, S_LINE, S_CR, S_SKIP, S_SASL };
 enum { MODE_CMD = 0, MODE_SASL };
 
 #define POP3CMD_LINE_MIN 16  /* smallest line limit accepted from the caller */
@@ -68,12 +70,10 @@ begin_line(struct pop3cmd *st)
 	st->nargs = 0;
 }
 
-/* The line limit for the line being read: AUTH and SASL lines may be longer. */
+/* The line limit for the line being read: AUTH lines may be longer. */
 static size_t
 line_limit(const struct pop3cmd *st)
 {
-	if (st->mode == MODE_SASL)
-		return st->lim.auth_max;
 	if (st->used >= 4 && strncasecmp(st->buf, "AUTH", 4) == 0 &&
 	    (st->used == 4 || st->buf[4] == ' '))
 		return st->lim.auth_max;
@@ -98,13 +98,6 @@ finish_line(struct pop3cmd *st)
 
 	st->state = S_BEGIN;
 	st->buf[st->used] = '\0';
-	if (st->mode == MODE_SASL) {
-		st->mode = MODE_CMD;
-		set_arg(st, 0, 0, st->used);
-		st->kind = (st->used == 1 && st->buf[0] == '*') ? POP3CMD_SASL_CANCEL
-		                                                : POP3CMD_SASL_RESPONSE;
-		return POP3CMD_DONE;
-	}
 	if (st->used == 0) {
 		st->error = "empty command";
 		return POP3CMD_ERROR;
@@ -185,6 +178,37 @@ set_error(struct pop3cmd *st, const char *reason)
 	st->state = S_SKIP;
 }
 
+/* Read a SASL response line with the shared reader; an enum pop3cmd_rc. */
+static enum pop3cmd_rc
+sasl_feed(struct pop3cmd *st, const char *buf, size_t len, size_t *consumed)
+{
+	enum sasl_line_rc rc;
+
+	rc = sasl_line_feed(&st->sasl, st->buf, sizeof(st->buf), buf, len, consumed);
+	st->line_len = st->sasl.len;
+	st->too_long = st->sasl.too_long;
+	st->error = st->sasl.error;
+	st->used = st->sasl.used;
+	switch (rc) {
+	case SASL_LINE_AGAIN:
+		return POP3CMD_AGAIN;
+	case SASL_LINE_FATAL:
+		st->fatal = 1;
+		return POP3CMD_FATAL;
+	case SASL_LINE_ERROR:
+		st->state = S_BEGIN;
+		st->mode = MODE_CMD;
+		return POP3CMD_ERROR;
+	default:
+		break;
+	}
+	st->state = S_BEGIN;
+	st->mode = MODE_CMD;
+	set_arg(st, 0, 0, st->used);
+	st->kind = rc == SASL_LINE_CANCEL ? POP3CMD_SASL_CANCEL : POP3CMD_SASL_RESPONSE;
+	return POP3CMD_DONE;
+}
+
 /*
  * Feed <len> octets at <buf> to <st>; <consumed> receives the octets used.
  * Returns an enum pop3cmd_rc.
@@ -200,7 +224,13 @@ pop3cmd_parse(struct pop3cmd *st, const char *buf, size_t len, size_t *consumed)
 	if (st->state == S_BEGIN) {
 		begin_line(st);
 		st->state = S_LINE;
+		if (st->mode == MODE_SASL) {
+			sasl_line_init(&st->sasl, st->lim.auth_max, st->lim.skip_max);
+			st->state = S_SASL;
+		}
 	}
+	if (st->state == S_SASL)
+		return sasl_feed(st, buf, len, consumed);
 	for (i = 0; i < len; i++) {
 		char c = buf[i];
 

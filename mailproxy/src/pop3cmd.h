@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sasl_line-t.h"
 
 /*
  * Command line octets incl. CRLF. RFC 2449 sets 255; more is accepted so that
@@ -80,6 +81,7 @@ struct pop3cmd {
 	int mode;
 	int fatal;
 	size_t used;
+	struct sasl_line sasl;  /* the SASL response line being read */
 	char buf[POP3CMD_BUF_SIZE];
 };
 
