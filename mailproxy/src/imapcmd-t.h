@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "sasl_line-t.h"
 
 #define IMAPCMD_TAG_MAX          32     /* tag octets (RFC-legal chars, no '+') */
 #define IMAPCMD_NAME_MAX         32     /* command name octets kept; longer -> UNKNOWN */
@@ -75,6 +76,9 @@ struct imapcmd_arg {
 	uint8_t flags;        /* IMAPCMD_ARG_* */
 };
 
+/* A row of the command table (private to the parser). */
+struct imapcmd_def;
+
 /* Limits; 0 in a field means its default. Values above the _LIMIT are capped. */
 struct imapcmd_limits {
 	size_t line_max;
@@ -104,20 +108,21 @@ struct imapcmd {
 
 	/* private */
 	struct imapcmd_limits lim;
-	int state;
+	int state;                /* lexer state */
 	int mode;                 /* commands or one SASL response line */
 	int fatal;
-	int in_list;              /* ID: inside the parenthesised list */
-	int lit_digits;           /* the literal header has at least one digit */
-	int lit_plus;             /* the literal being parsed is {n+} */
+	const struct imapcmd_def *def; /* command table row of a known command */
+	int in_list;              /* ID: before, inside or after its list */
+	int lit_state;            /* the literal recognizer ({n}, {n+}) */
+	int lit_plus;             /* the literal being read is {n+} */
+	uint64_t lit_num;         /* its length, saturated */
 	size_t lit_remain;        /* literal octets still to read or skip */
-	uint64_t lit_num;         /* literal length being parsed */
 	unsigned literals;        /* literals seen on this line */
-	unsigned skip_state;      /* literal recognizer while skipping */
 	size_t namelen;
 	size_t used;              /* octets used in buf */
 	size_t cur_cap;           /* storage cap of the current argument */
 	size_t cur_full;          /* full length of the current argument */
+	struct sasl_line sasl;    /* the SASL response line being read */
 	char buf[IMAPCMD_BUF_SIZE];
 };
 

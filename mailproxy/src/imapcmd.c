@@ -1,9 +1,22 @@
 /*
- * IMAP pre-auth command parser. A byte-driven state machine in the spirit of
- * nginx's ngx_mail_imap_parse_command(), but resumable at any byte, bounded
- * in every dimension, and able to skip a bad line (with the non-synchronizing
- * literals it carries) so that the daemon can answer BAD and go on with the
- * next line. Arguments are copied, unescaped, into the state's buffer.
+ * IMAP pre-auth command parser, in two layers, resumable at any octet and
+ * bounded in every dimension (in the spirit of nginx's
+ * ngx_mail_imap_parse_command()):
+ *
+ *  - a lexer that knows only IMAP's token syntax: the tag, the command name,
+ *    atoms, quoted strings, literals ({n} and {n+}, then their data), list
+ *    parentheses and the line end. It never looks at which command it reads.
+ *    One literal recognizer serves both for reading a literal and for
+ *    skipping the rest of a bad or unknown line, whose {n+} data must be
+ *    skipped as data, never executed as commands;
+ *  - a command table: for each command we answer before login, its kind,
+ *    the shape and number of its arguments, and the bounds of each argument.
+ *    The lexer asks it at each token: may this token start here, where does
+ *    this octet go, is a literal of this size acceptable, is the line whole.
+ *
+ * A bad line is skipped to its end, so the daemon answers BAD and goes on.
+ * Arguments are copied, unescaped, into the state's buffer. SASL response
+ * lines are read by the SASL line reader the POP3 parser shares.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,51 +24,94 @@
 #include <stdint.h>
 
 #include "imapcmd.h"
+#include "sasl_line.h"
 
+/* Lexer states. */
 enum {
 	S_BEGIN = 0,  /* previous results still readable; reset on next call */
-	S_LINE0,      /* first octet of a line */
-	S_TAG,
-	S_NAME,
+	S_TAG,        /* the tag, from the first octet of a line */
+	S_NAME,       /* the command name */
 	S_BETWEEN,    /* before a token (after SP or '(') */
 	S_AFTER,      /* a token ended: SP, ')' or end of line must follow */
 	S_ATOM,
 	S_QUOTED,
 	S_QUOTED_ESC,
-	S_LITNUM,
-	S_LITPLUS,
-	S_LITCLOSE,
-	S_LITCR,
+	S_LITHDR,     /* a literal header, in the literal recognizer */
 	S_LITDATA,
 	S_CR,         /* CR seen, LF must follow */
 	S_SKIP,       /* skipping the rest of a bad or unknown line */
 	S_SKIPLIT,    /* skipping the data of a {n+} literal */
-	S_SASL,
-	S_SASL_CR,
+	S_SASL,       /* one SASL response line, in the SASL line reader */
 };
 
 enum { MODE_CMD = 0, MODE_SASL };
 
-/* Recognizer of "{digits[+]}" CRLF while skipping. */
-enum { K_NONE = 0, K_OPEN, K_DIGITS, K_PLUS, K_CLOSE, K_CR };
+/* Tokens the lexer asks the command table about, by their first octet. */
+enum tok { T_ATOM = 0, T_QUOTED, T_LITERAL, T_OPEN, T_CLOSE, T_BAD };
+
+/* States of the literal recognizer: "{" digits ["+"] "}" [CR] LF. */
+enum { L_NONE = 0, L_OPEN, L_DIGITS, L_PLUS, L_CLOSE, L_CR };
+
+/* What the literal recognizer says of one octet. */
+enum lit_step {
+	LIT_MORE = 0,    /* part of a header */
+	LIT_DONE,        /* the header and its line end are complete */
+	LIT_BAD_HEADER,  /* not a literal header (recognizer reset) */
+	LIT_BAD_EOL,     /* a header not followed by the line end (reset) */
+};
 
 enum { LIST_NONE = 0, LIST_OPEN, LIST_CLOSED };
 
 #define LITNUM_SAT ((uint64_t)UINT32_MAX + 1)
 
-struct imapcmd_name {
-	const char *name;
-	enum imapcmd_kind kind;
+/* How a command's arguments are written. */
+enum shape {
+	SHAPE_NONE = 0,  /* no argument at all */
+	SHAPE_ASTRING,   /* astrings: atoms, quoted strings or literals */
+	SHAPE_ATOM,      /* atoms only */
+	SHAPE_ID,        /* NIL, or a list of field/value pairs (RFC 2971) */
 };
 
-static const struct imapcmd_name imapcmd_names[] = {
-	{ "CAPABILITY", IMAPCMD_CAPABILITY },
-	{ "NOOP", IMAPCMD_NOOP },
-	{ "LOGOUT", IMAPCMD_LOGOUT },
-	{ "ID", IMAPCMD_ID },
-	{ "STARTTLS", IMAPCMD_STARTTLS },
-	{ "LOGIN", IMAPCMD_LOGIN },
-	{ "AUTHENTICATE", IMAPCMD_AUTHENTICATE },
+/*
+ * The bounds of one argument: more than <max> octets is the error
+ * <too_long>; octets past <keep> are dropped and the argument flagged.
+ */
+struct argcap {
+	size_t max;
+	size_t keep;
+	const char *too_long;
+};
+
+#define NOCAP { SIZE_MAX, SIZE_MAX, NULL }
+
+/* One command we answer before login. */
+struct imapcmd_def {
+	const char *name;
+	enum imapcmd_kind kind;
+	enum shape shape;
+	unsigned min_args, max_args;  /* arguments stored (ID: fields and values) */
+	const char *too_many;         /* error for an argument past max_args */
+	const char *bad_form;         /* error for an argument of the wrong form */
+	struct argcap cap[2];         /* even and odd arguments (ID: field, value) */
+};
+
+static const struct imapcmd_def imapcmd_table[] = {
+	{ "CAPABILITY", IMAPCMD_CAPABILITY, SHAPE_NONE, 0, 0,
+	  "unexpected argument", NULL, { NOCAP, NOCAP } },
+	{ "NOOP", IMAPCMD_NOOP, SHAPE_NONE, 0, 0,
+	  "unexpected argument", NULL, { NOCAP, NOCAP } },
+	{ "LOGOUT", IMAPCMD_LOGOUT, SHAPE_NONE, 0, 0,
+	  "unexpected argument", NULL, { NOCAP, NOCAP } },
+	{ "ID", IMAPCMD_ID, SHAPE_ID, 0, 2 * IMAPCMD_ID_PAIRS_MAX,
+	  "too many ID pairs", "ID expects NIL or a list",
+	  { { IMAPCMD_ID_FIELD_MAX, IMAPCMD_ID_FIELD_MAX, "ID field too long" },
+	    { IMAPCMD_ID_VALUE_MAX, IMAPCMD_ID_VALUE_KEEP, "ID value too long" } } },
+	{ "STARTTLS", IMAPCMD_STARTTLS, SHAPE_NONE, 0, 0,
+	  "unexpected argument", NULL, { NOCAP, NOCAP } },
+	{ "LOGIN", IMAPCMD_LOGIN, SHAPE_ASTRING, 2, 2,
+	  "too many arguments", NULL, { NOCAP, NOCAP } },
+	{ "AUTHENTICATE", IMAPCMD_AUTHENTICATE, SHAPE_ATOM, 1, 2,
+	  "too many arguments", "AUTHENTICATE arguments must be atoms", { NOCAP, NOCAP } },
 };
 
 /* ATOM-CHAR plus ']' (ASTRING-CHAR): printable ASCII but ( ) { % * " \ SP. */
@@ -109,6 +165,7 @@ begin_line(struct imapcmd *st)
 	explicit_bzero(st->buf, st->used);
 	st->used = 0;
 	st->kind = IMAPCMD_NONE;
+	st->def = NULL;
 	st->error = NULL;
 	st->literal_size = 0;
 	st->id_nil = 0;
@@ -117,12 +174,11 @@ begin_line(struct imapcmd *st)
 	st->name[0] = '\0';
 	st->namelen = 0;
 	st->in_list = LIST_NONE;
-	st->lit_digits = 0;
+	st->lit_state = L_NONE;
 	st->lit_plus = 0;
 	st->lit_remain = 0;
 	st->lit_num = 0;
 	st->literals = 0;
-	st->skip_state = K_NONE;
 	st->line_len = 0;
 	if (st->mode != MODE_SASL) {
 		st->tag[0] = '\0';
@@ -137,48 +193,103 @@ set_error(struct imapcmd *st, const char *reason)
 	if (st->error == NULL)
 		st->error = reason;
 	st->state = S_SKIP;
-	st->skip_state = K_NONE;
+	st->lit_state = L_NONE;
 }
 
-/*
- * The line went over its limit: report that (it outranks an earlier error),
- * forget a tag not yet complete, and skip the rest of the line. A literal
- * header being read is handed to the skip recognizer, so that the data of
- * a {n+} announced at the end of the line is still skipped as data.
- */
-static void
-line_overflow(struct imapcmd *st)
+/* Enter the FATAL state with <reason>. */
+static enum imapcmd_rc
+fatal(struct imapcmd *st, const char *reason)
 {
-	unsigned k = K_NONE;
+	st->fatal = 1;
+	st->error = reason;
+	return IMAPCMD_FATAL;
+}
 
-	switch (st->state) {
-	case S_LINE0:
-	case S_TAG:
-		st->tag[0] = '\0';
-		st->taglen = 0;
+/* ---- the literal recognizer --------------------------------------------- */
+
+/*
+ * Feed octet <c> to the literal recognizer of <st>; a header starts at '{'.
+ * The length saturates above UINT32_MAX, so any over-long literal is seen
+ * as such. Returns an enum lit_step; the recognizer is reset unless MORE.
+ */
+static enum lit_step
+lit_feed(struct imapcmd *st, unsigned char c)
+{
+	int digit = (c >= '0' && c <= '9');
+
+	switch (st->lit_state) {
+	case L_NONE:
+		if (c != '{')
+			return LIT_BAD_HEADER;
+		st->lit_num = 0;
+		st->lit_plus = 0;
+		st->lit_state = L_OPEN;
+		return LIT_MORE;
+	case L_OPEN:
+	case L_DIGITS:
+		if (digit) {
+			st->lit_num = st->lit_num * 10 + (uint64_t)(c - '0');
+			if (st->lit_num > LITNUM_SAT)
+				st->lit_num = LITNUM_SAT;
+			st->lit_state = L_DIGITS;
+			return LIT_MORE;
+		}
+		if (st->lit_state == L_DIGITS && c == '+') {
+			st->lit_plus = 1;
+			st->lit_state = L_PLUS;
+			return LIT_MORE;
+		}
+		if (st->lit_state == L_DIGITS && c == '}') {
+			st->lit_state = L_CLOSE;
+			return LIT_MORE;
+		}
 		break;
-	case S_LITNUM:
-		k = st->lit_digits ? K_DIGITS : K_OPEN;
+	case L_PLUS:
+		if (c == '}') {
+			st->lit_state = L_CLOSE;
+			return LIT_MORE;
+		}
 		break;
-	case S_LITPLUS:
-		k = K_PLUS;
-		break;
-	case S_LITCLOSE:
-		k = K_CLOSE;
-		break;
-	case S_LITCR:
-		k = K_CR;
-		break;
-	case S_SKIP:
-		k = st->skip_state;
-		break;
-	default:
-		break;
+	case L_CLOSE:
+		if (c == '\r') {
+			st->lit_state = L_CR;
+			return LIT_MORE;
+		}
+		/* FALLTHROUGH */
+	case L_CR:
+		st->lit_state = L_NONE;
+		return c == '\n' ? LIT_DONE : LIT_BAD_EOL;
 	}
-	st->too_long = 1;
-	st->error = "line too long";
-	st->state = S_SKIP;
-	st->skip_state = k;
+	st->lit_state = L_NONE;
+	return LIT_BAD_HEADER;
+}
+
+/* ---- the command table: what each command takes ------------------------ */
+
+/* Find the command name just read; 0 (st->def set) or -1 (UNKNOWN). */
+static int
+cmd_lookup(struct imapcmd *st)
+{
+	size_t i;
+
+	st->kind = IMAPCMD_UNKNOWN;
+	if (st->namelen > IMAPCMD_NAME_MAX)
+		return -1;
+	for (i = 0; i < sizeof(imapcmd_table) / sizeof(imapcmd_table[0]); i++) {
+		if (strcasecmp(st->name, imapcmd_table[i].name) == 0) {
+			st->def = &imapcmd_table[i];
+			st->kind = st->def->kind;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The bounds of the argument being read or about to start. */
+static const struct argcap *
+cmd_cap(const struct imapcmd *st)
+{
+	return &st->def->cap[st->nargs % 2];
 }
 
 /* Start argument number st->nargs of <type>; 0 or -1 (error set). */
@@ -197,30 +308,20 @@ arg_start(struct imapcmd *st, int type)
 	a->type = (uint8_t)type;
 	a->flags = 0;
 	st->cur_full = 0;
-	st->cur_cap = SIZE_MAX;
-	if (st->kind == IMAPCMD_ID) {
-		st->cur_cap = (st->nargs % 2 == 0) ? IMAPCMD_ID_FIELD_MAX
-		                                   : IMAPCMD_ID_VALUE_KEEP;
-	}
+	st->cur_cap = cmd_cap(st)->keep;
 	return 0;
 }
 
-/* Append octet <c> to the current argument; 0 or -1 (error set). */
+/* Append octet <c> to the current argument within its bounds; 0 or -1. */
 static int
 arg_put(struct imapcmd *st, char c)
 {
 	struct imapcmd_arg *a = &st->args[st->nargs];
+	const struct argcap *cap = cmd_cap(st);
 
-	st->cur_full++;
-	if (st->kind == IMAPCMD_ID) {
-		if (st->nargs % 2 == 0 && st->cur_full > IMAPCMD_ID_FIELD_MAX) {
-			set_error(st, "ID field too long");
-			return -1;
-		}
-		if (st->cur_full > IMAPCMD_ID_VALUE_MAX) {
-			set_error(st, "ID value too long");
-			return -1;
-		}
+	if (++st->cur_full > cap->max) {
+		set_error(st, cap->too_long);
+		return -1;
 	}
 	if (a->len >= st->cur_cap) {
 		a->flags |= IMAPCMD_ARG_TRUNCATED;
@@ -236,13 +337,13 @@ arg_put(struct imapcmd *st, char c)
 	return 0;
 }
 
-/* Close the current argument (NUL-terminate, apply NIL rules for ID). */
+/* Close the current argument (NUL-terminate; ID's NIL rules); 0 or -1. */
 static int
 arg_end(struct imapcmd *st)
 {
 	struct imapcmd_arg *a = &st->args[st->nargs];
 
-	if (st->kind == IMAPCMD_ID && a->type == IMAPCMD_ARG_ATOM &&
+	if (st->def->shape == SHAPE_ID && a->type == IMAPCMD_ARG_ATOM &&
 	    a->len == 3 && strncasecmp(st->buf + a->off, "NIL", 3) == 0) {
 		st->used = a->off;
 		if (st->in_list == LIST_NONE) {
@@ -255,8 +356,8 @@ arg_end(struct imapcmd *st)
 		}
 		a->type = IMAPCMD_ARG_NIL;
 		a->len = 0;
-	} else if (st->kind == IMAPCMD_ID && st->in_list == LIST_NONE) {
-		set_error(st, "ID expects NIL or a list");
+	} else if (st->def->shape == SHAPE_ID && st->in_list == LIST_NONE) {
+		set_error(st, st->def->bad_form);
 		return -1;
 	}
 	if (st->used >= IMAPCMD_BUF_SIZE) {
@@ -268,106 +369,172 @@ arg_end(struct imapcmd *st)
 	return 0;
 }
 
+/* A ')' closes the ID list; 0 or -1 (error set). */
+static int
+cmd_list_close(struct imapcmd *st)
+{
+	if (st->nargs % 2 != 0) {
+		set_error(st, "ID list needs field/value pairs");
+		return -1;
+	}
+	st->in_list = LIST_CLOSED;
+	return 0;
+}
+
+/* May a ')' right after a token close a list here? */
+static int
+cmd_list_open(const struct imapcmd *st)
+{
+	return st->def->shape == SHAPE_ID && st->in_list == LIST_OPEN;
+}
+
 /*
- * Check that a token may start here for the command being parsed, <c> being
- * its first octet. Returns 0 or -1 (error set).
+ * May token <tok> start here, after the arguments read so far? Opens or
+ * closes the list for '(' and ')', starts the argument for an atom or a
+ * quoted string (a literal's starts once its size is known). Returns 0 or
+ * -1 (error set).
  */
 static int
-token_allowed(struct imapcmd *st, unsigned char c)
+cmd_token(struct imapcmd *st, enum tok tok)
 {
-	switch (st->kind) {
-	case IMAPCMD_LOGIN:
-		if (st->nargs >= 2) {
-			set_error(st, "too many arguments");
-			return -1;
-		}
-		return 0;
-	case IMAPCMD_AUTHENTICATE:
-		if (st->nargs >= 2) {
-			set_error(st, "too many arguments");
-			return -1;
-		}
-		if (c == '"' || c == '{') {
-			set_error(st, "AUTHENTICATE arguments must be atoms");
-			return -1;
-		}
-		return 0;
-	case IMAPCMD_ID:
+	const struct imapcmd_def *d = st->def;
+
+	switch (d->shape) {
+	case SHAPE_NONE:
+		set_error(st, d->too_many);
+		return -1;
+	case SHAPE_ID:
 		if (st->id_nil || st->in_list == LIST_CLOSED) {
 			set_error(st, "unexpected argument");
 			return -1;
 		}
-		if (st->in_list == LIST_OPEN && c != ')' &&
-		    st->nargs >= 2 * IMAPCMD_ID_PAIRS_MAX) {
-			set_error(st, "too many ID pairs");
+		if (st->in_list == LIST_NONE) {
+			if (tok == T_OPEN) {
+				st->in_list = LIST_OPEN;
+				return 0;
+			}
+			if (tok != T_ATOM) {   /* only NIL may stand alone */
+				set_error(st, d->bad_form);
+				return -1;
+			}
+			break;
+		}
+		if (tok == T_CLOSE)
+			return cmd_list_close(st);
+		if (st->nargs >= d->max_args) {
+			set_error(st, d->too_many);
 			return -1;
 		}
-		if (st->in_list == LIST_NONE && c != '(' && !is_astring_char(c)) {
-			set_error(st, "ID expects NIL or a list");
+		if (tok == T_OPEN) {
+			set_error(st, "unexpected list");
 			return -1;
 		}
-		return 0;
-	default:
-		set_error(st, "unexpected argument");
-		return -1;
+		break;
+	case SHAPE_ASTRING:
+	case SHAPE_ATOM:
+		if (st->nargs >= d->max_args) {
+			set_error(st, d->too_many);
+			return -1;
+		}
+		if (d->shape == SHAPE_ATOM && (tok == T_QUOTED || tok == T_LITERAL)) {
+			set_error(st, d->bad_form);
+			return -1;
+		}
+		if (tok == T_OPEN || tok == T_CLOSE) {
+			set_error(st, tok == T_OPEN ? "unexpected list" : "unexpected ')'");
+			return -1;
+		}
+		break;
 	}
+	if (tok == T_ATOM || tok == T_QUOTED)
+		return arg_start(st, tok == T_ATOM ? IMAPCMD_ARG_ATOM : IMAPCMD_ARG_QUOTED);
+	return 0;
 }
 
-/* Validate the argument shape at the end of the line; 0 or -1 (error set). */
+/* At the end of a line: are the arguments complete? 0 or -1 (error set). */
 static int
-check_command(struct imapcmd *st)
+cmd_check(struct imapcmd *st)
 {
-	switch (st->kind) {
-	case IMAPCMD_LOGIN:
-		if (st->nargs != 2)
-			goto bad;
-		return 0;
-	case IMAPCMD_AUTHENTICATE:
-		if (st->nargs < 1)
-			goto bad;
-		return 0;
-	case IMAPCMD_ID:
-		if (st->id_nil || st->in_list == LIST_CLOSED)
-			return 0;
-		goto bad;
-	default:
-		return 0;
-	}
-bad:
-	st->error = "wrong number of arguments";
-	return -1;
+	const struct imapcmd_def *d = st->def;
+	int ok;
+
+	if (d->shape == SHAPE_ID)
+		ok = st->id_nil || st->in_list == LIST_CLOSED;
+	else
+		ok = st->nargs >= d->min_args && st->nargs <= d->max_args;
+	if (!ok)
+		st->error = "wrong number of arguments";
+	return ok ? 0 : -1;
 }
 
-/* Resolve the command name just read. */
-static void
-name_lookup(struct imapcmd *st)
+/*
+ * A literal header and its line end were read: may a literal of lit_num
+ * octets be the next argument? NULL or the reason why not.
+ */
+static const char *
+cmd_literal(struct imapcmd *st)
 {
-	size_t i;
+	const struct argcap *cap = cmd_cap(st);
+	uint64_t n = st->lit_num;
 
-	st->kind = IMAPCMD_UNKNOWN;
-	if (st->namelen > IMAPCMD_NAME_MAX)
-		return;
-	for (i = 0; i < sizeof(imapcmd_names) / sizeof(imapcmd_names[0]); i++) {
-		if (strcasecmp(st->name, imapcmd_names[i].name) == 0) {
-			st->kind = imapcmd_names[i].kind;
-			return;
-		}
+	if (++st->literals > IMAPCMD_LITERALS_MAX)
+		return "too many literals";
+	if (n > st->lim.literal_max)
+		return "literal too long";
+	if (n > cap->max)
+		return cap->too_long;
+	/* an argument kept whole must fit (a truncated one always does) */
+	if (cap->keep == SIZE_MAX && st->used + n + 2 > IMAPCMD_BUF_SIZE)
+		return "arguments too long";
+	return NULL;
+}
+
+/* ---- the lexer ----------------------------------------------------------- */
+
+/* The token that octet <c> starts (SP, CR and LF are handled before). */
+static enum tok
+lex_token(unsigned char c)
+{
+	switch (c) {
+	case '(':
+		return T_OPEN;
+	case ')':
+		return T_CLOSE;
+	case '"':
+		return T_QUOTED;
+	case '{':
+		return T_LITERAL;
+	default:
+		return is_astring_char(c) ? T_ATOM : T_BAD;
 	}
+}
+
+/*
+ * The line went over its limit: report that (it outranks an earlier error),
+ * forget a tag not yet complete, and skip the rest of the line. The literal
+ * recognizer keeps its state, so that the data of a {n+} announced at the
+ * end of the line is still skipped as data.
+ */
+static void
+line_overflow(struct imapcmd *st)
+{
+	if (st->state == S_TAG) {
+		st->tag[0] = '\0';
+		st->taglen = 0;
+	}
+	st->too_long = 1;
+	st->error = "line too long";
+	st->state = S_SKIP;
 }
 
 /* The line ended (LF consumed) outside the skip states: the result. */
 static enum imapcmd_rc
 end_line(struct imapcmd *st)
 {
-	int sasl = (st->mode == MODE_SASL);
-
 	st->state = S_BEGIN;
-	st->mode = MODE_CMD;
 	if (st->error != NULL)
 		return IMAPCMD_ERROR;
-	if (sasl)
-		return IMAPCMD_DONE;
-	if (check_command(st) < 0)
+	if (cmd_check(st) < 0)
 		return IMAPCMD_ERROR;
 	return IMAPCMD_DONE;
 }
@@ -377,20 +544,9 @@ static enum imapcmd_rc
 end_skip(struct imapcmd *st)
 {
 	st->state = S_BEGIN;
-	if (st->mode == MODE_SASL)
-		st->mode = MODE_CMD;
 	if (st->error != NULL)
 		return IMAPCMD_ERROR;
 	return IMAPCMD_DONE;
-}
-
-/* Enter the FATAL state with <reason>. */
-static enum imapcmd_rc
-fatal(struct imapcmd *st, const char *reason)
-{
-	st->fatal = 1;
-	st->error = reason;
-	return IMAPCMD_FATAL;
 }
 
 /*
@@ -402,18 +558,10 @@ static enum imapcmd_rc
 literal_begin(struct imapcmd *st)
 {
 	uint64_t n = st->lit_num;
-	const char *why = NULL;
+	const char *why = cmd_literal(st);
 
-	if (++st->literals > IMAPCMD_LITERALS_MAX)
-		why = "too many literals";
-	else if (n > st->lim.literal_max)
-		why = "literal too long";
-	else if (st->kind == IMAPCMD_ID && st->nargs % 2 == 0 && n > IMAPCMD_ID_FIELD_MAX)
-		why = "ID field too long";
-	else if (st->kind == IMAPCMD_ID && n > IMAPCMD_ID_VALUE_MAX)
-		why = "ID value too long";
-	else if (st->kind != IMAPCMD_ID && st->used + n + 2 > IMAPCMD_BUF_SIZE)
-		why = "arguments too long";
+	if (why == NULL && arg_start(st, IMAPCMD_ARG_LITERAL) < 0)
+		why = st->error;
 	if (why != NULL) {
 		if (!st->lit_plus) {
 			/* The client waits for "+": BAD ends the command. */
@@ -425,17 +573,6 @@ literal_begin(struct imapcmd *st)
 			return fatal(st, why);
 		/* {n+} data follows regardless: skip it, then the line. */
 		st->error = why;
-		st->lit_remain = (size_t)n;
-		st->skip_state = K_NONE;
-		st->state = S_SKIPLIT;
-		return IMAPCMD_AGAIN;
-	}
-	if (arg_start(st, IMAPCMD_ARG_LITERAL) < 0) {
-		/* too many arguments: same handling as above */
-		if (!st->lit_plus) {
-			st->state = S_BEGIN;
-			return IMAPCMD_ERROR;
-		}
 		st->lit_remain = (size_t)n;
 		st->state = S_SKIPLIT;
 		return IMAPCMD_AGAIN;
@@ -458,6 +595,61 @@ literal_end(struct imapcmd *st)
 }
 
 /*
+ * While skipping, a {n+} header ended its line: its data is skipped next
+ * (bounded: an oversized one cannot be told from commands, so FATAL). A {n}
+ * header ends the command instead: the client waits for "+".
+ */
+static enum imapcmd_rc
+skip_literal(struct imapcmd *st)
+{
+	if (!st->lit_plus)
+		return end_skip(st);
+	if (++st->literals > IMAPCMD_LITERALS_MAX)
+		return fatal(st, "too many literals");
+	if (st->lit_num > st->lim.literal_max)
+		return fatal(st, "literal too long");
+	st->lit_remain = (size_t)st->lit_num;
+	st->state = st->lit_remain == 0 ? S_SKIP : S_SKIPLIT;
+	return IMAPCMD_AGAIN;
+}
+
+/* Read a SASL response line with the shared reader; an enum imapcmd_rc. */
+static enum imapcmd_rc
+sasl_feed(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
+{
+	struct imapcmd_arg *a = &st->args[0];
+	enum sasl_line_rc rc;
+
+	rc = sasl_line_feed(&st->sasl, st->buf, sizeof(st->buf), buf, len, consumed);
+	st->line_len = st->sasl.len;
+	st->too_long = st->sasl.too_long;
+	st->error = st->sasl.error;
+	st->used = st->sasl.used;
+	switch (rc) {
+	case SASL_LINE_AGAIN:
+		return IMAPCMD_AGAIN;
+	case SASL_LINE_FATAL:
+		return fatal(st, st->sasl.error);
+	case SASL_LINE_ERROR:
+		st->state = S_BEGIN;
+		st->mode = MODE_CMD;
+		return IMAPCMD_ERROR;
+	default:
+		break;
+	}
+	a->off = 0;
+	a->len = (uint32_t)st->sasl.used;
+	a->type = IMAPCMD_ARG_ATOM;
+	a->flags = 0;
+	st->used++;        /* the NUL the reader wrote */
+	st->nargs = 1;
+	st->kind = rc == SASL_LINE_CANCEL ? IMAPCMD_SASL_CANCEL : IMAPCMD_SASL_RESPONSE;
+	st->state = S_BEGIN;
+	st->mode = MODE_CMD;
+	return IMAPCMD_DONE;
+}
+
+/*
  * Feed <len> octets at <buf> to <st>; store the octets used in <consumed>.
  * Returns an enum imapcmd_rc; see the header for what the caller does.
  */
@@ -472,12 +664,14 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 		return IMAPCMD_FATAL;
 	if (st->state == S_BEGIN) {
 		begin_line(st);
-		st->state = S_LINE0;
+		st->state = S_TAG;
 		if (st->mode == MODE_SASL) {
+			sasl_line_init(&st->sasl, st->lim.sasl_max, st->lim.skip_max);
 			st->state = S_SASL;
-			(void)arg_start(st, IMAPCMD_ARG_ATOM);  /* nargs is 0: cannot fail */
 		}
 	}
+	if (st->state == S_SASL)
+		return sasl_feed(st, buf, len, consumed);
 	/* A {0} literal: nothing to read after the continuation. */
 	if (st->state == S_LITDATA && st->lit_remain == 0)
 		literal_end(st);
@@ -519,17 +713,15 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			st->lit_remain -= n;
 			if (st->lit_remain == 0) {
 				st->state = S_SKIP;
-				st->skip_state = K_NONE;
+				st->lit_state = L_NONE;
 			}
 			continue;
 		}
 
 		/* Count each octet once, even when a state hands it to another. */
 		if (i != counted) {
-			size_t limit = st->mode == MODE_SASL ? st->lim.sasl_max : st->lim.line_max;
-
 			counted = i;
-			if (++st->line_len > limit && !st->too_long) {
+			if (++st->line_len > st->lim.line_max && !st->too_long) {
 				line_overflow(st);
 			} else if (st->line_len > st->lim.skip_max) {
 				/* not a mail client: stop reading */
@@ -547,29 +739,19 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 		}
 
 		switch (st->state) {
-		case S_LINE0:
-			if (c == '\n') {
+		case S_TAG:
+			if (st->taglen == 0 && c == '\n') {
 				st->error = "empty command line";
 				*consumed = i + 1;
 				st->state = S_BEGIN;
 				return IMAPCMD_ERROR;
 			}
-			if (c == '\r') {
+			if (st->taglen == 0 && c == '\r') {
 				st->error = "empty command line";
 				st->state = S_CR;
 				break;
 			}
-			if (!is_tag_char(c)) {
-				set_error(st, "invalid tag");
-				continue;    /* reprocess in S_SKIP */
-			}
-			st->tag[st->taglen++] = (char)c;
-			st->tag[st->taglen] = '\0';
-			st->state = S_TAG;
-			break;
-
-		case S_TAG:
-			if (c == ' ') {
+			if (c == ' ' && st->taglen > 0) {
 				st->state = S_NAME;
 				break;
 			}
@@ -577,17 +759,11 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				set_error(st, "missing command");
 				continue;
 			}
-			if (!is_tag_char(c)) {
+			if (!is_tag_char(c) || st->taglen >= IMAPCMD_TAG_MAX) {
+				set_error(st, is_tag_char(c) ? "tag too long" : "invalid tag");
 				st->tag[0] = '\0';
 				st->taglen = 0;
-				set_error(st, "invalid tag");
-				continue;
-			}
-			if (st->taglen >= IMAPCMD_TAG_MAX) {
-				st->tag[0] = '\0';
-				st->taglen = 0;
-				set_error(st, "tag too long");
-				continue;
+				continue;    /* reprocess in S_SKIP */
 			}
 			st->tag[st->taglen++] = (char)c;
 			st->tag[st->taglen] = '\0';
@@ -599,11 +775,9 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 					set_error(st, "missing command");
 					continue;
 				}
-				name_lookup(st);
-				if (st->kind == IMAPCMD_UNKNOWN) {
-					/* skip the rest (its literals too), then DONE */
+				if (cmd_lookup(st) < 0) {
+					/* unknown: skip the rest (its literals too), then DONE */
 					st->state = S_SKIP;
-					st->skip_state = K_NONE;
 					continue;
 				}
 				st->state = S_BETWEEN;
@@ -622,7 +796,9 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			st->namelen++;
 			break;
 
-		case S_BETWEEN:
+		case S_BETWEEN: {
+			enum tok tok;
+
 			if (c == ' ')
 				break;
 			if (c == '\r') {
@@ -633,46 +809,33 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				*consumed = i + 1;
 				return end_line(st);
 			}
-			if (token_allowed(st, c) < 0)
+			tok = lex_token(c);
+			if (cmd_token(st, tok) < 0)
 				continue;
-			if (c == '(') {
-				if (st->kind != IMAPCMD_ID || st->in_list != LIST_NONE) {
-					set_error(st, "unexpected list");
-					continue;
-				}
-				st->in_list = LIST_OPEN;
+			switch (tok) {
+			case T_OPEN:
 				break;
-			}
-			if (c == ')') {
-				if (st->kind != IMAPCMD_ID || st->in_list != LIST_OPEN) {
-					set_error(st, "unexpected ')'");
-					continue;
-				}
-				goto close_list;
-			}
-			if (c == '"') {
-				if (arg_start(st, IMAPCMD_ARG_QUOTED) < 0)
-					continue;
+			case T_CLOSE:
+				st->state = S_AFTER;
+				break;
+			case T_QUOTED:
 				st->state = S_QUOTED;
 				break;
-			}
-			if (c == '{') {
-				st->lit_num = 0;
-				st->lit_plus = 0;
-				st->lit_digits = 0;
-				st->state = S_LITNUM;
+			case T_LITERAL:
+				(void)lit_feed(st, c);   /* '{': MORE */
+				st->state = S_LITHDR;
 				break;
-			}
-			if (!is_astring_char(c)) {
+			case T_ATOM:
+				st->state = S_ATOM;
+				if (arg_put(st, (char)c) < 0)
+					continue;
+				break;
+			case T_BAD:
 				set_error(st, "invalid argument");
 				continue;
 			}
-			if (arg_start(st, IMAPCMD_ARG_ATOM) < 0)
-				continue;
-			st->state = S_ATOM;
-			if (arg_put(st, (char)c) < 0)
-				continue;
 			break;
+		}
 
 		case S_AFTER:
 			if (c == ' ') {
@@ -687,19 +850,13 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				*consumed = i + 1;
 				return end_line(st);
 			}
-			if (c == ')' && st->kind == IMAPCMD_ID && st->in_list == LIST_OPEN)
-				goto close_list;
+			if (c == ')' && cmd_list_open(st)) {
+				if (cmd_list_close(st) < 0)
+					continue;
+				break;
+			}
 			set_error(st, "missing space after argument");
 			continue;
-
-		close_list:
-			if (st->nargs % 2 != 0) {
-				set_error(st, "ID list needs field/value pairs");
-				continue;
-			}
-			st->in_list = LIST_CLOSED;
-			st->state = S_AFTER;
-			break;
 
 		case S_ATOM:
 			if (is_astring_char(c)) {
@@ -727,9 +884,8 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 				st->state = S_AFTER;
 				break;
 			}
-			if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80) {
-				set_error(st, c == '\0' ? "NUL in command" :
-				          c >= 0x80 ? "8-bit octet in quoted string" :
+			if (c == '\r' || c == '\n' || c >= 0x80) {
+				set_error(st, c >= 0x80 ? "8-bit octet in quoted string" :
 				          "unterminated quoted string");
 				continue;
 			}
@@ -747,52 +903,25 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			st->state = S_QUOTED;
 			break;
 
-		case S_LITNUM:
-			if (c >= '0' && c <= '9') {
-				st->lit_num = st->lit_num * 10 + (uint64_t)(c - '0');
-				if (st->lit_num > LITNUM_SAT)
-					st->lit_num = LITNUM_SAT;
-				st->lit_digits = 1;    /* at least one digit */
+		case S_LITHDR:
+			switch (lit_feed(st, c)) {
+			case LIT_MORE:
 				break;
-			}
-			if (st->lit_digits && c == '+') {
-				st->lit_plus = 1;
-				st->state = S_LITPLUS;
-				break;
-			}
-			if (st->lit_digits && c == '}') {
-				st->state = S_LITCLOSE;
-				break;
-			}
-			set_error(st, "invalid literal");
-			continue;
-
-		case S_LITPLUS:
-			if (c != '}') {
+			case LIT_BAD_HEADER:
 				set_error(st, "invalid literal");
 				continue;
-			}
-			st->state = S_LITCLOSE;
-			break;
-
-		case S_LITCLOSE:
-			if (c == '\r') {
-				st->state = S_LITCR;
-				break;
-			}
-			/* FALLTHROUGH */
-		case S_LITCR:
-			if (c != '\n') {
+			case LIT_BAD_EOL:
 				set_error(st, "literal must end the line");
 				continue;
+			case LIT_DONE:
+				*consumed = i + 1;
+				rc = literal_begin(st);
+				if (rc != IMAPCMD_AGAIN)
+					return rc;
+				if (st->state == S_LITDATA && st->lit_remain == 0)
+					literal_end(st);
+				break;
 			}
-			st->lit_digits = 0;
-			*consumed = i + 1;
-			rc = literal_begin(st);
-			if (rc != IMAPCMD_AGAIN)
-				return rc;
-			if (st->state == S_LITDATA && st->lit_remain == 0)
-				literal_end(st);
 			break;
 
 		case S_CR:
@@ -804,105 +933,29 @@ imapcmd_parse(struct imapcmd *st, const char *buf, size_t len, size_t *consumed)
 			continue;
 
 		case S_SKIP:
-			switch (st->skip_state) {
-			case K_OPEN:
-				if (c >= '0' && c <= '9') {
-					st->lit_num = (uint64_t)(c - '0');
-					st->skip_state = K_DIGITS;
+			if (st->lit_state != L_NONE) {
+				enum lit_step step = lit_feed(st, c);
+
+				if (step == LIT_MORE)
 					break;
-				}
-				st->skip_state = K_NONE;
-				goto skip_plain;
-			case K_DIGITS:
-				if (c >= '0' && c <= '9') {
-					st->lit_num = st->lit_num * 10 + (uint64_t)(c - '0');
-					if (st->lit_num > LITNUM_SAT)
-						st->lit_num = LITNUM_SAT;
-					break;
-				}
-				if (c == '+') {
-					st->lit_plus = 1;
-					st->skip_state = K_PLUS;
-					break;
-				}
-				if (c == '}') {
-					st->lit_plus = 0;
-					st->skip_state = K_CLOSE;
-					break;
-				}
-				st->skip_state = K_NONE;
-				goto skip_plain;
-			case K_PLUS:
-				if (c == '}') {
-					st->skip_state = K_CLOSE;
-					break;
-				}
-				st->skip_state = K_NONE;
-				goto skip_plain;
-			case K_CLOSE:
-				if (c == '\r') {
-					st->skip_state = K_CR;
-					break;
-				}
-				/* FALLTHROUGH */
-			case K_CR:
-				if (c == '\n') {
+				if (step == LIT_DONE) {
 					*consumed = i + 1;
-					st->skip_state = K_NONE;
-					if (!st->lit_plus)
-						return end_skip(st);
-					if (++st->literals > IMAPCMD_LITERALS_MAX)
-						return fatal(st, "too many literals");
-					if (st->lit_num > st->lim.literal_max)
-						return fatal(st, "literal too long");
-					st->lit_remain = (size_t)st->lit_num;
-					st->state = S_SKIPLIT;
-					if (st->lit_remain == 0)
-						st->state = S_SKIP;
+					rc = skip_literal(st);
+					if (rc != IMAPCMD_AGAIN)
+						return rc;
 					break;
 				}
-				st->skip_state = K_NONE;
-				goto skip_plain;
-			default:
-			skip_plain:
-				if (c == '{' && st->mode != MODE_SASL) {
-					st->skip_state = K_OPEN;
-					break;
-				}
-				if (c == '\n') {
-					*consumed = i + 1;
-					return end_skip(st);
-				}
+				/* not a literal after all: an ordinary octet */
+			}
+			if (c == '{') {
+				(void)lit_feed(st, c);
 				break;
 			}
-			break;
-
-		case S_SASL:
-			if (c == '\r') {
-				st->state = S_SASL_CR;
-				break;
-			}
-			if (c == '\n')
-				goto sasl_end;
-			if (arg_put(st, (char)c) < 0)
-				continue;
-			break;
-
-		case S_SASL_CR:
-			if (c != '\n') {
-				set_error(st, "CR without LF");
-				continue;
-			}
-		sasl_end:
-			if (arg_end(st) < 0) {
+			if (c == '\n') {
 				*consumed = i + 1;
 				return end_skip(st);
 			}
-			st->kind = IMAPCMD_SASL_RESPONSE;
-			if (st->args[0].len == 1 && st->buf[st->args[0].off] == '*')
-				st->kind = IMAPCMD_SASL_CANCEL;
-			*consumed = i + 1;
-			return end_line(st);
+			break;
 
 		default:
 			set_error(st, "internal parser error");

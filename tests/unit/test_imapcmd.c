@@ -726,6 +726,209 @@ test_sasl_limit(void **state)
 	      "D:AUTHENTICATE:a a'PLAIN'|E:a:CR without LF|D:NOOP:b|");
 }
 
+/*
+ * The lexer, token by token: what each token may hold, where it ends, and
+ * the octet that ends it.
+ */
+static void
+test_lex_tokens(void **state)
+{
+	(void)state;
+	/* atom: ASTRING-CHAR, ']' included; it ends at SP, CR, LF or ')' */
+	CHECK("a LOGIN u]x p\r\n", "D:LOGIN:a a'u]x' a'p'|");
+	CHECK("a LOGIN u*x p\r\n", "E:a:invalid argument|");
+	CHECK("a LOGIN u(x p\r\n", "E:a:invalid argument|");
+	CHECK("a LOGIN u\"x p\r\n", "E:a:invalid argument|");
+	CHECK("a LOGIN u) p\r\n", "E:a:missing space after argument|");
+	/* spaces between tokens are tolerated, a missing one is not */
+	CHECK("a LOGIN  u   p \r\n", "D:LOGIN:a a'u' a'p'|");
+	CHECK("a LOGIN \"u\"p\r\n", "E:a:missing space after argument|");
+	/* quoted: any 7-bit octet but CR, LF and NUL; only \" and \\ escape */
+	CHECK("a LOGIN \"\x01(*{\" p\r\n", "D:LOGIN:a q'%01(*{' a'p'|");
+	CHECK("a LOGIN \"x\\\r\n", "E:a:invalid escape in quoted string|");
+	/* lists: only where the command takes one */
+	CHECK("a LOGIN (u) p\r\n", "E:a:unexpected list|");
+	CHECK("a LOGIN ) p\r\n", "E:a:unexpected ')'|");
+	CHECK("a ID (\"a\" \"b\")(\r\n", "E:a:missing space after argument|");
+	/* CRLF: CR must be followed by LF, after any token */
+	CHECK("a LOGIN u p\rq\r\nb NOOP\r\n", "E:a:CR without LF|D:NOOP:b|");
+	CHECK("a LOGIN u \"p\"\r\r\nb NOOP\r\n", "E:a:CR without LF|D:NOOP:b|");
+	/* command name: an atom; a bad octet in it is an error */
+	CHECK("a NO\"OP\r\nb NOOP\r\n", "E:a:invalid command name|D:NOOP:b|");
+	CHECK("a  NOOP\r\n", "E:a:missing command|");
+}
+
+/* Each token kind at its bound and one past it. */
+static void
+test_lex_bounds(void **state)
+{
+	static char in[20000];
+	static struct imapcmd st;
+	size_t n, used;
+	(void)state;
+
+	/* tag: 32 octets */
+	CHECK("t234567890123456789012345678901c NOOP\r\n",
+	      "D:NOOP:t234567890123456789012345678901c|");
+	CHECK("t234567890123456789012345678901cd NOOP\r\n", "E::tag too long|");
+	/* command name: 32 octets kept; a longer one is unknown */
+	CHECK("a N234567890123456789012345678901c x\r\n", "D:UNKNOWN:a|");
+
+	/* atoms and quoted strings share the argument buffer: both LOGIN
+	 * arguments together hold IMAPCMD_BUF_SIZE - 2 octets, no more */
+	n = (size_t)snprintf(in, sizeof(in), "a LOGIN ");
+	memset(in + n, 'u', 8447);
+	n += 8447;
+	in[n++] = ' ';
+	in[n++] = '"';
+	memset(in + n, 'p', IMAPCMD_BUF_SIZE - 2 - 8447);
+	n += IMAPCMD_BUF_SIZE - 2 - 8447;
+	memcpy(in + n, "\"\r\n", 3);
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, in, n + 3, &used), IMAPCMD_DONE);
+	assert_int_equal(st.args[1].len, IMAPCMD_BUF_SIZE - 2 - 8447);
+	memcpy(in + n, "p\"\r\n", 4);
+	imapcmd_init(&st, NULL);
+	assert_int_equal(imapcmd_parse(&st, in, n + 4, &used), IMAPCMD_ERROR);
+	assert_string_equal(st.error, "arguments too long");
+	assert_int_equal(used, n + 4);
+
+	/* literal: literal_max octets, {n} and {n+} */
+	{
+		struct imapcmd_limits lim = { .literal_max = 4 };
+		const char ok[] = "a LOGIN {4+}\r\nuser {4}\r\npass\r\n";
+		const char bad[] = "a LOGIN {5}\r\nb NOOP\r\n";
+		const char badplus[] = "a LOGIN {5+}\r\nxxxxx\r\n";
+		const char skipped[] = "a X {5+}\r\nxxxxx\r\n";
+		check_lim(ok, sizeof(ok) - 1, "L4|D:LOGIN:a l'user' l'pass'|", &lim);
+		check_lim(bad, sizeof(bad) - 1, "E:a:literal too long|D:NOOP:b|", &lim);
+		/* {n+} data cannot be told from commands once refused */
+		check_lim(badplus, sizeof(badplus) - 1, "F:literal too long|", &lim);
+		check_lim(skipped, sizeof(skipped) - 1, "F:literal too long|", &lim);
+	}
+}
+
+/* The literal forms, well and badly written, read and skipped. */
+static void
+test_lex_literals(void **state)
+{
+	(void)state;
+	CHECK("a LOGIN {1}\r\nu {1}\r\np\r\n", "L1|L1|D:LOGIN:a l'u' l'p'|");
+	CHECK("a LOGIN {1+}\r\nu {1+}\r\np\r\n", "D:LOGIN:a l'u' l'p'|");
+	CHECK("a LOGIN {1}\nu {001+}\np\n", "L1|D:LOGIN:a l'u' l'p'|");
+	CHECK("a LOGIN {\r\nb NOOP\r\n", "E:a:invalid literal|D:NOOP:b|");
+	CHECK("a LOGIN {+}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {1x}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {1+x}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {1++}\r\n", "E:a:invalid literal|");
+	CHECK("a LOGIN {1}x\r\n", "E:a:literal must end the line|");
+	CHECK("a LOGIN {1}\rx\r\nb NOOP\r\n", "E:a:literal must end the line|D:NOOP:b|");
+	/* after a bad header, the same recognizer still finds a {n+} in the
+	 * rest of the line and skips its data: it never runs as commands */
+	CHECK("a LOGIN {x {8+}\r\nb NOOP\r\n\r\nc NOOP\r\n", "E:a:invalid literal|D:NOOP:c|");
+	CHECK("a LOGIN {{8+}\r\nb NOOP\r\n\r\nc NOOP\r\n", "E:a:invalid literal|D:NOOP:c|");
+	CHECK("a LOGIN {8}{8+}\r\nb NOOP\r\n\r\nc NOOP\r\n",
+	      "E:a:literal must end the line|D:NOOP:c|");
+	/* a header cut by CR is no header: the line ends there */
+	CHECK("a X {8+}\r\r\nb NOOP\r\n", "D:UNKNOWN:a|D:NOOP:b|");
+	CHECK("a X {8+} \r\nb NOOP\r\n", "D:UNKNOWN:a|D:NOOP:b|");
+	/* a {0+} in a skipped line: nothing to skip */
+	CHECK("a X {0+}\r\n\r\nb NOOP\r\n", "D:UNKNOWN:a|D:NOOP:b|");
+}
+
+/* Build "a ID (<field> <value>)\r\n" with a field of <flen> and a value of <vlen> octets. */
+static size_t
+build_id_pair(char *out, size_t flen, size_t vlen, int literal)
+{
+	size_t n = (size_t)sprintf(out, "a ID (");
+
+	if (literal)
+		n += (size_t)sprintf(out + n, "{%zu+}\r\n", flen);
+	else
+		out[n++] = '"';
+	memset(out + n, 'f', flen);
+	n += flen;
+	if (literal)
+		n += (size_t)sprintf(out + n, " {%zu+}\r\n", vlen);
+	else
+		n += (size_t)sprintf(out + n, "\" \"");
+	memset(out + n, 'v', vlen);
+	n += vlen;
+	n += (size_t)sprintf(out + n, "%s)\r\n", literal ? "" : "\"");
+	return n;
+}
+
+/* The command table: each command's argument count, form and caps. */
+static void
+test_command_table(void **state)
+{
+	static char in[4096];
+	static char want[1024];
+	size_t n;
+	int lit;
+	(void)state;
+
+	/* no arguments */
+	CHECK("a CAPABILITY x\r\n", "E:a:unexpected argument|");
+	CHECK("a NOOP \"x\"\r\n", "E:a:unexpected argument|");
+	CHECK("a LOGOUT (x)\r\n", "E:a:unexpected argument|");
+	CHECK("a STARTTLS {1}\r\n", "E:a:unexpected argument|");
+	/* LOGIN: exactly two astrings */
+	CHECK("a LOGIN\r\n", "E:a:wrong number of arguments|");
+	CHECK("a LOGIN u\r\n", "E:a:wrong number of arguments|");
+	CHECK("a LOGIN u \"p\"\r\n", "D:LOGIN:a a'u' q'p'|");
+	CHECK("a LOGIN u p (\r\n", "E:a:too many arguments|");
+	/* AUTHENTICATE: one or two atoms */
+	CHECK("a AUTHENTICATE\r\n", "E:a:wrong number of arguments|");
+	CHECK("a AUTHENTICATE PLAIN =\r\n", "D:AUTHENTICATE:a a'PLAIN' a'='|");
+	CHECK("a AUTHENTICATE PLAIN = \"x\"\r\n", "E:a:too many arguments|");
+	CHECK("a AUTHENTICATE {5}\r\n", "E:a:AUTHENTICATE arguments must be atoms|");
+	CHECK("a AUTHENTICATE PLAIN {4+}\r\nAAAA\r\n",
+	      "E:a:AUTHENTICATE arguments must be atoms|");
+	/* ID: NIL or a list; NIL alone, a list only once */
+	CHECK("a ID NIL ()\r\n", "E:a:unexpected argument|");
+	CHECK("a ID ) \r\n", "E:a:ID expects NIL or a list|");
+	CHECK("a ID {3}\r\n", "E:a:ID expects NIL or a list|");
+	CHECK("a ID (\"a\" \"b\" (\r\n", "E:a:unexpected list|");
+	CHECK("a ID (\"a\" NIL) \r\n", "D:ID:a q'a' n|");
+	CHECK("a ID (\"a\" Nil \"b\" nIL)\r\n", "D:ID:a q'a' n q'b' n|");
+	CHECK("a ID (a b)\r\n", "D:ID:a a'a' a'b'|");
+	CHECK("a ID NILX\r\n", "E:a:ID expects NIL or a list|");
+
+	/* ID field: 30 octets, quoted or literal; 31 is an error */
+	for (lit = 0; lit <= 1; lit++) {
+		n = build_id_pair(in, IMAPCMD_ID_FIELD_MAX, 1, lit);
+		snprintf(want, sizeof(want), "D:ID:a %c'%.*s' %c'v'|", lit ? 'l' : 'q',
+		         IMAPCMD_ID_FIELD_MAX, "ffffffffffffffffffffffffffffffffff", lit ? 'l' : 'q');
+		check_lim(in, n, want, NULL);
+		n = build_id_pair(in, IMAPCMD_ID_FIELD_MAX + 1, 1, lit);
+		check_lim(in, n, "E:a:ID field too long|", NULL);
+	}
+	/* ID value: 1024 octets, kept to 256 and flagged; 1025 is an error */
+	for (lit = 0; lit <= 1; lit++) {
+		static struct imapcmd st;
+		size_t used, len;
+
+		n = build_id_pair(in, 1, IMAPCMD_ID_VALUE_MAX, lit);
+		imapcmd_init(&st, NULL);
+		assert_int_equal(imapcmd_parse(&st, in, n, &used), IMAPCMD_DONE);
+		assert_int_equal(used, n);
+		assert_non_null(imapcmd_arg(&st, 1, &len));
+		assert_int_equal(len, IMAPCMD_ID_VALUE_KEEP);
+		assert_true(st.args[1].flags & IMAPCMD_ARG_TRUNCATED);
+		n = build_id_pair(in, 1, IMAPCMD_ID_VALUE_MAX + 1, lit);
+		imapcmd_init(&st, NULL);
+		assert_int_equal(imapcmd_parse(&st, in, n, &used), IMAPCMD_ERROR);
+		assert_int_equal(used, n);
+		assert_string_equal(st.error, "ID value too long");
+	}
+	/* ID pairs: 30, not 31 (see test_id_limits); a {n} pair announced
+	 * past the cap gets no continuation */
+	n = build_id(in, sizeof(in), 30, 1);
+	memcpy(in + n - 3, " {1}\r\n", 6);
+	check_lim(in, n + 3, "E:a:too many ID pairs|", NULL);
+}
+
 int
 main(void)
 {
@@ -750,6 +953,10 @@ main(void)
 		cmocka_unit_test(test_quote_roundtrip),
 		cmocka_unit_test(test_starttls_consumed),
 		cmocka_unit_test(test_sasl_limit),
+		cmocka_unit_test(test_lex_tokens),
+		cmocka_unit_test(test_lex_bounds),
+		cmocka_unit_test(test_lex_literals),
+		cmocka_unit_test(test_command_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
