@@ -205,12 +205,11 @@ read_until(int fd, char *buf, size_t len, const char *stop, long until)
 
 /*
  * Resolve server address <hostport> (port <dflt> when none) as the library
- * reads it (parse_hostport()) into <ss>/<sl>: the first address. Returns 0
- * or -1 with the reason in <err>.
+ * reads it (parse_hostport()). Returns the addresses (freeaddrinfo()), or
+ * NULL with the reason in <err>.
  */
-static int
-resolve(const char *hostport, uint16_t dflt, struct sockaddr_storage *ss, socklen_t *sl,
-        char *err, size_t errlen)
+static struct addrinfo *
+resolve(const char *hostport, uint16_t dflt, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char host[256], port[8];
@@ -219,23 +218,17 @@ resolve(const char *hostport, uint16_t dflt, struct sockaddr_storage *ss, sockle
 
 	if (parse_hostport(hostport, dflt, host, sizeof(host), &p) < 0) {
 		snprintf(err, errlen, "not a host:port address");
-		return -1;
+		return NULL;
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)p);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss)) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host,
-		         rc != 0 ? gai_strerror(rc) : "no address");
-		if (res != NULL)
-			freeaddrinfo(res);
-		return -1;
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return NULL;
 	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*sl = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
+	return res;
 }
 
 /*
@@ -245,18 +238,22 @@ int
 health_memcached(const char *hostport, int timeout_ms, char *ver, size_t verlen, char *err,
                  size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
+	struct addrinfo *res, *ai;
 	char buf[256];
 	long until = health_now_ms() + timeout_ms;
-	int fd;
+	int fd = -1;
 	ssize_t n;
 
 	ver[0] = '\0';
-	/* the daemons' memcached client takes names too, and resolves them */
-	if (resolve(hostport, 11211, &ss, &sl, err, errlen) < 0)
-		return -1;
-	fd = health_connect((const struct sockaddr *)&ss, sl, timeout_ms, err, errlen);
+	/* the daemons' memcached client takes names too, and tries each address */
+	res = resolve(hostport, 11211, err, errlen);
+	if (res != NULL)
+		snprintf(err, errlen, "connect timed out after %d ms", timeout_ms);
+	for (ai = res; ai != NULL && fd < 0 && health_now_ms() < until; ai = ai->ai_next)
+		fd = health_connect(ai->ai_addr, ai->ai_addrlen, (int)(until - health_now_ms()),
+		                    err, errlen);
+	if (res != NULL)
+		freeaddrinfo(res);
 	if (fd < 0)
 		return -1;
 	if (write(fd, "version\r\n", 9) != 9) {
