@@ -5,7 +5,6 @@
  * set/commit for changed ones, del ssl crt-list and del ssl cert for
  * removed ones. watch repeats this on inotify events.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,14 +15,7 @@
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "certs.h"
 #include "certs_inspect.h"
@@ -291,8 +283,10 @@ sync_once(const char *sock, const char *dir, struct sync_report *r)
 			have[known] = NULL;   /* present on both sides */
 		}
 		/* push only what the mail proxy serves too, by the same rules */
-		if (certs_inspect(path, NULL, &ci) < 0 || !ci.ok) {
-			report_error(r, name, ci.ok ? "out of memory" : ci.error);
+		if (certs_inspect(path, NULL, &ci) < 0)
+			snprintf(ci.error, sizeof(ci.error), "out of memory");
+		if (!ci.ok) {
+			report_error(r, name, ci.error);
 			certs_inspect_free(&ci);
 			continue;
 		}
