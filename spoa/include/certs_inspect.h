@@ -40,7 +40,8 @@ struct certs_info {
  * <store> (the store built from the file's directory, or NULL), the names
  * an earlier file serves are moved to <shadowed>, <is_default> is set, and
  * IP SANs of a file that is not the default are warned about. Returns 0,
- * or -1 when out of memory (<ci> is then empty but still to be freed).
+ * or -1 when out of memory (<ci> is then empty, not ok, with that reason,
+ * and may be freed).
  */
 int certs_inspect(const char *path, const struct certs *store, struct certs_info *ci);
 

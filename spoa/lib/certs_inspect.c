@@ -286,6 +286,8 @@ certs_inspect(const char *path, const struct certs *store, struct certs_info *ci
 		X509_free(xs[i]);
 	if (rc < 0) {
 		certs_inspect_free(ci);
+		memset(ci, 0, sizeof(*ci));
+		snprintf(ci->error, sizeof(ci->error), "out of memory");
 		return -1;
 	}
 	return 0;

@@ -283,9 +283,7 @@ sync_once(const char *sock, const char *dir, struct sync_report *r)
 			have[known] = NULL;   /* present on both sides */
 		}
 		/* push only what the mail proxy serves too, by the same rules */
-		if (certs_inspect(path, NULL, &ci) < 0)
-			snprintf(ci.error, sizeof(ci.error), "out of memory");
-		if (!ci.ok) {
+		if (certs_inspect(path, NULL, &ci) < 0 || !ci.ok) {
 			report_error(r, name, ci.error);
 			certs_inspect_free(&ci);
 			continue;
