@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dir.h"
 #include "hapi.h"
 #include "health.h"
 
@@ -214,8 +215,8 @@ run(struct cli *c, int argc, char **argv)
 		fputs("{\"parts\":[", stdout);
 	for (i = 0; i < cfg->ldap.uri.n; i++) {
 		char err[256] = "";
-		int ok = health_ldap(&cfg->ldap, cfg->ldap.uri.item[i], STATUS_TIMEOUT_MS, err,
-		                     sizeof(err)) == 0;
+		int ok = dir_probe(&cfg->ldap, cfg->ldap.uri.item[i], STATUS_TIMEOUT_MS, err,
+		                   sizeof(err)) == 0;
 
 		down += !ok;
 		part(c, &first, "ldap", cfg->ldap.uri.item[i], ok, err, NULL);
