@@ -48,7 +48,8 @@ def cluster(gh_tmp, gh_bin, ldap_template, mbox_certs):
     shutil.copy(mbox_certs["mail.example.org"], os.path.join(site, "mail.example.org.pem"))
     c = gh_cluster.Cluster(d, 2, ldap_template, mbox_certs["ca"],
                            {n: mbox_certs[n] for n in gh_cluster.MBOX}, site, bins,
-                           overrides={"throttle": CLUSTER_THROTTLE})
+                           overrides={"throttle": CLUSTER_THROTTLE,
+                                      "memcached": {"timeout": "1s"}})
     c.gatehouse_exe = bins["gatehouse"]
     try:
         c.wait_ready()

@@ -208,6 +208,20 @@ class Cluster:
             return True
         gh_wait.until(agents_checked, "every agent health-checked by its HAProxy", timeout)
 
+    def metric(self, needle):
+        """Sum, over every agent and mail proxy of every node, the samples
+        whose line contains <needle> (a metric name with its labels, e.g.
+        'throttle_verdicts_total{verdict="fail_open"}')."""
+        import urllib.request
+        total = 0.0
+        for node in self.nodes:
+            for ep in node.agent_metrics + [node.mail_metrics]:
+                with urllib.request.urlopen("http://%s/metrics" % ep, timeout=5) as r:
+                    for line in r.read().decode().splitlines():
+                        if needle in line and not line.startswith("#"):
+                            total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def logs(self):
         """[(name, log path)] of every process, for a human or a failure."""
         out = [("memcached%d" % (k + 1), m.log) for k, m in enumerate(self.memcached)]
