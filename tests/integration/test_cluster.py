@@ -161,3 +161,47 @@ def test_memcached_server_lost_under_load(cluster):
     gh_wait.until(used_again, "the restarted memcached used again", 30, 0.2,
                   seen=lambda: victim.stats())
     assert not seen, seen
+
+
+def http_server_of(node, user):
+    """The mailbox server <node>'s HAProxy sends <user>'s URL to."""
+    st, _, body = node.haproxy.get("/home/%s/inbox" % user)
+    return body["server"] if st == 200 and isinstance(body, dict) else "status %d" % st
+
+
+def test_ldap_provider_lost(cluster):
+    """The LDAP provider stops: both nodes look accounts up in the replica
+    (node 1 lists the provider first, node 2 the replica), with no failed
+    lookup. An account added on the provider reaches the replica by
+    syncrepl, and is routable through both nodes from the replica alone."""
+    prov, repl = cluster.provider, cluster.replica
+    n1, n2 = cluster.nodes
+    assert cluster.ldap_uris(n1)[0] == prov.uri and cluster.ldap_uris(n2)[0] == repl.uri
+    tempfail0 = cluster.metric(TEMPFAIL)
+    new = "cluster.new@example.com"
+    try:
+        prov.stop()
+        # uncached accounts, on both nodes, both paths: all found
+        users = ["user%04d@example.%s" % (i, "com" if i % 2 == 0 else "org")
+                 for i in range(600, 640)]
+        res = login_load(cluster, users)
+        assert all(r[3] == "admitted" for r in res), [r for r in res if r[3] != "admitted"]
+        for node, i in zip(cluster.nodes, (641, 643)):
+            r = cli_of(cluster, node).route("user%04d@example.org" % i, "imap")
+            assert r.rc == 0 and r.source == "ldap" and r.server == "mbox%d" % (i % 3 + 1), r
+        assert cluster.metric(TEMPFAIL) == tempfail0
+        # the provider comes back; an account is added there
+        prov.start()
+        cluster.dovecots["mbox2"].add_user(new, "new-pw")
+        prov.add_user(new, "mbox2", password="new-pw")
+        repl.wait_replicated(new)
+        prov.stop()
+        # routable through both nodes with only the replica up
+        for node in cluster.nodes:
+            assert http_server_of(node, new) == "mbox2"
+            assert imap_login(node, new, "new-pw") == ("ok", None)
+        logins = [lg for lg in cluster.dovecots["mbox2"].logins() if lg["user"] == new]
+        assert len(logins) == 2, logins
+        assert cluster.metric(TEMPFAIL) == tempfail0
+    finally:
+        prov.start()
