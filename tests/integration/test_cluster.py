@@ -205,3 +205,64 @@ def test_ldap_provider_lost(cluster):
         assert cluster.metric(TEMPFAIL) == tempfail0
     finally:
         prov.start()
+
+
+def imap_lands_on(cluster, node, user, pw):
+    """Log <user> in through <node>'s mail proxy; return the mailbox server
+    whose Dovecot logged the login."""
+    before = {n: len([x for x in dv.logins() if x["user"] == user])
+              for n, dv in cluster.dovecots.items()}
+    cli_of(cluster, node).throttle("clear", user)     # polls must not hit user_max
+    res = imap_login(node, user, pw)
+    assert res == ("ok", None), res
+
+    def landed():
+        for n, dv in cluster.dovecots.items():
+            if len([x for x in dv.logins() if x["user"] == user]) > before[n]:
+                return n
+        return None
+    # the Dovecot's log line follows its answer
+    return gh_wait.until(landed, "a Dovecot logging the login of %s" % user, 5)
+
+
+def test_purge_on_one_node_reaches_both(cluster):
+    """A mailbox moves; `gatehouse purge` run once, on node 2, is felt on
+    both nodes' HTTP and IMAP paths: memcached is cleared, each HAProxy's
+    route table loses its routes to the old server, and each daemon's
+    in-process copy expires within [memcached] local_ttl (2 s here)."""
+    user, pw, dn = "carol@example.org", password("carol@example.org"), \
+        "uid=carol,ou=example.org,o=gatehouse"
+    n1, n2 = cluster.nodes
+    # warm every cache on both nodes: memcached, local copies, route tables
+    for node in cluster.nodes:
+        for _ in range(2):
+            assert http_server_of(node, user) == "mbox3"
+        assert imap_lands_on(cluster, node, user, pw) == "mbox3"
+        assert node.haproxy.route_stats()[0] >= 1            # a table hit
+    cluster.provider.set_host(dn, "mbox1")
+    cluster.dovecots["mbox1"].add_user(user, pw)
+    gh_wait.until(lambda: cluster.replica.search("(mail=%s)" % user, ["mailHost"])[0][1]
+                  ["mailHost"] == ["mbox1"], "the move replicated", 20)
+    try:
+        # without a purge, both nodes keep the old server (memcached ttl 1 h)
+        for node in cluster.nodes:
+            assert http_server_of(node, user) == "mbox3"
+        r = cli_of(cluster, n2).purge(user)
+        assert r.rc == 0, r
+        assert sorted(h["socket"] for h in r.data["haproxy"]) == \
+            sorted([n1.admin_sock, n2.admin_sock]), r
+        assert all(h.get("cleared") == ["mbox3"] for h in r.data["haproxy"]), r
+        t0 = time.monotonic()
+        for node in cluster.nodes:
+            gh_wait.until(lambda: http_server_of(node, user) == "mbox1",
+                          "%s routes %s's URL to mbox1" % (node.name, user), 10, 0.2)
+            gh_wait.until(lambda: imap_lands_on(cluster, node, user, pw) == "mbox1",
+                          "%s logs %s in on mbox1" % (node.name, user), 10, 0.2)
+        # local_ttl 2 s bounds the stale copies; allow a loaded machine 3 s more
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        cluster.provider.set_host(dn, "mbox3")
+        gh_wait.until(lambda: cluster.replica.search("(mail=%s)" % user, ["mailHost"])[0][1]
+                      ["mailHost"] == ["mbox3"], "the move back replicated", 20)
+        cli_of(cluster, n1).purge(user)
+        cli_of(cluster, n1).throttle("clear", user)
