@@ -142,8 +142,11 @@ bench-http: deps all
 bench-mail: deps all
 	$(PYTHON) tools/bench/bench_mail.py --build $(abspath $(BUILD))
 
+# NODES=2 (or more): a cluster of gatehouse nodes on 127.0.0.11, 127.0.0.12, ...
+NODES ?= 1
+
 run: deps all
-	$(PYTHON) tools/demo/run.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/demo/run.py --build $(abspath $(BUILD)) --nodes $(NODES)
 
 clean:
 	rm -rf build build-asan
