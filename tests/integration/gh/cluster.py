@@ -50,7 +50,11 @@ class Node:
         os.makedirs(d, exist_ok=True)
         self.hdir = os.path.join(d, "haproxy")
         os.makedirs(self.hdir, exist_ok=True)
-        self.admin_sock = os.path.join(self.hdir, "admin.sock")
+        # the admin socket (runtime API) the other nodes' purge and status
+        # reach: a UNIX socket on node 1, TCP on the others (as a node on
+        # another machine has to offer it)
+        self.admin_sock = os.path.join(self.hdir, "admin.sock") if i == 1 else \
+            "ipv4@%s:%d" % (addr, ports.free_port(addr))
         # every port is known before any node starts: each node's config
         # names the others' endpoints
         self.agent_ports = [ports.free_port(addr) for _ in range(2)]
@@ -188,7 +192,8 @@ class Cluster:
         node.haproxy = spoa_fixtures.Haproxy(
             node.hdir, self.mailboxes,
             ["%s:%d" % (node.addr, p) for p in node.agent_ports], site_certs,
-            processing="500ms", host=node.addr)
+            processing="500ms", host=node.addr,
+            extra_env={"GH_ADMIN_SOCK": node.admin_sock})
         self.started.append(node.haproxy.proc)
 
     # ------------------------------------------------------------------
