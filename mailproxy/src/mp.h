@@ -293,19 +293,17 @@ int side_handshake(struct side *sd, char *err, size_t errlen);
 void side_shutdown(struct side *sd);
 void side_release(struct side *sd, struct ev_loop *loop);
 
-/* Return the protocol handlers of <s>. */
-static inline const struct proto_ops *
-session_ops(const struct session *s)
-{
-	extern const struct proto_ops imap_ops, pop3_ops;
-
-	return s->proto == MP_IMAP ? &imap_ops : &pop3_ops;
-}
-
 /* imap.c / pop3.c */
 extern const struct proto_ops imap_ops;
 extern const struct proto_ops pop3_ops;
 int imap_capabilities(const struct session *s, char *buf, size_t len);
+
+/* Return the protocol handlers of <s>. */
+static inline const struct proto_ops *
+session_ops(const struct session *s)
+{
+	return s->proto == MP_IMAP ? &imap_ops : &pop3_ops;
+}
 
 /* login.c */
 enum phase login_start(struct session *s, login_done_fn done, const char **why);
