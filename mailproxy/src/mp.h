@@ -148,7 +148,7 @@ enum sstate {
 	SS_UP_LOGIN,        /* greeting, ID/XOIP, login replay */
 	SS_RELAY,           /* logged in: bytes both ways */
 	SS_CLOSING,         /* flushing a last answer, then close */
-	SS__COUNT
+	SS__COUNT           /* the number of states (and "none yet", before the first) */
 };
 
 /*

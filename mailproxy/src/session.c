@@ -192,7 +192,7 @@ session_goto(struct session *s, enum sstate to, uint32_t ms)
 
 	if (s->dead)
 		return;           /* closed: no timer, no watcher */
-	session_log(s, LOG_DEBUG, "%s -> %s", states[from].name, d->name);
+	session_log(s, LOG_DEBUG, "%s -> %s", from < SS__COUNT ? states[from].name : "new", d->name);
 	s->state = to;
 	if (d->keeps != (int)from || from == to) {
 		size_t off = d->timeout[s->proto == MP_IMAP ? 0 : 1];
@@ -226,7 +226,7 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	s->li = li;
 	s->proto = li->proto;
 	s->id = ++mp->next_id;
-	s->state = SS_HANDSHAKE;
+	s->state = SS__COUNT;                   /* none yet: the first session_goto() sets it */
 	side_init(&s->cl, fd, session_cb, s);
 	side_init(&s->up, -1, session_cb, s);
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
