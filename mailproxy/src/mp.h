@@ -321,7 +321,8 @@ enum phase upstream_connect(struct session *s, const char **why);
 enum phase upstream_connect_done(struct session *s);
 int upstream_send(struct session *s, const char *data, size_t len);
 int upstream_send_seg(struct session *s);
-enum phase upstream_input(struct session *s, const char **why);
+enum phase upstream_handshake(struct session *s, const char **why);
+enum phase upstream_pump(struct session *s, int *progress, const char **why);
 void upstream_close(struct session *s);
 
 /* relay.c */

@@ -656,23 +656,21 @@ step_wait(struct session *s)
 static int
 step_up_tls(struct session *s)
 {
-	char err[256];
-	int p, r;
+	const char *why = "TLS handshake with the mailbox server failed";
+	int p;
 
 	if ((p = step_out(s)) < 0)
 		return -1;
-	r = side_handshake(&s->up, err, sizeof(err));
-	if (r < 0) {
-		session_log_limited(s, LOG_INFO, "upstream-tls",
-		                    "TLS handshake with the mailbox server failed: %s", err);
-		session_tempfail(s, "TLS handshake with the mailbox server failed", TEMPFAIL_MAILBOX);
-		return s->dead ? -1 : 1;
-	}
-	if (r > 0) {
+	switch (upstream_handshake(s, &why)) {
+	case PH_MORE:
+		return p;
+	case PH_OK:
 		session_goto(s, SS_UP_LOGIN, 0);
 		return 1;
+	default:
+		session_tempfail(s, why, TEMPFAIL_MAILBOX);
+		return s->dead ? -1 : 1;
 	}
-	return p;
 }
 
 /* The login conversation with the mailbox server. */
@@ -680,35 +678,16 @@ static int
 step_up_login(struct session *s)
 {
 	const char *why = "mailbox server closed the connection";
-	struct mbuf_pool *pool = &s->mp->pool;
 	enum phase ph;
-	int p, r;
+	int p, r = 0;
 
 	if ((p = step_out(s)) < 0)
 		return -1;
-	r = side_flush(&s->up, pool, &s->uout, 1);   /* the replayed login: wiped */
-	if (r < 0) {
-		session_tempfail(s, "mailbox server write error", TEMPFAIL_MAILBOX);
-		return s->dead ? -1 : 1;
-	}
-	p |= r;
-	r = side_fill(&s->up, pool, &s->uin);
-	if (r < 0 || (r == 0 && s->up.eof && mbuf_len(s->uin) == 0)) {
-		session_tempfail(s, why, TEMPFAIL_MAILBOX);
-		return s->dead ? -1 : 1;
-	}
-	p |= r;
-	if (mbuf_len(s->uin) == 0)
-		return p;
-	ph = upstream_input(s, &why);
+	ph = upstream_pump(s, &r, &why);
 	if (s->dead)
 		return -1;
-	if (ph == PH_MORE && s->up.eof) {
-		ph = PH_TEMPFAIL;
-		why = "mailbox server closed the connection";
-	}
 	if (ph == PH_MORE)
-		return p;
+		return p | r;
 	session_up_result(s, ph, why);
 	return s->dead ? -1 : 1;
 }

@@ -1,7 +1,7 @@
 /*
- * The mailbox server side during login: a non-blocking connect, the
- * commands queued for the server, and a line reader that hands each
- * complete line to the protocol handler. Bytes from the server are only
+ * The mailbox server side during login: a non-blocking connect, the TLS
+ * handshake, the commands queued for the server, and a line reader that
+ * hands each complete line to the protocol handler. Bytes from the server are only
  * ever parsed after its TLS handshake finished. Each call reports how its
  * step ended; retries, timeouts and what follows are the session's.
  */
@@ -81,12 +81,33 @@ upstream_send_seg(struct session *s)
 }
 
 /*
+ * Drive the TLS handshake with the mailbox server of <s>. Returns PH_OK
+ * when done, PH_MORE while it waits, PH_TEMPFAIL when it failed (logged).
+ */
+enum phase
+upstream_handshake(struct session *s, const char **why)
+{
+	char err[256];
+	int r = side_handshake(&s->up, err, sizeof(err));
+
+	if (r > 0)
+		return PH_OK;
+	if (r == 0)
+		return PH_MORE;
+	/* its own budget: a client flood must not hide a mailbox server's failures */
+	session_log_limited(s, LOG_INFO, "upstream-tls",
+	                    "TLS handshake with the mailbox server failed: %s", err);
+	*why = "TLS handshake with the mailbox server failed";
+	return PH_TEMPFAIL;
+}
+
+/*
  * Hand every complete line in the mailbox server input of <s> to the
  * protocol handler until one decides the login. Returns what it decided
  * (PH_OK, PH_FAIL, PH_TEMPFAIL with <why>), or PH_MORE.
  */
-enum phase
-upstream_input(struct session *s, const char **why)
+static enum phase
+upstream_lines(struct session *s, const char **why)
 {
 	char line[UP_LINE_MAX + 1];
 	enum phase rc = PH_MORE;
@@ -119,4 +140,40 @@ upstream_input(struct session *s, const char **why)
 		rc = session_ops(s)->up_line(s, line, n, why);
 	}
 	return rc;
+}
+
+/*
+ * Move the login conversation with the mailbox server of <s> on: write
+ * what is queued for it, read its lines and hand them to the protocol
+ * handler. Sets <*progress> when bytes moved. Returns PH_MORE, or how the
+ * login ended: PH_OK, PH_FAIL, PH_TEMPFAIL (<why>; also when the server
+ * closes or fails before it answered).
+ */
+enum phase
+upstream_pump(struct session *s, int *progress, const char **why)
+{
+	struct mbuf_pool *pool = &s->mp->pool;
+	enum phase ph;
+	int r;
+
+	r = side_flush(&s->up, pool, &s->uout, 1);   /* the replayed login: wiped */
+	if (r < 0) {
+		*why = "mailbox server write error";
+		return PH_TEMPFAIL;
+	}
+	*progress |= r;
+	r = side_fill(&s->up, pool, &s->uin);
+	if (r < 0 || (r == 0 && s->up.eof && mbuf_len(s->uin) == 0)) {
+		*why = "mailbox server closed the connection";
+		return PH_TEMPFAIL;
+	}
+	*progress |= r;
+	if (mbuf_len(s->uin) == 0)
+		return PH_MORE;
+	ph = upstream_lines(s, why);
+	if (ph == PH_MORE && s->up.eof) {
+		*why = "mailbox server closed the connection";
+		return PH_TEMPFAIL;
+	}
+	return ph;
 }
