@@ -185,7 +185,7 @@ plant(struct fx *f, const char *name, const char *val)
 
 /* Set up the process, the fake server and a session on a listener of <proto>, <tls>. */
 static int
-setup_fx(void **state, enum mp_proto proto, int tls)
+setup_fx(void **state, enum mp_proto proto, int tls, uint32_t login_timeout_ms)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct mp *mp;
@@ -205,7 +205,7 @@ setup_fx(void **state, enum mp_proto proto, int tls)
 	mc->send_xoip = 0;
 	mc->connect_timeout_ms = 300;
 	mc->upstream_timeout_ms = 300;
-	mc->login_timeout_ms = 400;
+	mc->login_timeout_ms = login_timeout_ms;
 	mc->failure_delay_ms = 0;
 	mc->handshake_timeout_ms = 300;
 	mc->imap_idle_timeout_ms = 400;
@@ -263,19 +263,26 @@ setup_fx(void **state, enum mp_proto proto, int tls)
 static int
 setup_imap(void **state)
 {
-	return setup_fx(state, MP_IMAP, 0);
+	return setup_fx(state, MP_IMAP, 0, 400);
+}
+
+/* IMAP with a pre-auth timer long enough for a slow exchange. */
+static int
+setup_imap_slow(void **state)
+{
+	return setup_fx(state, MP_IMAP, 0, 4000);
 }
 
 static int
 setup_imaps(void **state)
 {
-	return setup_fx(state, MP_IMAP, 1);
+	return setup_fx(state, MP_IMAP, 1, 400);
 }
 
 static int
 setup_pop3(void **state)
 {
-	return setup_fx(state, MP_POP3, 0);
+	return setup_fx(state, MP_POP3, 0, 400);
 }
 
 static void
@@ -573,6 +580,75 @@ test_starttls_drops_pipelined(void **state)
 	assert_null(strstr(f->cl.buf, "b "));
 	assert_int_equal(f->mp.counters[MPC_STARTTLS], 1);
 	assert_int_equal(f->mp.counters[MPC_LOGIN_OK] + f->mp.counters[MPC_LOGIN_FAIL], 0);
+}
+
+/*
+ * Pre-auth back-pressure: a client that sends commands without reading the
+ * answers is not read any more once OUT_HIGH bytes of answers wait; when
+ * it reads, every command gets its answer.
+ */
+static void
+test_cmd_output_backpressure(void **state)
+{
+	struct fx *f = *state;
+	static char cmds[2000 * 8 + 1];
+	int tiny = 1, i;
+	uint64_t base;
+	double t0;
+
+	setsockopt(f->s->cl.fd, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+	expect(f, &f->cl, "* OK ");
+	for (i = 0; i < 2000; i++)
+		memcpy(cmds + i * 8, "a NOOP\r\n", 8);
+	send_raw(f, &f->cl, cmds, 2000 * 8);
+	for (i = 0; i < 20 && mbuf_len(f->s->u2c) < OUT_HIGH; i++)
+		turn(f);
+	assert_int_equal(f->s->state, SS_CMD);
+	assert_true(mbuf_len(f->s->u2c) >= OUT_HIGH);
+	assert_true(mbuf_len(f->s->c2u) > 0);   /* unparsed: the client waits */
+	assert_false(f->s->cl.events & EV_READ);
+	assert_true(f->s->cl.events & EV_WRITE);
+	/* the client reads: 2000 answers of 22 bytes arrive (bounded by DEADLINE) */
+	base = f->cl.total;
+	t0 = now();
+	while (f->cl.total - base < 2000 * 22) {
+		assert_true(now() < t0 + DEADLINE);
+		f->cl.len = 0;
+		peer_fill(&f->cl);
+		turn(f);
+	}
+	assert_int_equal(f->cl.total - base, 2000 * 22);
+	assert_int_equal(f->s->state, SS_CMD);
+	assert_null(f->s->c2u);
+}
+
+/*
+ * STARTTLS answered to a client that does not read: the answer cannot be
+ * written, the command timer (still running from the commands) says
+ * goodbye, and the closing state's own timer closes.
+ */
+static void
+test_starttls_flush_and_closing_timeout(void **state)
+{
+	struct fx *f = *state;
+	static char cmds[600 * 8 + 16];
+	int tiny = 1, i;
+
+	setsockopt(f->s->cl.fd, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+	expect(f, &f->cl, "* OK ");
+	for (i = 0; i < 600; i++)               /* about 13 kB of answers: below OUT_HIGH */
+		memcpy(cmds + i * 8, "a NOOP\r\n", 8);
+	memcpy(cmds + 600 * 8, "b STARTTLS\r\n", 12);
+	send_raw(f, &f->cl, cmds, 600 * 8 + 12);
+	wait_state(f, SS_STARTTLS_FLUSH);
+	assert_true(mbuf_len(f->s->u2c) > 0);
+	assert_true(f->s->timer.repeat > 0.39 && f->s->timer.repeat < 0.41);
+	wait_state(f, SS_CLOSING);
+	assert_true(now() - f->t0 >= 0.39);
+	assert_true(f->s->timer.repeat > 4.9 && f->s->timer.repeat < 5.1);
+	wait_closed(f);
+	assert_true(now() - f->t0 >= 5.3);
+	assert_int_equal(f->mp.nhandshakes, 0);  /* TLS never started */
 }
 
 /* Implicit TLS: the handshake state's timer closes a silent client. */
@@ -1038,6 +1114,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cmd_timeout, setup_imap, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_commands, setup_imap, teardown),
 		cmocka_unit_test_setup_teardown(test_starttls_drops_pipelined, setup_imap, teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_output_backpressure, setup_imap_slow, teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_flush_and_closing_timeout, setup_imap,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup_imaps, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_fail, setup_imaps, teardown),
 		cmocka_unit_test_setup_teardown(test_login_relay_idle, setup_imap, teardown),
