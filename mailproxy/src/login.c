@@ -337,7 +337,7 @@ login_unknown_answer(struct session *s)
 	audit_login(s, login_user(s->login), route_status_name(s->login->route.status));
 }
 
-/* The mailbox server accepted the login of <s> (answer already queued): count, log, forget the credentials. */
+/* Record that the mailbox server accepted the login of <s> (answer queued): count, log, forget the credentials. */
 void
 login_succeeded(struct session *s)
 {
@@ -349,7 +349,7 @@ login_succeeded(struct session *s)
 	login_free(s);
 }
 
-/* The mailbox server refused the login of <s> (answer already queued): count and record it. */
+/* Record that the mailbox server refused the login of <s> (answer queued): count, audit, throttle. */
 void
 login_failed(struct session *s)
 {
@@ -361,7 +361,7 @@ login_failed(struct session *s)
 	s->server[0] = '\0';
 }
 
-/* The login of <s> cannot complete for now (<why>): answer the client about <what>, log it. */
+/* Fail the login of <s> for now (<why>): answer the client about <what>, log and audit it. */
 void
 login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 {

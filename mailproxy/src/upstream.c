@@ -38,7 +38,7 @@ upstream_connect(struct session *s, const char **why)
 	return r == 1 ? PH_OK : PH_MORE;
 }
 
-/* The connecting socket of <s> became writable: PH_OK when connected, else PH_FAIL (logged). */
+/* Finish the connect of <s> once its socket is writable: PH_OK when connected, else PH_FAIL (logged). */
 enum phase
 upstream_connect_done(struct session *s)
 {
