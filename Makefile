@@ -4,7 +4,9 @@
 #   spoa/src/*.c          -> build/gatehouse-spoa
 #   mailproxy/src/*.c     -> build/gatehouse-mailproxy
 #   tools/gatehouse/*.c   -> build/gatehouse (operator CLI)
-#   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a)
+#   mailproxy/src/*.c but main.c -> build/libmailproxy.a (for unit tests)
+#   tests/unit/test_*.c   -> build/tests/test_* (cmocka, linked with libagent.a;
+#                            test_mp_* also with libmailproxy.a)
 #   tests/fuzz/fuzz_*.c   -> build/fuzz/fuzz_* (libFuzzer, clang)
 #   tools/bench/*.c       -> build/bench/* (benchmark drivers, linked with libagent.a)
 #
@@ -40,6 +42,8 @@ TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZERS   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCHES   := $(BENCH_SRC:tools/bench/%.c=$(BUILD)/bench/%)
 
+MP_LIB_OBJ := $(filter-out $(BUILD)/obj/mailproxy/src/main.o,$(MP_OBJ))
+
 BINS := $(BUILD)/libagent.a
 ifneq ($(SPOA_SRC),)
 BINS += $(BUILD)/gatehouse-spoa
@@ -68,6 +72,10 @@ $(BUILD)/libagent.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(BUILD)/libmailproxy.a: $(MP_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/gatehouse-spoa: $(SPOA_OBJ) $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $(SPOA_OBJ) $(BUILD)/libagent.a $(LIBS)
 
@@ -80,6 +88,13 @@ $(BUILD)/gatehouse: $(CLI_OBJ) $(BUILD)/libagent.a
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libagent.a $(LIBS) -lcmocka
+
+# unit tests of the mail proxy see its internal header and link its archive
+$(BUILD)/obj/tests/unit/test_mp_%.o: CPPFLAGS += -Imailproxy/src
+
+$(BUILD)/tests/test_mp_%: $(BUILD)/obj/tests/unit/test_mp_%.o $(BUILD)/libmailproxy.a $(BUILD)/libagent.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmailproxy.a $(BUILD)/libagent.a $(LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/obj/tools/bench/%.o $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
