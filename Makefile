@@ -61,7 +61,7 @@ endif
 .SECONDARY:
 
 .PHONY: all deps test unit integration check-asan fuzz bench bench-lookup \
-        bench-http bench-mail run clean
+        bench-http bench-mail bench-ops run clean
 
 all: $(BINS) $(TESTS) $(BENCHES)
 
@@ -75,9 +75,11 @@ $(BUILD)/libagent.a: $(LIB_OBJ)
 
 # The daemons' own files (all but main.c), for the unit tests of those files.
 $(BUILD)/libspoa.a: $(SPOA_LIB_OBJ)
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libmailproxy.a: $(MP_LIB_OBJ)
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/gatehouse-spoa: $(SPOA_OBJ) $(BUILD)/libagent.a
@@ -164,7 +166,7 @@ fuzz: deps $(FUZZERS)
 	  echo "== $$n ($(FUZZ_TIME)s)"; \
 	  $$f -max_total_time=$(FUZZ_TIME) -max_len=65536 $(BUILD)/fuzz/work-$$n tests/fuzz/corpus/$$n; done
 
-bench: bench-lookup bench-http bench-mail
+bench: bench-lookup bench-http bench-mail bench-ops
 
 bench-lookup: deps all
 	$(PYTHON) tools/bench/bench_lookup.py --build $(abspath $(BUILD))
@@ -175,8 +177,14 @@ bench-http: deps all
 bench-mail: deps all
 	$(PYTHON) tools/bench/bench_mail.py --build $(abspath $(BUILD))
 
+bench-ops: deps all
+	$(PYTHON) tools/bench/bench_ops.py --build $(abspath $(BUILD))
+
+# NODES=2 (or more): a cluster of gatehouse nodes on 127.0.0.11, 127.0.0.12, ...
+NODES ?= 1
+
 run: deps all
-	$(PYTHON) tools/demo/run.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/demo/run.py --build $(abspath $(BUILD)) --nodes $(NODES)
 
 clean:
 	rm -rf build build-asan

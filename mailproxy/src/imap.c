@@ -96,8 +96,15 @@ cred_ok(const char *v, size_t len, size_t max)
 	       memchr(v, '\r', len) == NULL && memchr(v, '\n', len) == NULL;
 }
 
-/* Decode SASL PLAIN <b64> for <s> under <tag> and start the login. */
-static void
+/* Count a bad command of <s>: PH_CLOSE when it was one too many (BYE queued), else PH_MORE. */
+static enum phase
+imap_bad(struct session *s)
+{
+	return session_bad_command(s) ? PH_CLOSE : PH_MORE;
+}
+
+/* Decode SASL PLAIN <b64> for <s> under <tag>: PH_LOGIN when it holds credentials. */
+static enum phase
 imap_sasl_plain(struct session *s, const char *tag, const char *b64, size_t len)
 {
 	struct login *lg;
@@ -105,21 +112,23 @@ imap_sasl_plain(struct session *s, const char *tag, const char *b64, size_t len)
 
 	if (sasl_plain_decode(b64, len, &sp) != SASL_OK) {
 		session_printf(s, "%s BAD Invalid SASL PLAIN response.\r\n", tag);
-		session_bad_command(s);
-		return;
+		return imap_bad(s);
 	}
 	if ((lg = login_new(s, tag)) == NULL) {
 		sasl_plain_wipe(&sp);
-		return;
+		return PH_MORE;
 	}
 	lg->mech = LOGIN_SASL_PLAIN;
 	lg->cred = sp;
 	sasl_plain_wipe(&sp);
-	login_start(s);
+	return PH_LOGIN;
 }
 
-/* Act on the complete command held by the parser of <s>. */
-static void
+/*
+ * Act on the complete command held by the parser of <s>. Returns PH_MORE,
+ * PH_LOGIN, PH_STARTTLS or PH_CLOSE.
+ */
+static enum phase
 imap_command(struct session *s)
 {
 	struct imapcmd *st = s->parser.imap;
@@ -141,8 +150,7 @@ imap_command(struct session *s)
 		break;
 	case IMAPCMD_LOGOUT:
 		session_printf(s, "* BYE Logging out\r\n%s OK Logout completed.\r\n", tag);
-		session_finish(s);
-		break;
+		return PH_CLOSE;
 	case IMAPCMD_ID:
 		/* the client's ID is answered here and never forwarded as is */
 		session_printf(s, "* ID (\"name\" \"gatehouse\")\r\n%s OK ID completed.\r\n", tag);
@@ -150,17 +158,16 @@ imap_command(struct session *s)
 	case IMAPCMD_STARTTLS:
 		if (s->cl.tls || s->li->implicit_tls) {
 			session_printf(s, "%s BAD TLS is already active.\r\n", tag);
-			session_bad_command(s);
-		} else if (!tls_available(s->mp)) {
-			session_printf(s, "%s BAD STARTTLS is not available.\r\n", tag);
-			session_bad_command(s);
-		} else {
-			session_printf(s, "%s OK Begin TLS negotiation now.\r\n", tag);
-			/* a fresh parser: nothing said in cleartext survives */
-			imapcmd_init(st, NULL);
-			session_starttls(s);
+			return imap_bad(s);
 		}
-		break;
+		if (!tls_available(s->mp)) {
+			session_printf(s, "%s BAD STARTTLS is not available.\r\n", tag);
+			return imap_bad(s);
+		}
+		session_printf(s, "%s OK Begin TLS negotiation now.\r\n", tag);
+		/* a fresh parser: nothing said in cleartext survives */
+		imapcmd_init(st, NULL);
+		return PH_STARTTLS;
 	case IMAPCMD_LOGIN:
 		if (!login_allowed(s)) {
 			session_printf(s, "%s " MSG_PRIVACY "\r\n", tag);
@@ -173,14 +180,13 @@ imap_command(struct session *s)
 			break;
 		}
 		if ((lg = login_new(s, tag)) == NULL)
-			return;
+			return PH_MORE;
 		lg->mech = LOGIN_USERPASS;
 		memcpy(lg->cred.authcid, a0, l0);
 		lg->cred.authcid_len = l0;
 		memcpy(lg->cred.password, a1, l1);
 		lg->cred.password_len = l1;
-		login_start(s);
-		break;
+		return PH_LOGIN;
 	case IMAPCMD_AUTHENTICATE:
 		a0 = imapcmd_arg(st, 0, &l0);
 		if (a0 == NULL || strcasecmp(a0, "PLAIN") != 0) {
@@ -193,7 +199,7 @@ imap_command(struct session *s)
 		}
 		if (st->nargs >= 2) {
 			a1 = imapcmd_arg(st, 1, &l1);
-			imap_sasl_plain(s, tag, a1 ? a1 : "", l1);
+			return imap_sasl_plain(s, tag, a1 ? a1 : "", l1);
 		} else {
 			session_send(s, "+ \r\n", 4);
 			imapcmd_expect_sasl(st);
@@ -201,8 +207,7 @@ imap_command(struct session *s)
 		break;
 	case IMAPCMD_SASL_RESPONSE:
 		a0 = imapcmd_arg(st, 0, &l0);
-		imap_sasl_plain(s, tag, a0 ? a0 : "", l0);
-		break;
+		return imap_sasl_plain(s, tag, a0 ? a0 : "", l0);
 	case IMAPCMD_SASL_CANCEL:
 		session_printf(s, "%s BAD Authentication aborted by client.\r\n", tag);
 		break;
@@ -211,18 +216,23 @@ imap_command(struct session *s)
 			session_printf(s, "%s BAD Error in IMAP command received by server.\r\n", tag);
 		else
 			session_printf(s, "* BAD Error in IMAP command received by server.\r\n");
-		session_bad_command(s);
-		break;
+		return imap_bad(s);
 	}
+	return PH_MORE;
 }
 
-/* Parse what the client of <s> sent, answering each command. Returns 0 or -1 (closed). */
-static int
+/*
+ * Parse what the client of <s> sent, answering each command, until one
+ * asks for more than an answer. Returns PH_MORE, PH_LOGIN, PH_STARTTLS or
+ * PH_CLOSE (the session may be closed: s->dead).
+ */
+static enum phase
 imap_input(struct session *s)
 {
 	struct imapcmd *st = s->parser.imap;
+	enum phase ph = PH_MORE;
 
-	while (!s->dead && s->state == SS_CMD && mbuf_len(s->c2u) > 0 &&
+	while (ph == PH_MORE && !s->dead && mbuf_len(s->c2u) > 0 &&
 	       mbuf_len(s->u2c) < OUT_HIGH) {
 		struct mbuf *b = s->c2u;
 		size_t used = 0;
@@ -246,21 +256,21 @@ imap_input(struct session *s)
 				session_printf(s, "%s BAD %s\r\n", st->tag, st->error ? st->error : "Syntax error.");
 			else
 				session_printf(s, "* BAD %s\r\n", st->error ? st->error : "Syntax error.");
-			session_bad_command(s);
+			ph = imap_bad(s);
 			break;
 		case IMAPCMD_FATAL:
 			session_log_limited(s, LOG_WARNING, "protocol-fatal",
 			                    "%s (%zu octets): cannot resynchronize, closing",
 			                    st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "* BYE %s\r\n", st->error ? st->error : "Protocol error.");
-			session_finish(s);
+			ph = PH_CLOSE;
 			break;
 		case IMAPCMD_DONE: {
 			/* credentials were copied: erase the parser's copy */
 			int creds = st->kind == IMAPCMD_LOGIN || st->kind == IMAPCMD_SASL_RESPONSE ||
 			            (st->kind == IMAPCMD_AUTHENTICATE && st->nargs >= 2);
 
-			imap_command(s);
+			ph = imap_command(s);
 			if (!s->dead && creds)
 				imapcmd_wipe(st);
 			break;
@@ -269,7 +279,7 @@ imap_input(struct session *s)
 		if (rc == IMAPCMD_AGAIN)
 			break;
 	}
-	return s->dead ? -1 : 0;
+	return ph;
 }
 
 /* Tell whether response text <p> starts with status word <w> (then SP or end). */
@@ -374,8 +384,8 @@ build_login(struct session *s)
 	return 0;
 }
 
-/* Send ID with the address the client really connects from. */
-static void
+/* Send ID with the address the client really connects from. Returns 0 or -1 (no room). */
+static int
 send_id(struct session *s)
 {
 	const struct sockaddr_storage *local = session_local(s);
@@ -394,12 +404,19 @@ send_id(struct session *s)
 	             "\"x-session-ext-id\" \"gh%llu\")\r\n",
 	             s->ip, s->port, lip, lport, (unsigned long long)s->id);
 	if (n > 0 && (size_t)n < sizeof(buf))
-		upstream_send(s, buf, (size_t)n);
+		return upstream_send(s, buf, (size_t)n);
+	return 0;
 }
 
-/* A line from the mailbox server of <s> during login. */
-static void
-imap_up_line(struct session *s, const char *line, size_t len)
+#define FULL "mailbox server output buffer full"
+
+/*
+ * A line from the mailbox server of <s> during login. Returns PH_MORE, or
+ * how the login ended: PH_OK, PH_FAIL (the answer queued for the client),
+ * PH_TEMPFAIL (<why>).
+ */
+static enum phase
+imap_up_line(struct session *s, const char *line, size_t len, const char **why)
 {
 	struct login *lg = s->login;
 
@@ -407,43 +424,48 @@ imap_up_line(struct session *s, const char *line, size_t len)
 	if (lg->step == UPI_GREETING) {
 		if (strncasecmp(line, "* OK", 4) != 0) {
 			/* PREAUTH, BYE or garbage: never relay to an unknown state */
-			login_upstream_tempfail(s, "unexpected greeting from the mailbox server");
-			return;
+			*why = "unexpected greeting from the mailbox server";
+			return PH_TEMPFAIL;
 		}
 		lg->literalplus = greeting_has(line, "LITERAL+");
 		lg->sasl_ir = greeting_has(line, "SASL-IR");
 		if (build_login(s) < 0) {
-			login_upstream_tempfail(s, "cannot encode the login");
-			return;
+			*why = "cannot encode the login";
+			return PH_TEMPFAIL;
 		}
-		if (s->mp->cfg->mailproxy.send_id)
-			send_id(s);
-		upstream_send_seg(s);
+		if ((s->mp->cfg->mailproxy.send_id && send_id(s) < 0) || upstream_send_seg(s) < 0) {
+			*why = FULL;
+			return PH_TEMPFAIL;
+		}
 		lg->step = UPI_LOGIN;
-		return;
+		return PH_MORE;
 	}
 	if (strncmp(line, TAG_ID " ", 4) == 0)
-		return;                       /* the ID answer does not matter */
+		return PH_MORE;               /* the ID answer does not matter */
 	if (line[0] == '+') {
 		if (lg->sent_seg >= lg->nseg) {
-			login_upstream_tempfail(s, "unexpected continuation from the mailbox server");
-			return;
+			*why = "unexpected continuation from the mailbox server";
+			return PH_TEMPFAIL;
 		}
-		upstream_send_seg(s);
-		return;
+		if (upstream_send_seg(s) < 0) {
+			*why = FULL;
+			return PH_TEMPFAIL;
+		}
+		return PH_MORE;
 	}
 	if (strncmp(line, TAG_LOGIN " ", 4) != 0)
-		return;                       /* untagged data */
+		return PH_MORE;               /* untagged data */
 	line += 4;
 	if (status_is(line, "OK")) {
 		session_printf(s, "%s %s\r\n", lg->tag, line);
-		login_upstream_ok(s, line, strlen(line));
-	} else if (status_is(line, "NO")) {
-		session_printf(s, "%s %s\r\n", lg->tag, line);
-		login_upstream_failed(s, line, strlen(line));
-	} else {
-		login_upstream_tempfail(s, "mailbox server rejected the login command");
+		return PH_OK;
 	}
+	if (status_is(line, "NO")) {
+		session_printf(s, "%s %s\r\n", lg->tag, line);
+		return PH_FAIL;
+	}
+	*why = "mailbox server rejected the login command";
+	return PH_TEMPFAIL;
 }
 
 const struct proto_ops imap_ops = {

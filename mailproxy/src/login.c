@@ -1,10 +1,11 @@
 /*
  * The login path: throttle verdict and route lookup, decided on the event
  * loop when no counter is needed and the route is in the in-process cache,
- * else on a worker thread; then the connection to the mailbox server, then the outcome: relay on
- * success, back to pre-auth on failure, a temporary error when something
- * on the way is down. Credentials live in struct login and are wiped when
- * it is freed; they never reach a log line.
+ * else on a worker thread; and the bookkeeping of each outcome (counters,
+ * audit, throttle records, the client's answer). Each step reports how it
+ * ended; what follows (connect, relay, back to pre-auth) is the session's.
+ * Credentials live in struct login and are wiped when it is freed; they
+ * never reach a log line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 /* The lookup job: inputs copied from the session, outputs read by done. */
 struct lookup_job {
 	struct session *s;
+	login_done_fn done;          /* told when a worker finished the job */
 	char ip[64];
 	char key[SASL_NAME_MAX + 1];
 	char tuser[ROUTE_NAME_MAX];      /* the authcid, normalised, when it is not the key */
@@ -153,16 +155,6 @@ login_observe(struct session *s)
 	metrics_hist_observe(&s->mp->login_latency, d > 0 ? (uint64_t)(d * 1e6) : 0);
 }
 
-/* Back to pre-auth after a login attempt of <s> ended without success. */
-static void
-login_end(struct session *s)
-{
-	upstream_close(s);
-	login_free(s);
-	s->state = SS_CMD;
-	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
-}
-
 /*
  * Return how long to wait before answering a refused login of <s>, so that
  * it cannot be told from a wrong password by its timing. Dovecot (2.3)
@@ -171,7 +163,7 @@ login_end(struct session *s)
  * and delay + 0.5 s after the attempt. A fixed delay would stand out after
  * a few tries; this gives the same spread. 0 when failure_delay is 0.
  */
-static uint32_t
+uint32_t
 login_fail_delay(const struct session *s)
 {
 	uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
@@ -186,9 +178,14 @@ login_fail_delay(const struct session *s)
 	return ms < 1.0 ? 1 : (uint32_t)ms;
 }
 
-/* Act on the verdict and route in <lk> for session <s>. */
-static void
-lookup_apply(struct session *s, struct lookup_job *lk)
+/*
+ * Act on the verdict and route in <lk> for session <s>. Returns PH_OK
+ * (routed: connect), PH_FAIL (throttled, answered), PH_FAIL_LATER (refused
+ * as a wrong password is, answer due after the failure delay) or
+ * PH_TEMPFAIL (<why>).
+ */
+static enum phase
+lookup_apply(struct session *s, struct lookup_job *lk, const char **why)
 {
 	const struct proto_ops *ops = session_ops(s);
 
@@ -201,16 +198,16 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		ops->reject(s, lk->thr.message && lk->thr.message[0] ? lk->thr.message
 		                                                      : "Too many login attempts, try again later.");
 		audit_login(s, lk->key, "throttled");
-		login_end(s);
-	} else if (lk->route.status == ROUTE_OK) {
+		return PH_FAIL;
+	}
+	if (lk->route.status == ROUTE_OK) {
 		s->login->route = lk->route;
 		snprintf(s->account, sizeof(s->account), "%s", lk->route.account);
 		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
-		upstream_connect(s);
-	} else if (lk->route.status == ROUTE_UNKNOWN || lk->route.status == ROUTE_REFUSED ||
-	           lk->route.status == ROUTE_UNUSABLE) {
-		uint32_t delay = login_fail_delay(s);
-
+		return PH_OK;
+	}
+	if (lk->route.status == ROUTE_UNKNOWN || lk->route.status == ROUTE_REFUSED ||
+	    lk->route.status == ROUTE_UNUSABLE) {
 		/* No account, an account whose server is not ours, an ambiguous
 		 * name: to the client all look like a wrong password (answer,
 		 * delay, failure counted under the same name), so nobody can
@@ -225,34 +222,36 @@ lookup_apply(struct session *s, struct lookup_job *lk)
 		/* decided: the password is not needed while the answer waits */
 		explicit_bzero(s->login->cred.password, sizeof(s->login->cred.password));
 		s->login->cred.password_len = 0;
-		if (delay > 0) {
-			/* answer when a wrong password would have been answered */
-			s->state = SS_FAIL_DELAY;
-			session_set_timer(s, delay);
-		} else {
-			login_unknown_answer(s);
-		}
-	} else {
-		session_log_limited(s, LOG_WARNING, "lookup-failed", "route lookup for %s: %s", lk->key,
-		                    route_status_name(lk->route.status));
-		/* the lookup itself failed (directory down, queue full) */
-		login_lookup_tempfail(s, "lookup failed");
+		return PH_FAIL_LATER;
 	}
+	session_log_limited(s, LOG_WARNING, "lookup-failed", "route lookup for %s: %s", lk->key,
+	                    route_status_name(lk->route.status));
+	/* the lookup itself failed (directory down, queue full) */
+	*why = "lookup failed";
+	return PH_TEMPFAIL;
 }
 
+/* A worker finished lookup job <arg>: tell its session. */
 static void
 lookup_done(void *arg)
 {
 	struct lookup_job *lk = arg;
-	struct session *s = lk->s;
 
-	session_enter(s);
-	s->login->job = NULL;
-	lookup_apply(s, lk);
-	free(lk);
-	if (!s->dead)
-		session_run(s);
-	session_leave(s);
+	lk->s->login->job = NULL;
+	lk->done(lk->s, lk);
+}
+
+/*
+ * Act on the finished lookup <job> of <s> (handed to the login_done_fn)
+ * and free it. Returns what lookup_apply() says, with <why>.
+ */
+enum phase
+login_lookup_end(struct session *s, void *job, const char **why)
+{
+	enum phase rc = lookup_apply(s, job, why);
+
+	free(job);
+	return rc;
 }
 
 /*
@@ -285,10 +284,12 @@ lookup_local(struct session *s, struct lookup_job *lk)
 
 /*
  * Start the login of <s> with the credentials in s->login: decide on the
- * loop when possible, else submit the lookup job. On a full queue the client gets a temporary failure.
+ * loop when possible, else submit the lookup job, whose end is told to
+ * <done>. Returns PH_MORE while the job runs, else the verdict as
+ * login_lookup_end() does (a full queue is PH_TEMPFAIL, <why> "busy").
  */
-void
-login_start(struct session *s)
+enum phase
+login_start(struct session *s, login_done_fn done, const char **why)
 {
 	struct mp *mp = s->mp;
 	struct lookup_job *lk;
@@ -297,10 +298,11 @@ login_start(struct session *s)
 	s->login->start = ev_now(mp->loop);
 	lk = calloc(1, sizeof(*lk));
 	if (lk == NULL) {
-		login_lookup_tempfail(s, "out of memory");
-		return;
+		*why = "out of memory";
+		return PH_TEMPFAIL;
 	}
 	lk->s = s;
+	lk->done = done;
 	snprintf(lk->ip, sizeof(lk->ip), "%s", s->ip);
 	snprintf(lk->key, sizeof(lk->key), "%s", login_user(s->login));
 	/* SASL with another authorization identity: the password checked is
@@ -313,20 +315,16 @@ login_start(struct session *s)
 	snprintf(s->login->tuser, sizeof(s->login->tuser), "%s", lk->tuser);
 	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
 	                                : (tls ? PROTO_POP3S : PROTO_POP3);
-	s->state = SS_LOOKUP;
-	if (lookup_local(s, lk)) {
-		lookup_apply(s, lk);
-		free(lk);
-		return;
-	}
+	if (lookup_local(s, lk))
+		return login_lookup_end(s, lk, why);
 	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
 		free(lk);
 		session_log_limited(s, LOG_WARNING, "job-queue-full", "job queue full");
-		login_lookup_tempfail(s, "busy");
-		return;
+		*why = "busy";
+		return PH_TEMPFAIL;
 	}
-	session_set_timer(s, mp->cfg->mailproxy.upstream_timeout_ms);
+	return PH_MORE;
 }
 
 /* Answer the login of unknown user by <s> as a wrong password is answered. */
@@ -337,41 +335,34 @@ login_unknown_answer(struct session *s)
 	login_observe(s);
 	session_ops(s)->login_failed(s);
 	audit_login(s, login_user(s->login), route_status_name(s->login->route.status));
-	login_end(s);
 }
 
-/* The mailbox server accepted the login of <s> (answer already queued): relay. */
+/* Record that the mailbox server accepted the login of <s> (answer queued): count, log, forget the credentials. */
 void
-login_upstream_ok(struct session *s, const char *line, size_t len)
+login_succeeded(struct session *s)
 {
-	(void)line;
-	(void)len;
 	mp_count(s->mp, MPC_LOGIN_OK, 1);
 	login_observe(s);
 	session_log(s, LOG_INFO, "logged in on %s", s->server);
 	audit_login(s, login_user(s->login), "ok");
 	login_record(s, s->account, 1);
 	login_free(s);
-	relay_start(s);
 }
 
-/* The mailbox server refused the login of <s> (answer already queued). */
+/* Record that the mailbox server refused the login of <s> (answer queued): count, audit, throttle. */
 void
-login_upstream_failed(struct session *s, const char *line, size_t len)
+login_failed(struct session *s)
 {
-	(void)line;
-	(void)len;
 	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
 	login_observe(s);
 	audit_login(s, login_user(s->login), "fail");
 	login_record(s, s->login->tuser[0] ? s->login->tuser : s->account, 0);
 	s->account[0] = '\0';
 	s->server[0] = '\0';
-	login_end(s);
 }
 
-/* The login of <s> cannot complete for now (<why>); the client hears about <what>. */
-static void
+/* Fail the login of <s> for now (<why>): answer the client about <what>, log and audit it. */
+void
 login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 {
 	if (s->dead)
@@ -386,19 +377,4 @@ login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 	}
 	s->account[0] = '\0';
 	s->server[0] = '\0';
-	login_end(s);
-}
-
-/* The mailbox server of the login of <s> failed (<why>): temporary failure. */
-void
-login_upstream_tempfail(struct session *s, const char *why)
-{
-	login_tempfail(s, why, TEMPFAIL_MAILBOX);
-}
-
-/* The account of the login of <s> cannot be looked up now (<why>): temporary failure. */
-void
-login_lookup_tempfail(struct session *s, const char *why)
-{
-	login_tempfail(s, why, TEMPFAIL_LOOKUP);
 }

@@ -108,9 +108,12 @@ struct mp {
 	struct mhttp *metrics;          /* metrics endpoint, NULL = off */
 };
 
-/* One end of a session: the client or the mailbox server. */
+/*
+ * One end of a session, the client or the mailbox server: its socket, its
+ * TLS state, its watcher (io.data is the owner) and what is known of its
+ * readiness. The buffers it fills and flushes belong to the owner.
+ */
 struct side {
-	struct session *s;
 	int fd;
 	SSL *ssl;
 	ev_io io;
@@ -129,7 +132,10 @@ struct side {
 #define OUT_HIGH 16384   /* stop parsing client commands above this much output */
 #define MBUF_MIN 32768   /* smallest buffer: 2 x OUT_HIGH, more than a server line */
 
-/* Session states. */
+/* The watcher callback of a side. */
+typedef void (*side_cb)(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Session states; what each means (timeout, waits, expiry) is the session's state table. */
 enum sstate {
 	SS_HANDSHAKE = 0,   /* client TLS handshake (implicit TLS or STARTTLS) */
 	SS_CMD,             /* pre-auth commands */
@@ -142,6 +148,23 @@ enum sstate {
 	SS_UP_LOGIN,        /* greeting, ID/XOIP, login replay */
 	SS_RELAY,           /* logged in: bytes both ways */
 	SS_CLOSING,         /* flushing a last answer, then close */
+	SS__COUNT           /* the number of states (and "none yet", before the first) */
+};
+
+/*
+ * What a phase of a session (commands, lookup, connect, mailbox server
+ * login) ends with. Phases never change the state: the session reads this
+ * and decides what comes next.
+ */
+enum phase {
+	PH_MORE = 0,        /* not finished: wait for more input or events */
+	PH_OK,              /* succeeded: on to the next phase */
+	PH_FAIL,            /* failed for good, the client has its answer */
+	PH_FAIL_LATER,      /* refused: the answer is due after the failure delay */
+	PH_TEMPFAIL,        /* cannot complete for now: temporary failure */
+	PH_LOGIN,           /* commands: credentials are in s->login, start the login */
+	PH_STARTTLS,        /* commands: STARTTLS answered, handshake once it is written */
+	PH_CLOSE,           /* commands: last words queued, flush them and close */
 };
 
 /* How the client logs in. */
@@ -171,7 +194,7 @@ struct session {
 	struct listener *li;
 	uint64_t id;
 	enum mp_proto proto;
-	enum sstate state;
+	enum sstate state;               /* written by session_goto() only */
 	struct side cl, up;
 	struct mbuf *c2u;                /* client input: unparsed, or to relay */
 	struct mbuf *u2c;                /* output to the client */
@@ -209,13 +232,18 @@ enum tempfail_what {
 /* Pre-auth protocol handlers. */
 struct proto_ops {
 	void (*greet)(struct session *s);
-	int (*input)(struct session *s);           /* parse client input; -1 closed */
-	void (*up_line)(struct session *s, const char *line, size_t len);
+	/* parse client input: PH_MORE, PH_LOGIN, PH_STARTTLS or PH_CLOSE */
+	enum phase (*input)(struct session *s);
+	/* a mailbox server line during login: PH_MORE, PH_OK, PH_FAIL or PH_TEMPFAIL (<why>) */
+	enum phase (*up_line)(struct session *s, const char *line, size_t len, const char **why);
 	void (*tempfail)(struct session *s, enum tempfail_what what);
 	void (*reject)(struct session *s, const char *msg);   /* throttled */
 	void (*login_failed)(struct session *s);               /* unknown user */
 	void (*bye)(struct session *s, const char *why);
 };
+
+/* Called when a login's lookup job ended; <job> goes to login_lookup_end(). */
+typedef void (*login_done_fn)(struct session *s, void *job);
 
 /* mbuf.c */
 int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);
@@ -237,55 +265,69 @@ void session_enter(struct session *s);
 int session_leave(struct session *s);
 void session_run(struct session *s);
 const struct sockaddr_storage *session_local(struct session *s);
-void session_set_timer(struct session *s, uint32_t ms);
 void session_send(struct session *s, const char *data, size_t len);
 void session_printf(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void session_finish(struct session *s);
-void session_bad_command(struct session *s);
-const struct proto_ops *session_ops(const struct session *s);
+int session_bad_command(struct session *s);
+void session_shutdown_all(struct mp *mp, int force);
+
+/* session_log.c */
 void session_log(const struct session *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void session_log_limited(const struct session *s, int level, const char *kind,
                          const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void session_starttls(struct session *s);
-void session_parser_free(struct session *s);
-void session_shutdown_all(struct mp *mp, int force);
 
-/* side I/O (session.c) */
+/* side.c */
+void side_init(struct side *sd, int fd, side_cb cb, void *owner);
+int side_connect(struct side *sd, const struct sockaddr *sa, socklen_t salen);
+int side_connect_error(const struct side *sd);
+void side_note(struct side *sd, int revents);
 ssize_t side_read(struct side *sd, void *buf, size_t len);
 ssize_t side_write(struct side *sd, const void *buf, size_t len);
+int side_fill(struct side *sd, struct mbuf_pool *pool, struct mbuf **bp);
+int side_flush(struct side *sd, struct mbuf_pool *pool, struct mbuf **bp, int wipe);
+void side_arm(struct side *sd, struct ev_loop *loop, int ev);
+void side_tls(struct side *sd, SSL *ssl, int server);
+int side_handshake(struct side *sd, char *err, size_t errlen);
+void side_shutdown(struct side *sd);
+void side_release(struct side *sd, struct ev_loop *loop);
 
 /* imap.c / pop3.c */
 extern const struct proto_ops imap_ops;
 extern const struct proto_ops pop3_ops;
 int imap_capabilities(const struct session *s, char *buf, size_t len);
 
+/* Return the protocol handlers of <s>. */
+static inline const struct proto_ops *
+session_ops(const struct session *s)
+{
+	return s->proto == MP_IMAP ? &imap_ops : &pop3_ops;
+}
+
 /* login.c */
-void login_start(struct session *s);
+enum phase login_start(struct session *s, login_done_fn done, const char **why);
+enum phase login_lookup_end(struct session *s, void *job, const char **why);
+uint32_t login_fail_delay(const struct session *s);
 void login_free(struct session *s);
-void login_upstream_ok(struct session *s, const char *line, size_t len);
-void login_upstream_failed(struct session *s, const char *line, size_t len);
-void login_upstream_tempfail(struct session *s, const char *why);
-void login_lookup_tempfail(struct session *s, const char *why);
+void login_succeeded(struct session *s);
+void login_failed(struct session *s);
+void login_tempfail(struct session *s, const char *why, enum tempfail_what what);
 void login_unknown_answer(struct session *s);
 int login_allowed(const struct session *s);
 
 /* upstream.c */
-void upstream_connect(struct session *s);
-void upstream_connected(struct session *s);
-void upstream_retry(struct session *s);
-void upstream_send(struct session *s, const char *data, size_t len);
-void upstream_send_seg(struct session *s);
-int upstream_input(struct session *s);
+enum phase upstream_connect(struct session *s, const char **why);
+enum phase upstream_connect_done(struct session *s);
+int upstream_send(struct session *s, const char *data, size_t len);
+int upstream_send_seg(struct session *s);
+enum phase upstream_handshake(struct session *s, const char **why);
+enum phase upstream_pump(struct session *s, int *progress, const char **why);
 void upstream_close(struct session *s);
 
 /* relay.c */
-void relay_start(struct session *s);
-int relay_fill(struct session *s, struct side *sd, struct mbuf **bp);
-int relay_flush(struct session *s, struct side *sd, struct mbuf **bp);
-int relay_pump(struct session *s);
+int relay_start(struct session *s);
+int relay_pump(struct session *s, const char **why);
 
 /* tls.c */
 int tls_init(struct mp *mp, char *err, size_t errlen);
@@ -293,7 +335,6 @@ void tls_free(struct mp *mp);
 int tls_available(const struct mp *mp);
 int tls_server_start(struct session *s);
 int tls_client_start(struct session *s);
-int tls_handshake(struct session *s, struct side *sd);
 void tls_reload_certs(struct mp *mp);
 int tls_watch_start(struct mp *mp);
 

@@ -76,8 +76,15 @@ pop3_login_new(struct session *s, enum login_mech mech)
 	return lg;
 }
 
-/* Decode SASL PLAIN <b64> and start the login of <s>. */
-static void
+/* Count a bad command of <s>: PH_CLOSE when it was one too many (goodbye queued), else PH_MORE. */
+static enum phase
+pop3_bad(struct session *s)
+{
+	return session_bad_command(s) ? PH_CLOSE : PH_MORE;
+}
+
+/* Decode SASL PLAIN <b64> for <s>: PH_LOGIN when it holds credentials. */
+static enum phase
 pop3_sasl_plain(struct session *s, const char *b64, size_t len)
 {
 	struct sasl_plain sp;
@@ -85,20 +92,22 @@ pop3_sasl_plain(struct session *s, const char *b64, size_t len)
 
 	if (sasl_plain_decode(b64, len, &sp) != SASL_OK) {
 		session_printf(s, "-ERR Invalid SASL PLAIN response.\r\n");
-		session_bad_command(s);
-		return;
+		return pop3_bad(s);
 	}
 	if ((lg = pop3_login_new(s, LOGIN_SASL_PLAIN)) == NULL) {
 		sasl_plain_wipe(&sp);
-		return;
+		return PH_MORE;
 	}
 	lg->cred = sp;
 	sasl_plain_wipe(&sp);
-	login_start(s);
+	return PH_LOGIN;
 }
 
-/* Act on the complete command in the parser of <s>. */
-static void
+/*
+ * Act on the complete command in the parser of <s>. Returns PH_MORE,
+ * PH_LOGIN, PH_STARTTLS or PH_CLOSE.
+ */
+static enum phase
 pop3_command(struct session *s)
 {
 	struct pop3cmd *st = s->parser.pop3;
@@ -115,22 +124,20 @@ pop3_command(struct session *s)
 		break;
 	case POP3CMD_QUIT:
 		session_printf(s, "+OK Logging out.\r\n");
-		session_finish(s);
-		break;
+		return PH_CLOSE;
 	case POP3CMD_STLS:
 		if (s->cl.tls || s->li->implicit_tls) {
 			session_printf(s, "-ERR TLS is already active.\r\n");
-			session_bad_command(s);
-		} else if (!tls_available(s->mp)) {
-			session_printf(s, "-ERR STLS is not available.\r\n");
-			session_bad_command(s);
-		} else {
-			session_printf(s, "+OK Begin TLS negotiation now.\r\n");
-			pop3cmd_init(st, NULL);
-			explicit_bzero(s->user, sizeof(s->user));
-			session_starttls(s);
+			return pop3_bad(s);
 		}
-		break;
+		if (!tls_available(s->mp)) {
+			session_printf(s, "-ERR STLS is not available.\r\n");
+			return pop3_bad(s);
+		}
+		session_printf(s, "+OK Begin TLS negotiation now.\r\n");
+		pop3cmd_init(st, NULL);
+		explicit_bzero(s->user, sizeof(s->user));
+		return PH_STARTTLS;
 	case POP3CMD_USER:
 		if (!login_allowed(s)) {
 			session_printf(s, MSG_PRIVACY "\r\n");
@@ -139,8 +146,7 @@ pop3_command(struct session *s)
 		a0 = pop3cmd_arg(st, 0, &l0);
 		if (a0 == NULL || l0 == 0 || l0 > SASL_NAME_MAX) {
 			session_printf(s, "-ERR Invalid user name.\r\n");
-			session_bad_command(s);
-			break;
+			return pop3_bad(s);
 		}
 		memcpy(s->user, a0, l0);
 		s->user[l0] = '\0';
@@ -153,8 +159,7 @@ pop3_command(struct session *s)
 		}
 		if (s->user[0] == '\0') {
 			session_printf(s, "-ERR No user name given.\r\n");
-			session_bad_command(s);
-			break;
+			return pop3_bad(s);
 		}
 		a0 = pop3cmd_arg(st, 0, &l0);
 		if (a0 == NULL || l0 == 0 || l0 > SASL_PASS_MAX || memchr(a0, '\0', l0) != NULL) {
@@ -162,14 +167,13 @@ pop3_command(struct session *s)
 			break;
 		}
 		if ((lg = pop3_login_new(s, LOGIN_USERPASS)) == NULL)
-			return;
+			return PH_MORE;
 		lg->cred.authcid_len = strlen(s->user);
 		memcpy(lg->cred.authcid, s->user, lg->cred.authcid_len + 1);
 		memcpy(lg->cred.password, a0, l0);
 		lg->cred.password_len = l0;
 		explicit_bzero(s->user, sizeof(s->user));
-		login_start(s);
-		break;
+		return PH_LOGIN;
 	case POP3CMD_AUTH:
 		if (st->nargs == 0) {
 			session_printf(s, "+OK\r\n%s.\r\n", login_allowed(s) ? "PLAIN\r\n" : "");
@@ -186,7 +190,7 @@ pop3_command(struct session *s)
 		}
 		if (st->nargs >= 2) {
 			a1 = pop3cmd_arg(st, 1, &l1);
-			pop3_sasl_plain(s, a1 ? a1 : "", l1);
+			return pop3_sasl_plain(s, a1 ? a1 : "", l1);
 		} else {
 			session_send(s, "+ \r\n", 4);
 			pop3cmd_expect_sasl(st);
@@ -194,25 +198,29 @@ pop3_command(struct session *s)
 		break;
 	case POP3CMD_SASL_RESPONSE:
 		a0 = pop3cmd_arg(st, 0, &l0);
-		pop3_sasl_plain(s, a0 ? a0 : "", l0);
-		break;
+		return pop3_sasl_plain(s, a0 ? a0 : "", l0);
 	case POP3CMD_SASL_CANCEL:
 		session_printf(s, "-ERR Authentication aborted.\r\n");
 		break;
 	default:
 		session_printf(s, "-ERR Unknown command.\r\n");
-		session_bad_command(s);
-		break;
+		return pop3_bad(s);
 	}
+	return PH_MORE;
 }
 
-/* Parse what the client of <s> sent. Returns 0 or -1 (closed). */
-static int
+/*
+ * Parse what the client of <s> sent, answering each command, until one
+ * asks for more than an answer. Returns PH_MORE, PH_LOGIN, PH_STARTTLS or
+ * PH_CLOSE (the session may be closed: s->dead).
+ */
+static enum phase
 pop3_input(struct session *s)
 {
 	struct pop3cmd *st = s->parser.pop3;
+	enum phase ph = PH_MORE;
 
-	while (!s->dead && s->state == SS_CMD && mbuf_len(s->c2u) > 0 &&
+	while (ph == PH_MORE && !s->dead && mbuf_len(s->c2u) > 0 &&
 	       mbuf_len(s->u2c) < OUT_HIGH) {
 		struct mbuf *b = s->c2u;
 		size_t used = 0;
@@ -224,40 +232,42 @@ pop3_input(struct session *s)
 			mbuf_put_wipe(&s->mp->pool, &s->c2u);   /* may hold a password */
 		switch (rc) {
 		case POP3CMD_AGAIN:
-			return 0;
+			return ph;
 		case POP3CMD_ERROR:
 			if (st->too_long)
 				session_log_limited(s, LOG_WARNING, "line-too-long",
 				                    "command line too long (%zu octets): answered -ERR",
 				                    st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Syntax error.");
-			session_bad_command(s);
+			ph = pop3_bad(s);
 			break;
 		case POP3CMD_FATAL:
 			session_log_limited(s, LOG_WARNING, "protocol-fatal", "%s (%zu octets): closing",
 			                    st->error ? st->error : "protocol error", st->line_len);
 			session_printf(s, "-ERR %s\r\n", st->error ? st->error : "Protocol error.");
-			session_finish(s);
+			ph = PH_CLOSE;
 			break;
 		case POP3CMD_DONE:
 			creds = st->kind == POP3CMD_PASS || st->kind == POP3CMD_SASL_RESPONSE ||
 			        (st->kind == POP3CMD_AUTH && st->nargs >= 2);
-			pop3_command(s);
+			ph = pop3_command(s);
 			if (!s->dead && creds)
 				pop3cmd_wipe(st);
 			break;
 		}
 	}
-	return s->dead ? -1 : 0;
+	return ph;
 }
 
-/* Queue the login of <s> for the mailbox server. */
-static void
-send_login(struct session *s)
+#define FULL "mailbox server output buffer full"
+
+/* Queue the login of <s> for the mailbox server. Returns PH_MORE or PH_TEMPFAIL (<why>). */
+static enum phase
+send_login(struct session *s, const char **why)
 {
 	struct login *lg = s->login;
 	char b64[2 * (SASL_PASS_MAX + 2 * SASL_NAME_MAX) + 16];
-	int n;
+	int n, r;
 	ssize_t m;
 
 	if (lg->mech == LOGIN_USERPASS) {
@@ -271,16 +281,21 @@ send_login(struct session *s)
 		lg->step = UPP_PASS;
 	}
 	if (n < 0 || (size_t)n >= sizeof(lg->cmd)) {
-		login_upstream_tempfail(s, "cannot encode the login");
-		return;
+		*why = "cannot encode the login";
+		return PH_TEMPFAIL;
 	}
-	upstream_send(s, lg->cmd, (size_t)n);
+	r = upstream_send(s, lg->cmd, (size_t)n);
 	explicit_bzero(lg->cmd, sizeof(lg->cmd));
+	if (r < 0) {
+		*why = FULL;
+		return PH_TEMPFAIL;
+	}
+	return PH_MORE;
 }
 
-/* Send the client address to the mailbox server of <s>. */
-static void
-send_addr(struct session *s)
+/* Send the client address to the mailbox server of <s>. Returns PH_MORE or PH_TEMPFAIL (<why>). */
+static enum phase
+send_addr(struct session *s, const char **why)
 {
 	char buf[160];
 	int n;
@@ -289,74 +304,84 @@ send_addr(struct session *s)
 		n = snprintf(buf, sizeof(buf), "XCLIENT ADDR=%s PORT=%u\r\n", s->ip, s->port);
 	else
 		n = snprintf(buf, sizeof(buf), "XOIP %s\r\n", s->ip);
-	if (n > 0 && (size_t)n < sizeof(buf))
-		upstream_send(s, buf, (size_t)n);
 	s->login->step = UPP_ADDR;
+	if (n > 0 && (size_t)n < sizeof(buf) && upstream_send(s, buf, (size_t)n) < 0) {
+		*why = FULL;
+		return PH_TEMPFAIL;
+	}
+	return PH_MORE;
 }
 
-/* A line from the mailbox server of <s> during login. */
-static void
-pop3_up_line(struct session *s, const char *line, size_t len)
+/*
+ * A line from the mailbox server of <s> during login. Returns PH_MORE, or
+ * how the login ended: PH_OK, PH_FAIL (the answer queued for the client),
+ * PH_TEMPFAIL (<why>).
+ */
+static enum phase
+pop3_up_line(struct session *s, const char *line, size_t len, const char **why)
 {
 	struct login *lg = s->login;
 	int ok = strncmp(line, "+OK", 3) == 0;
-	int n;
+	int n, r;
 
 	(void)len;
 	switch (lg->step) {
 	case UPP_GREETING:
 		if (!ok) {
-			login_upstream_tempfail(s, "unexpected greeting from the mailbox server");
-			return;
+			*why = "unexpected greeting from the mailbox server";
+			return PH_TEMPFAIL;
 		}
-		if (s->mp->cfg->mailproxy.send_xoip) {
-			upstream_send(s, "CAPA\r\n", 6);
-			lg->step = UPP_CAPA;
-		} else {
-			send_login(s);
+		if (!s->mp->cfg->mailproxy.send_xoip)
+			return send_login(s, why);
+		lg->step = UPP_CAPA;
+		if (upstream_send(s, "CAPA\r\n", 6) < 0) {
+			*why = FULL;
+			return PH_TEMPFAIL;
 		}
-		return;
+		return PH_MORE;
 	case UPP_CAPA:
-		if (ok)
+		if (ok) {
 			lg->step = UPP_CAPA_LIST;
-		else
-			send_addr(s);
-		return;
+			return PH_MORE;
+		}
+		return send_addr(s, why);
 	case UPP_CAPA_LIST:
 		if (strcmp(line, ".") == 0)
-			send_addr(s);
-		else if (strcasecmp(line, "XCLIENT") == 0 || strncasecmp(line, "XCLIENT ", 8) == 0)
+			return send_addr(s, why);
+		if (strcasecmp(line, "XCLIENT") == 0 || strncasecmp(line, "XCLIENT ", 8) == 0)
 			lg->xclient = 1;
-		return;
+		return PH_MORE;
 	case UPP_ADDR:
-		send_login(s);   /* the answer does not matter */
-		return;
+		return send_login(s, why);   /* the answer does not matter */
 	case UPP_USER:
 		if (!ok)
 			break;
 		n = snprintf(lg->cmd, sizeof(lg->cmd), "PASS %s\r\n", lg->cred.password);
 		if (n < 0 || (size_t)n >= sizeof(lg->cmd)) {
-			login_upstream_tempfail(s, "cannot encode the login");
-			return;
+			*why = "cannot encode the login";
+			return PH_TEMPFAIL;
 		}
-		upstream_send(s, lg->cmd, (size_t)n);
+		r = upstream_send(s, lg->cmd, (size_t)n);
 		explicit_bzero(lg->cmd, sizeof(lg->cmd));
 		lg->step = UPP_PASS;
-		return;
+		if (r < 0) {
+			*why = FULL;
+			return PH_TEMPFAIL;
+		}
+		return PH_MORE;
 	case UPP_PASS:
 		if (ok) {
 			session_printf(s, "%s\r\n", line);
-			login_upstream_ok(s, line, len);
-			return;
+			return PH_OK;
 		}
 		break;
 	}
 	if (strncmp(line, "-ERR", 4) == 0) {
 		session_printf(s, "%s\r\n", line);
-		login_upstream_failed(s, line, len);
-	} else {
-		login_upstream_tempfail(s, "unexpected answer from the mailbox server");
+		return PH_FAIL;
 	}
+	*why = "unexpected answer from the mailbox server";
+	return PH_TEMPFAIL;
 }
 
 const struct proto_ops pop3_ops = {

@@ -6,52 +6,40 @@
  * on as a half-close; end of stream from the mailbox server ends the
  * session once its last bytes reached the client.
  */
-#include <sys/socket.h>
-
 #include "mp.h"
 
-/* Switch <s> to relaying; bytes that followed the login answer go to the client. */
-void
+/*
+ * Set up the buffers of <s> for relaying: bytes that followed the login
+ * answer go to the client, the login phase's buffers go back. Returns 0,
+ * or -1 when they do not fit.
+ */
+int
 relay_start(struct session *s)
 {
 	struct mp *mp = s->mp;
-	const struct cfg_mailproxy *mc = &mp->cfg->mailproxy;
 
-	s->state = SS_RELAY;
-	session_parser_free(s);
 	if (mbuf_len(s->uin) > 0) {
 		if (s->u2c == NULL) {
 			s->u2c = s->uin;
 			s->uin = NULL;
 		} else if (mbuf_append(&mp->pool, &s->u2c, s->uin->d + s->uin->r,
 		                       mbuf_len(s->uin)) < 0) {
-			session_close(s, "relay buffer overflow");
-			return;
+			return -1;
 		}
 	}
 	mbuf_put(&mp->pool, &s->uin);
 	mbuf_put_wipe(&mp->pool, &s->uout);       /* the replayed login */
 	mbuf_wipe_consumed(s->c2u);               /* the client's login, before what it pipelined */
-	session_set_timer(s, s->proto == MP_IMAP ? mc->imap_idle_timeout_ms
-	                                         : mc->pop3_idle_timeout_ms);
-}
-
-/* Pass the client's end of stream on to the mailbox server. */
-static void
-relay_half_close(struct session *s)
-{
-	if (s->up.ssl != NULL)
-		SSL_shutdown(s->up.ssl);
-	shutdown(s->up.fd, SHUT_WR);
-	s->up.shut = 1;
+	return 0;
 }
 
 /*
  * Move what can be moved between the two sides of <s>. Returns 1 on
- * progress, 0 when everything waits for the sockets, -1 when <s> closed.
+ * progress, 0 when everything waits for the sockets, -1 when the relay
+ * is over (<why>).
  */
 int
-relay_pump(struct session *s)
+relay_pump(struct session *s, const char **why)
 {
 	struct mp *mp = s->mp;
 	size_t before;
@@ -60,41 +48,39 @@ relay_pump(struct session *s)
 	/* client -> mailbox server */
 	if (!s->cl.eof) {
 		before = mbuf_len(s->c2u);
-		if ((r = relay_fill(s, &s->cl, &s->c2u)) < 0) {
-			session_close(s, "client read error");
+		if ((r = side_fill(&s->cl, &mp->pool, &s->c2u)) < 0) {
+			*why = "client read error";
 			return -1;
 		}
 		mp_count(mp, MPC_BYTES_C2U, mbuf_len(s->c2u) - before);
 		p |= r;
 	}
-	if ((r = relay_flush(s, &s->up, &s->c2u)) < 0) {
-		session_close(s, "mailbox server write error");
+	if ((r = side_flush(&s->up, &mp->pool, &s->c2u, 0)) < 0) {
+		*why = "mailbox server write error";
 		return -1;
 	}
 	p |= r;
 	if (s->cl.eof && mbuf_len(s->c2u) == 0 && !s->up.shut)
-		relay_half_close(s);
+		side_shutdown(&s->up);     /* the client's end of stream, passed on */
 
 	/* mailbox server -> client */
 	if (!s->up.eof) {
 		before = mbuf_len(s->u2c);
-		if ((r = relay_fill(s, &s->up, &s->u2c)) < 0) {
-			session_close(s, "mailbox server read error");
+		if ((r = side_fill(&s->up, &mp->pool, &s->u2c)) < 0) {
+			*why = "mailbox server read error";
 			return -1;
 		}
 		mp_count(mp, MPC_BYTES_U2C, mbuf_len(s->u2c) - before);
 		p |= r;
 	}
-	if ((r = relay_flush(s, &s->cl, &s->u2c)) < 0) {
-		session_close(s, "client write error");
+	if ((r = side_flush(&s->cl, &mp->pool, &s->u2c, 0)) < 0) {
+		*why = "client write error";
 		return -1;
 	}
 	p |= r;
 	if (s->up.eof && mbuf_len(s->u2c) == 0) {
-		session_close(s, "mailbox server closed");
+		*why = "mailbox server closed";
 		return -1;
 	}
-	if (p)
-		ev_timer_again(mp->loop, &s->timer);
 	return p;
 }

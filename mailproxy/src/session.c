@@ -1,12 +1,15 @@
 /*
- * Sessions: one client connection, its state machine, its single activity
- * timer and the pump that moves bytes between the sockets, the buffers and
- * the protocol handlers. Every callback enters the session and leaves it;
- * a session closed inside a callback is freed only when the outermost
- * callback leaves, so nothing touches freed memory.
+ * Sessions: the life of one client connection. A table says what each
+ * state means (its timeout setting, what it waits for on the sockets, what
+ * its step does, what the expiry of its timer does), and session_goto() is
+ * the only place a state changes: it arms the timer and the watchers and
+ * logs the move. Phases (commands, lookup, connect, mailbox server login,
+ * relay) report how they ended; the session decides what comes next.
+ * Every callback enters the session and leaves it; a session closed inside
+ * a callback is freed only when the outermost callback leaves, so nothing
+ * touches freed memory.
  */
-#include <errno.h>
-#include <fcntl.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,65 +18,87 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "cfg.h"
 #include "imapcmd.h"
 #include "mp.h"
 #include "parse.h"
 
+#define RUN_MAX 64            /* steps of one session per loop turn (fairness) */
+#define CLOSING_MS 5000       /* to write a last answer */
+#define RETRY_DELAY_MS 500    /* pause between connect attempts */
+#define NO_SETTING SIZE_MAX   /* a fixed timeout, not a configuration setting */
 
 static void session_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static int step_handshake(struct session *s);
+static int step_cmd(struct session *s);
+static int step_starttls(struct session *s);
+static int step_wait(struct session *s);
+static int step_up_tls(struct session *s);
+static int step_up_login(struct session *s);
+static int step_relay(struct session *s);
+static int step_closing(struct session *s);
 
-/* Return the protocol handlers of <s>. */
-const struct proto_ops *
-session_ops(const struct session *s)
-{
-	return s->proto == MP_IMAP ? &imap_ops : &pop3_ops;
-}
+/* What a state waits for on the sockets (beyond client output, always written). */
+enum waits {
+	W_NOTHING = 0,      /* a job or the timer */
+	W_CL_TLS,           /* the client's TLS handshake */
+	W_CL_INPUT,         /* client commands, while its output is below OUT_HIGH */
+	W_UP_CONNECT,       /* the mailbox server socket to become writable */
+	W_UP_IO,            /* the mailbox server: its lines, our queued commands */
+	W_RELAY,            /* both ways, each while the other's buffer has room */
+};
 
-/* Log <fmt> with <ap> for session <s> at <level>, prefixed with its id and client. */
-static void
-session_vlog(const struct session *s, int level, const char *fmt, va_list ap)
-{
-	char msg[1024];
+/* What the expiry of a state's timer does. */
+enum expiry {
+	X_CLOSE = 0,        /* close at once */
+	X_BYE,              /* say goodbye, flush, close */
+	X_LOOKUP_TEMPFAIL,  /* the lookup took too long: temporary failure */
+	X_ANSWER,           /* the failure delay is over: answer as a wrong password */
+	X_CONNECT_FAIL,     /* this connect attempt failed: retry or give up */
+	X_CONNECT,          /* the pause is over: connect again */
+	X_UP_TEMPFAIL,      /* the mailbox server took too long: temporary failure */
+};
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_msg(&s->mp->log, level, "session %llu %s:%u %s%s%s: %s",
-	        (unsigned long long)s->id, s->ip, s->port, s->li->name,
-	        s->account[0] ? " user=" : "", s->account, msg);
-}
+/* One state: its name, timeout, waits, step and expiry. */
+struct state_def {
+	const char *name;
+	size_t timeout[2];           /* [mailproxy] setting by protocol (offset), or NO_SETTING */
+	uint32_t fixed_ms;           /* the timeout when there is no setting (0: given on entry) */
+	int keeps;                   /* entered from this state, the running timer goes on */
+	enum waits waits;
+	int (*step)(struct session *s);   /* progress: 1 moved, 0 waits, -1 closed */
+	enum expiry expiry;
+	const char *why;             /* what the expiry is logged as */
+};
 
-/* Log <fmt> for session <s> at <level>, prefixed with its id and client. */
-void
-session_log(const struct session *s, int level, const char *fmt, ...)
-{
-	va_list ap;
+#define MC(f) offsetof(struct cfg_mailproxy, f)
+#define BOTH(f) { MC(f), MC(f) }
 
-	if (!log_enabled(&s->mp->log, level))
-		return;
-	va_start(ap, fmt);
-	session_vlog(s, level, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Log <fmt> for session <s> at <level> like session_log(), unless messages
- * of <kind> are over their rate limit: for what a client causes at will.
- */
-void
-session_log_limited(const struct session *s, int level, const char *kind, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!log_limit_allow(&s->mp->log, level, kind))
-		return;
-	va_start(ap, fmt);
-	session_vlog(s, level, fmt, ap);
-	va_end(ap);
-}
+static const struct state_def states[SS__COUNT] = {
+	[SS_HANDSHAKE] = { "handshake", BOTH(handshake_timeout_ms), 0, -1, W_CL_TLS,
+	                   step_handshake, X_CLOSE, "TLS handshake timeout" },
+	[SS_CMD] = { "commands", BOTH(login_timeout_ms), 0, -1, W_CL_INPUT,
+	             step_cmd, X_BYE, "Disconnected for inactivity." },
+	[SS_STARTTLS_FLUSH] = { "starttls", BOTH(login_timeout_ms), 0, SS_CMD, W_NOTHING,
+	                        step_starttls, X_BYE, "Disconnected for inactivity." },
+	[SS_LOOKUP] = { "lookup", BOTH(upstream_timeout_ms), 0, -1, W_NOTHING,
+	                step_wait, X_LOOKUP_TEMPFAIL, "lookup timeout" },
+	[SS_FAIL_DELAY] = { "fail-delay", { NO_SETTING, NO_SETTING }, 0, -1, W_NOTHING,
+	                    step_wait, X_ANSWER, "failure delay over" },
+	[SS_UP_CONNECT] = { "connect", BOTH(connect_timeout_ms), 0, -1, W_UP_CONNECT,
+	                    step_wait, X_CONNECT_FAIL, "connect timeout" },
+	[SS_UP_RETRY] = { "retry", { NO_SETTING, NO_SETTING }, RETRY_DELAY_MS, -1, W_NOTHING,
+	                  step_wait, X_CONNECT, "retry pause over" },
+	[SS_UP_TLS] = { "upstream-tls", BOTH(upstream_timeout_ms), 0, -1, W_UP_IO,
+	                step_up_tls, X_UP_TEMPFAIL, "mailbox server timeout" },
+	[SS_UP_LOGIN] = { "upstream-login", BOTH(upstream_timeout_ms), 0, SS_UP_TLS, W_UP_IO,
+	                  step_up_login, X_UP_TEMPFAIL, "mailbox server timeout" },
+	[SS_RELAY] = { "relay", { MC(imap_idle_timeout_ms), MC(pop3_idle_timeout_ms) }, 0, -1,
+	               W_RELAY, step_relay, X_CLOSE, "idle timeout" },
+	[SS_CLOSING] = { "closing", { NO_SETTING, NO_SETTING }, CLOSING_MS, -1, W_NOTHING,
+	                 step_closing, X_CLOSE, "close timeout" },
+};
 
 /* Allocate the pre-auth parser of <s>. Returns 0 or -1. */
 static int
@@ -94,8 +119,8 @@ parser_new(struct session *s)
 }
 
 /* Wipe and free the pre-auth parser of <s> (it may hold a password). */
-void
-session_parser_free(struct session *s)
+static void
+parser_free(struct session *s)
 {
 	if (s->parser.p == NULL)
 		return;
@@ -107,6 +132,78 @@ session_parser_free(struct session *s)
 	                                                : sizeof(struct pop3cmd));
 	free(s->parser.p);
 	s->parser.p = NULL;
+}
+
+/* Work out which events each side of <s> waits for in its state, and arm them. */
+static void
+session_watch(struct session *s)
+{
+	struct ev_loop *loop = s->mp->loop;
+	int cl = 0, up = 0;
+
+	if (mbuf_len(s->u2c) > 0)
+		cl |= EV_WRITE;
+	switch (states[s->state].waits) {
+	case W_CL_INPUT:
+		if (mbuf_len(s->u2c) < OUT_HIGH)
+			cl |= EV_READ;
+		break;
+	case W_UP_CONNECT:
+		up = EV_WRITE;
+		break;
+	case W_UP_IO:
+		up = EV_READ | (mbuf_len(s->uout) > 0 ? EV_WRITE : 0);
+		break;
+	case W_RELAY:
+		if (!s->cl.eof && (s->c2u == NULL || mbuf_room(s->c2u) > 0))
+			cl |= EV_READ;
+		if (!s->up.eof && (s->u2c == NULL || mbuf_room(s->u2c) > 0))
+			up |= EV_READ;
+		if (mbuf_len(s->c2u) > 0)
+			up |= EV_WRITE;
+		break;
+	case W_CL_TLS:
+	case W_NOTHING:
+		break;
+	}
+	side_arm(&s->cl, loop, cl);
+	side_arm(&s->up, loop, up);
+}
+
+/* (Re)arm the activity timer of <s> to fire after <ms> milliseconds. */
+static void
+session_set_timer(struct session *s, uint32_t ms)
+{
+	s->timer.repeat = ms > 0 ? ms / 1000.0 : 1.0;
+	ev_timer_again(s->mp->loop, &s->timer);
+}
+
+/*
+ * Move <s> to state <to>: the only place a state changes. Arms the timer
+ * with the state's timeout (<ms> when it has none of its own; a state
+ * that continues the one it comes from keeps the running timer), sets the
+ * watchers and logs the move at debug.
+ */
+static void
+session_goto(struct session *s, enum sstate to, uint32_t ms)
+{
+	const struct state_def *d = &states[to];
+	enum sstate from = s->state;
+
+	if (s->dead)
+		return;           /* closed: no timer, no watcher */
+	session_log(s, LOG_DEBUG, "%s -> %s", from < SS__COUNT ? states[from].name : "new", d->name);
+	s->state = to;
+	if (d->keeps != (int)from || from == to) {
+		size_t off = d->timeout[s->proto == MP_IMAP ? 0 : 1];
+
+		if (off != NO_SETTING)
+			ms = *(const uint32_t *)(const void *)((const char *)&s->mp->cfg->mailproxy + off);
+		else if (d->fixed_ms > 0)
+			ms = d->fixed_ms;
+		session_set_timer(s, ms);
+	}
+	session_watch(s);
 }
 
 /*
@@ -129,10 +226,9 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	s->li = li;
 	s->proto = li->proto;
 	s->id = ++mp->next_id;
-	s->cl.s = s->up.s = s;
-	s->cl.fd = fd;
-	s->cl.wr_ready = 1;
-	s->up.fd = -1;
+	s->state = SS__COUNT;                   /* none yet: the first session_goto() sets it */
+	side_init(&s->cl, fd, session_cb, s);
+	side_init(&s->up, -1, session_cb, s);
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	parse_addr_str(sa, 0, s->ip, sizeof(s->ip));
 	if (sa->sa_family == AF_INET)
@@ -142,10 +238,6 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	/* TCP_NODELAY and SO_KEEPALIVE come from the listening socket */
 	if (li->local_exact)
 		s->local = li->local;
-	ev_io_init(&s->cl.io, session_cb, fd, 0);
-	s->cl.io.data = &s->cl;
-	ev_init(&s->up.io, session_cb);
-	s->up.io.data = &s->up;
 	ev_init(&s->timer, session_timer_cb);
 	s->timer.data = s;
 	LIST_INSERT_HEAD(&mp->sessions, s, next);
@@ -158,9 +250,10 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 	} else if (li->implicit_tls) {
 		if (tls_server_start(s) < 0)
 			session_close(s, "cannot start TLS");
+		else
+			session_goto(s, SS_HANDSHAKE, 0);
 	} else {
-		s->state = SS_CMD;
-		session_set_timer(s, mp->cfg->mailproxy.login_timeout_ms);
+		session_goto(s, SS_CMD, 0);
 		session_ops(s)->greet(s);
 	}
 	if (!s->dead)
@@ -189,13 +282,6 @@ session_enter(struct session *s)
 	s->depth++;
 }
 
-/* Free what is left of closed session <s>. */
-static void
-session_free(struct session *s)
-{
-	free(s);
-}
-
 /*
  * Leave a callback of <s>; frees it when it was closed and this was the
  * outermost callback. Returns 1 when <s> is closed (do not touch it).
@@ -206,49 +292,14 @@ session_leave(struct session *s)
 	int dead = s->dead;
 
 	if (--s->depth == 0 && dead)
-		session_free(s);
+		free(s);
 	return dead;
 }
 
-/* Stop and release side <sd>'s socket and TLS state. */
-static void
-side_release(struct mp *mp, struct side *sd)
-{
-	ev_io_stop(mp->loop, &sd->io);
-	sd->events = 0;
-	if (sd->ssl != NULL) {
-		/*
-		 * Best effort close_notify, so that clients see a clean end of
-		 * TLS rather than a truncation; never waits for the peer's.
-		 */
-		if (SSL_is_init_finished(sd->ssl) &&
-		    !(SSL_get_shutdown(sd->ssl) & SSL_SENT_SHUTDOWN))
-			(void)SSL_shutdown(sd->ssl);
-		ERR_clear_error();
-		SSL_free(sd->ssl);
-		sd->ssl = NULL;
-	}
-	if (sd->fd >= 0) {
-		close(sd->fd);
-		sd->fd = -1;
-	}
-	sd->rd_ww = sd->wr_wr = sd->eof = sd->shut = sd->tls = 0;
-}
-
-/* Close the mailbox server side of <s> (login failed or retry). */
-void
-upstream_close(struct session *s)
-{
-	side_release(s->mp, &s->up);
-	s->up.hs = 0;
-	mbuf_put(&s->mp->pool, &s->uin);
-	mbuf_put_wipe(&s->mp->pool, &s->uout);   /* the replayed login */
-}
-
 /*
- * Close session <s> for reason <why> (logged at debug, or info for
- * errors): stops every watcher, cancels its job, releases buffers. The
- * memory is freed when the outermost callback leaves.
+ * Close session <s> for reason <why> (logged at debug): stops every
+ * watcher, cancels its job, releases buffers. The memory is freed when the
+ * outermost callback leaves.
  */
 void
 session_close(struct session *s, const char *why)
@@ -267,29 +318,21 @@ session_close(struct session *s, const char *why)
 	certs_unref(s->hs_certs);
 	s->hs_certs = NULL;
 	login_free(s);
-	side_release(mp, &s->cl);
+	side_release(&s->cl, mp->loop);
 	upstream_close(s);
 	if (s->state == SS_RELAY)
 		mbuf_put(&mp->pool, &s->c2u);
 	else
 		mbuf_put_wipe(&mp->pool, &s->c2u);   /* may hold a password */
 	mbuf_put(&mp->pool, &s->u2c);
-	session_parser_free(s);
+	parser_free(s);
 	explicit_bzero(s->user, sizeof(s->user));
 	LIST_REMOVE(s, next);
 	mp->nsessions--;
 	if (mp->stopping && mp->nsessions == 0)
 		ev_break(mp->loop, EVBREAK_ALL);
 	if (s->depth == 0)
-		session_free(s);
-}
-
-/* (Re)arm the activity timer of <s> to fire after <ms> milliseconds. */
-void
-session_set_timer(struct session *s, uint32_t ms)
-{
-	s->timer.repeat = ms > 0 ? ms / 1000.0 : 1.0;
-	ev_timer_again(s->mp->loop, &s->timer);
+		free(s);
 }
 
 /* Queue <len> bytes of <data> for the client; closes <s> when they do not fit. */
@@ -320,371 +363,362 @@ session_printf(struct session *s, const char *fmt, ...)
 	session_send(s, buf, (size_t)n);
 }
 
-/* Flush what is queued for the client, then close <s>. */
-void
-session_finish(struct session *s)
-{
-	if (s->dead)
-		return;
-	s->state = SS_CLOSING;
-	session_set_timer(s, 5000);
-}
-
-/* Count a bad command of <s>; after the configured number, say BYE and close. */
-void
+/*
+ * Count a bad command of <s>. Returns 1 when it was one too many (the
+ * goodbye is queued: the caller ends the commands), else 0.
+ */
+int
 session_bad_command(struct session *s)
 {
 	mp_count(s->mp, MPC_BAD_COMMANDS, 1);
-	if (++s->bad >= s->mp->cfg->mailproxy.max_bad_commands) {
-		session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
-		session_ops(s)->bye(s, "Too many invalid commands.");
-		session_finish(s);
-	}
-}
-
-/* Answered STARTTLS/STLS: drop pipelined plaintext and wait for the answer to go out. */
-void
-session_starttls(struct session *s)
-{
-	mbuf_put_wipe(&s->mp->pool, &s->c2u);
-	s->state = SS_STARTTLS_FLUSH;
-	s->starttls_done = 1;
-	mp_count(s->mp, MPC_STARTTLS, 1);
-}
-
-/*
- * Read up to <len> bytes from side <sd> into <buf>. Returns the count,
- * 0 at end of stream, -1 when nothing is available now, -2 on error.
- */
-ssize_t
-side_read(struct side *sd, void *buf, size_t len)
-{
-	ssize_t n;
-
-	if (sd->ssl != NULL) {
-		int r;
-
-		sd->rd_ww = 0;
-		ERR_clear_error();
-		r = SSL_read(sd->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-		if (r > 0)
-			return r;
-		switch (SSL_get_error(sd->ssl, r)) {
-		case SSL_ERROR_WANT_READ:
-			return -1;
-		case SSL_ERROR_WANT_WRITE:
-			sd->rd_ww = 1;
-			return -1;
-		case SSL_ERROR_ZERO_RETURN:
-			return 0;
-		case SSL_ERROR_SYSCALL:
-			return (errno == 0 || errno == ECONNRESET) ? 0 : -2;
-		default:
-			return -2;
-		}
-	}
-	n = read(sd->fd, buf, len);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return -1;
-	return errno == ECONNRESET ? 0 : -2;
-}
-
-/*
- * Write up to <len> bytes of <buf> to side <sd>. Returns the count written,
- * -1 when the socket cannot take more now, -2 on error.
- */
-ssize_t
-side_write(struct side *sd, const void *buf, size_t len)
-{
-	ssize_t n;
-
-	if (sd->ssl != NULL) {
-		int r;
-
-		sd->wr_wr = 0;
-		ERR_clear_error();
-		r = SSL_write(sd->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-		if (r > 0)
-			return r;
-		switch (SSL_get_error(sd->ssl, r)) {
-		case SSL_ERROR_WANT_WRITE:
-			return -1;
-		case SSL_ERROR_WANT_READ:
-			sd->wr_wr = 1;
-			return -1;
-		default:
-			return -2;
-		}
-	}
-	n = send(sd->fd, buf, len, MSG_NOSIGNAL);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return -1;
-	return -2;
-}
-
-/*
- * Read from <sd> into <*bp> (borrowed on demand). Returns 1 when bytes
- * arrived, 0 when none (eof sets sd->eof), -1 on error.
- */
-static int
-fill(struct session *s, struct side *sd, struct mbuf **bp)
-{
-	struct mbuf *b;
-	ssize_t n;
-
-	size_t want;
-
-	/* a socket drained since its last event has nothing: skip the EAGAIN */
-	if (!sd->rd_ready)
+	if (++s->bad < s->mp->cfg->mailproxy.max_bad_commands)
 		return 0;
-	if (*bp == NULL && (*bp = mbuf_get(&s->mp->pool)) == NULL)
-		return -1;
-	b = *bp;
-	if (b->w == b->cap && b->r > 0) {
-		memmove(b->d, b->d + b->r, b->w - b->r);
-		b->w -= b->r;
-		b->r = 0;
-	}
-	if (b->w == b->cap)
-		return 0;
-	want = b->cap - b->w;
-	n = side_read(sd, b->d + b->w, want);
-	if (n > 0) {
-		b->w += (uint32_t)n;
-		/* level-triggered events: a short plain read means drained for
-		 * now; TLS returns one record at a time, so only WANT_* tells */
-		if (sd->ssl == NULL && (size_t)n < want)
-			sd->rd_ready = 0;
-		return 1;
-	}
-	if (n == -1)
-		sd->rd_ready = 0;
-	if (b->w == b->r)
-		mbuf_put(&s->mp->pool, bp);
-	if (n == 0)
-		sd->eof = 1;
-	return n == -2 ? -1 : 0;
+	session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
+	session_ops(s)->bye(s, "Too many invalid commands.");
+	return 1;
 }
 
-/* Write <*bp> to <sd>; returns the buffer when empty. 1 progress, 0 none, -1 error. */
-static int
-flush(struct session *s, struct side *sd, struct mbuf **bp)
+/* Back to pre-auth commands after a login attempt of <s> ended without success. */
+static void
+session_back(struct session *s)
 {
-	int progress = 0;
+	upstream_close(s);
+	login_free(s);
+	session_goto(s, SS_CMD, 0);
+}
 
-	while (mbuf_len(*bp) > 0 && sd->wr_ready) {
-		size_t len = mbuf_len(*bp);
-		ssize_t n = side_write(sd, (*bp)->d + (*bp)->r, len);
+/* The login of <s> failed for now (<why>); the client hears about <what>. */
+static void
+session_tempfail(struct session *s, const char *why, enum tempfail_what what)
+{
+	login_tempfail(s, why, what);
+	if (!s->dead)
+		session_back(s);
+}
 
-		if (n == -2)
-			return -1;
-		if (n < 0) {
-			sd->wr_ready = 0;
-			break;
-		}
-		mbuf_consume(*bp, (size_t)n);
-		progress = 1;
-		/* a short plain write means the socket buffer is full: wait for
-		 * EV_WRITE (TLS may write one record at a time: only WANT_* tells) */
-		if (sd->ssl == NULL && (size_t)n < len)
-			sd->wr_ready = 0;
+/* Answer the refused login of <s> as a wrong password is answered, back to commands. */
+static void
+session_refused(struct session *s)
+{
+	login_unknown_answer(s);
+	if (!s->dead)
+		session_back(s);
+}
+
+/* Start a connect attempt of <s> to its mailbox server; act on how it went. */
+static void session_connect(struct session *s);
+
+/* The mailbox server socket of <s> is connected: TLS or straight to its greeting. */
+static void
+session_connected(struct session *s)
+{
+	s->login->step = 0;
+	if (!s->mp->cfg->mailproxy.upstream_tls) {
+		session_goto(s, SS_UP_LOGIN, 0);
+	} else if (tls_client_start(s) < 0) {
+		session_tempfail(s, "cannot start TLS to the mailbox server", TEMPFAIL_MAILBOX);
+	} else {
+		session_goto(s, SS_UP_TLS, 0);
 	}
-	if (*bp != NULL && mbuf_len(*bp) == 0) {
-		if (bp == &s->uout)
-			mbuf_put_wipe(&s->mp->pool, bp);   /* the replayed login */
+}
+
+/* A connect attempt of <s> failed: try again after a pause, or give up. */
+static void
+session_connect_failed(struct session *s)
+{
+	unsigned max = s->mp->cfg->mailproxy.upstream_retries;
+
+	mp_count(s->mp, MPC_UPSTREAM_CONNECT_FAIL, 1);
+	upstream_close(s);
+	if (s->login->attempts >= (max == 0 ? 1 : max))
+		session_tempfail(s, "mailbox server unreachable", TEMPFAIL_MAILBOX);
+	else
+		session_goto(s, SS_UP_RETRY, 0);
+}
+
+static void
+session_connect(struct session *s)
+{
+	const char *why = NULL;
+
+	switch (upstream_connect(s, &why)) {
+	case PH_OK:
+		session_connected(s);
+		break;
+	case PH_MORE:
+		session_goto(s, SS_UP_CONNECT, 0);
+		break;
+	case PH_TEMPFAIL:
+		session_tempfail(s, why, TEMPFAIL_MAILBOX);
+		break;
+	default:
+		session_connect_failed(s);
+		break;
+	}
+}
+
+/* The lookup of the login of <s> ended with <rc> (<why>): connect, answer or fail. */
+static void
+session_lookup_result(struct session *s, enum phase rc, const char *why)
+{
+	uint32_t delay;
+
+	switch (rc) {
+	case PH_MORE:
+		break;
+	case PH_OK:
+		session_connect(s);
+		break;
+	case PH_FAIL:
+		session_back(s);
+		break;
+	case PH_FAIL_LATER:
+		/* answer when a wrong password would have been answered */
+		delay = login_fail_delay(s);
+		if (delay > 0)
+			session_goto(s, SS_FAIL_DELAY, delay);
 		else
-			mbuf_put(&s->mp->pool, bp);
+			session_refused(s);
+		break;
+	default:
+		session_tempfail(s, why, TEMPFAIL_LOOKUP);
+		break;
 	}
-	return progress;
 }
 
-/* Read from side <sd> of <s> into <*bp>: see fill(). */
-int
-relay_fill(struct session *s, struct side *sd, struct mbuf **bp)
+/* A worker finished the lookup <job> of <s>. */
+static void
+session_lookup_done(struct session *s, void *job)
 {
-	return fill(s, sd, bp);
+	const char *why = "lookup failed";
+	enum phase rc;
+
+	session_enter(s);
+	rc = login_lookup_end(s, job, &why);
+	if (!s->dead)
+		session_lookup_result(s, rc, why);
+	if (!s->dead)
+		session_run(s);
+	session_leave(s);
 }
 
-/* Write <*bp> to side <sd> of <s>: see flush(). */
-int
-relay_flush(struct session *s, struct side *sd, struct mbuf **bp)
+/* The client of <s> sent credentials: look them up. */
+static void
+session_login(struct session *s)
 {
-	return flush(s, sd, bp);
+	const char *why = "lookup failed";
+	enum phase rc;
+
+	session_goto(s, SS_LOOKUP, 0);
+	rc = login_start(s, session_lookup_done, &why);
+	if (!s->dead)
+		session_lookup_result(s, rc, why);
+}
+
+/* The mailbox server accepted the login of <s>: relay from now on. */
+static void
+session_relay(struct session *s)
+{
+	login_succeeded(s);
+	parser_free(s);
+	if (relay_start(s) < 0) {
+		session_close(s, "relay buffer overflow");
+		return;
+	}
+	session_goto(s, SS_RELAY, 0);
+}
+
+/* The mailbox server login phase of <s> ended with <rc> (<why>). */
+static void
+session_up_result(struct session *s, enum phase rc, const char *why)
+{
+	switch (rc) {
+	case PH_MORE:
+		break;
+	case PH_OK:
+		session_relay(s);
+		break;
+	case PH_FAIL:
+		login_failed(s);
+		session_back(s);
+		break;
+	default:
+		session_tempfail(s, why, TEMPFAIL_MAILBOX);
+		break;
+	}
+}
+
+/* Write what is queued for the client of <s>. Returns 1 on progress, 0 none, -1 closed. */
+static int
+step_out(struct session *s)
+{
+	int r = side_flush(&s->cl, &s->mp->pool, &s->u2c, 0);
+
+	if (r < 0)
+		session_close(s, "client write error");
+	return r;
 }
 
 /* Client TLS handshake step. Returns 1 when done, 0 waiting, -1 closed. */
 static int
 step_handshake(struct session *s)
 {
-	int r = tls_handshake(s, &s->cl);
+	char err[256];
+	int r = side_handshake(&s->cl, err, sizeof(err));
 
 	if (r < 0) {
+		session_log_limited(s, LOG_INFO, "tls-handshake",
+		                    "TLS handshake with the client failed: %s", err);
 		mp_count(s->mp, MPC_TLS_HANDSHAKE_FAIL, 1);
 		session_close(s, "TLS handshake failed");
 		return -1;
 	}
 	if (r == 0)
 		return 0;
-	s->cl.hs = 0;
 	s->mp->nhandshakes--;
 	certs_unref(s->hs_certs);
 	s->hs_certs = NULL;
-	s->state = SS_CMD;
-	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
+	session_goto(s, SS_CMD, 0);
 	if (!s->starttls_done)
 		session_ops(s)->greet(s);
 	return 1;
 }
 
-/* Pre-auth and login-phase step. Returns 1 on progress, 0 none, -1 closed. */
+/* Pre-auth commands: answer what the client sent, read more. */
 static int
-step_preauth(struct session *s)
+step_cmd(struct session *s)
 {
-	const struct proto_ops *ops = session_ops(s);
-	int p = 0, r;
+	int p, r;
 
-	r = flush(s, &s->cl, &s->u2c);
-	if (r < 0) {
-		session_close(s, "client write error");
+	if ((p = step_out(s)) < 0)
 		return -1;
+	if (mbuf_len(s->c2u) > 0) {
+		size_t before = mbuf_len(s->c2u);
+		enum phase ph = session_ops(s)->input(s);
+
+		if (s->dead)
+			return -1;
+		if (mbuf_len(s->c2u) != before)
+			p = 1;
+		switch (ph) {
+		case PH_LOGIN:
+			session_login(s);
+			return s->dead ? -1 : 1;
+		case PH_STARTTLS:
+			/* what the client pipelined in cleartext is dropped */
+			mbuf_put_wipe(&s->mp->pool, &s->c2u);
+			s->starttls_done = 1;
+			mp_count(s->mp, MPC_STARTTLS, 1);
+			session_goto(s, SS_STARTTLS_FLUSH, 0);
+			return 1;
+		case PH_CLOSE:
+			session_goto(s, SS_CLOSING, 0);
+			return 1;
+		default:
+			break;
+		}
 	}
-	p |= r;
-	if (s->state == SS_CLOSING) {
-		if (mbuf_len(s->u2c) == 0)
-			session_close(s, "finished");
-		return s->dead ? -1 : 0;
-	}
-	if (s->state == SS_STARTTLS_FLUSH) {
-		if (mbuf_len(s->u2c) > 0)
-			return 0;
-		if (tls_server_start(s) < 0) {
-			session_close(s, "cannot start TLS");
+	if (mbuf_len(s->u2c) < OUT_HIGH && mbuf_len(s->c2u) == 0) {
+		r = side_fill(&s->cl, &s->mp->pool, &s->c2u);
+		if (r < 0 || (r == 0 && s->cl.eof)) {
+			session_close(s, r < 0 ? "client read error" : "client closed");
 			return -1;
 		}
-		return 1;
-	}
-	if (s->state == SS_CMD) {
-		if (mbuf_len(s->c2u) > 0) {
-			size_t before = mbuf_len(s->c2u);
-
-			if (ops->input(s) < 0 || s->dead)
-				return -1;
-			if (mbuf_len(s->c2u) != before)
-				p = 1;
-		}
-		if (s->state == SS_CMD && mbuf_len(s->u2c) < OUT_HIGH &&
-		    mbuf_len(s->c2u) == 0) {
-			r = fill(s, &s->cl, &s->c2u);
-			if (r < 0 || (r == 0 && s->cl.eof)) {
-				session_close(s, r < 0 ? "client read error" : "client closed");
-				return -1;
-			}
-			p |= r;
-		}
-	}
-	if (s->state == SS_UP_TLS) {
-		r = tls_handshake(s, &s->up);
-		if (r < 0) {
-			login_upstream_tempfail(s, "TLS handshake with the mailbox server failed");
-			return s->dead ? -1 : 1;
-		}
-		if (r > 0) {
-			s->up.hs = 0;
-			s->state = SS_UP_LOGIN;
-			p = 1;
-		}
-	}
-	if (s->state == SS_UP_LOGIN) {
-		r = flush(s, &s->up, &s->uout);
-		if (r < 0) {
-			login_upstream_tempfail(s, "mailbox server write error");
-			return s->dead ? -1 : 1;
-		}
 		p |= r;
-		r = fill(s, &s->up, &s->uin);
-		if (r < 0 || (r == 0 && s->up.eof && mbuf_len(s->uin) == 0)) {
-			login_upstream_tempfail(s, "mailbox server closed the connection");
-			return s->dead ? -1 : 1;
-		}
-		p |= r;
-		if (mbuf_len(s->uin) > 0) {
-			if (upstream_input(s) < 0)
-				return -1;
-			if (s->state == SS_UP_LOGIN && s->up.eof) {
-				login_upstream_tempfail(s, "mailbox server closed the connection");
-				return s->dead ? -1 : 1;
-			}
-		}
 	}
 	return p;
 }
 
-/* Arm side <sd> of <s> for events <ev>. */
-static void
-side_arm(struct session *s, struct side *sd, int ev)
-{
-	if (sd->fd < 0 || ev == sd->events)
-		return;
-	ev_io_stop(s->mp->loop, &sd->io);
-	ev_io_set(&sd->io, sd->fd, ev);
-	if (ev != 0)
-		ev_io_start(s->mp->loop, &sd->io);
-	sd->events = ev;
-}
-
-/* Add what TLS needs of <sd> to <ev>. */
+/* STARTTLS answered: once it is written, the handshake starts. */
 static int
-tls_events(const struct side *sd, int ev)
+step_starttls(struct session *s)
 {
-	if (sd->ssl == NULL)
-		return ev;
-	if (sd->hs)
-		return sd->hs_want;
-	if (sd->rd_ww)
-		ev |= EV_WRITE;
-	if (sd->wr_wr)
-		ev |= EV_READ;
-	return ev;
+	if (step_out(s) < 0)
+		return -1;
+	if (mbuf_len(s->u2c) > 0)
+		return 0;
+	if (tls_server_start(s) < 0) {
+		session_close(s, "cannot start TLS");
+		return -1;
+	}
+	session_goto(s, SS_HANDSHAKE, 0);
+	return 1;
 }
 
-/* Work out which events each side of <s> waits for. */
-static void
-update_watchers(struct session *s)
+/* A state that waits for a job or its timer: only client output moves. */
+static int
+step_wait(struct session *s)
 {
-	int cl = 0, up = 0;
+	return step_out(s);
+}
 
-	if (mbuf_len(s->u2c) > 0)
-		cl |= EV_WRITE;
-	switch (s->state) {
-	case SS_CMD:
-		if (mbuf_len(s->u2c) < OUT_HIGH)
-			cl |= EV_READ;
-		break;
-	case SS_UP_CONNECT:
-		up = EV_WRITE;
-		break;
-	case SS_UP_LOGIN:
-		up = EV_READ | (mbuf_len(s->uout) > 0 ? EV_WRITE : 0);
-		break;
-	case SS_RELAY:
-		if (!s->cl.eof && (s->c2u == NULL || mbuf_room(s->c2u) > 0))
-			cl |= EV_READ;
-		if (!s->up.eof && (s->u2c == NULL || mbuf_room(s->u2c) > 0))
-			up |= EV_READ;
-		if (mbuf_len(s->c2u) > 0)
-			up |= EV_WRITE;
-		break;
+/* TLS handshake with the mailbox server. */
+static int
+step_up_tls(struct session *s)
+{
+	const char *why = "TLS handshake with the mailbox server failed";
+	int p;
+
+	if ((p = step_out(s)) < 0)
+		return -1;
+	switch (upstream_handshake(s, &why)) {
+	case PH_MORE:
+		return p;
+	case PH_OK:
+		session_goto(s, SS_UP_LOGIN, 0);
+		return 1;
 	default:
-		break;
+		session_tempfail(s, why, TEMPFAIL_MAILBOX);
+		return s->dead ? -1 : 1;
 	}
-	side_arm(s, &s->cl, tls_events(&s->cl, cl));
-	if (s->state != SS_UP_CONNECT)
-		up = tls_events(&s->up, up);
-	side_arm(s, &s->up, up);
+}
+
+/* The login conversation with the mailbox server. */
+static int
+step_up_login(struct session *s)
+{
+	const char *why = "mailbox server closed the connection";
+	enum phase ph;
+	int p, r = 0;
+
+	if ((p = step_out(s)) < 0)
+		return -1;
+	ph = upstream_pump(s, &r, &why);
+	if (s->dead)
+		return -1;
+	if (ph == PH_MORE)
+		return p | r;
+	session_up_result(s, ph, why);
+	return s->dead ? -1 : 1;
+}
+
+/* Logged in: bytes both ways; activity keeps the idle timer away. */
+static int
+step_relay(struct session *s)
+{
+	const char *why = "relay ended";
+	int p = relay_pump(s, &why);
+
+	if (p < 0) {
+		session_close(s, why);
+		return -1;
+	}
+	if (p)
+		ev_timer_again(s->mp->loop, &s->timer);
+	return p;
+}
+
+/* Last words queued: close once they are written. */
+static int
+step_closing(struct session *s)
+{
+	if (step_out(s) < 0)
+		return -1;
+	if (mbuf_len(s->u2c) == 0) {
+		session_close(s, "finished");
+		return -1;
+	}
+	return 0;
 }
 
 /* Make every possible bit of progress on <s>, then re-arm its watchers. */
@@ -694,22 +728,17 @@ session_run(struct session *s)
 	int i, p;
 
 	session_enter(s);
-	for (i = 0; i < 64 && !s->dead; i++) {
-		if (s->state == SS_HANDSHAKE)
-			p = step_handshake(s);
-		else if (s->state == SS_RELAY)
-			p = relay_pump(s);
-		else
-			p = step_preauth(s);
+	for (i = 0; i < RUN_MAX && !s->dead; i++) {
+		p = states[s->state].step(s);
 		if (p <= 0)
 			break;
 	}
 	if (!s->dead)
-		update_watchers(s);
+		session_watch(s);
 	/* stopped for fairness while still moving: TLS may hold decrypted
 	 * bytes no socket event will announce, so come back next turn (after
-	 * update_watchers: stopping a watcher drops its pending events) */
-	if (i == 64 && !s->dead)
+	 * session_watch: stopping a watcher drops its pending events) */
+	if (i == RUN_MAX && !s->dead)
 		ev_feed_event(s->mp->loop, &s->cl.io, EV_READ);
 	session_leave(s);
 }
@@ -718,75 +747,58 @@ session_run(struct session *s)
 static void
 session_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct side *sd = w->data;
-	struct session *s = sd->s;
+	struct session *s = w->data;
+	struct side *sd = w == &s->cl.io ? &s->cl : &s->up;
 
 	(void)loop;
 	session_enter(s);
-	/* TLS can need either direction for either operation */
-	if ((revents & EV_READ) || (sd->ssl != NULL && (revents & EV_WRITE)))
-		sd->rd_ready = 1;
-	if ((revents & EV_WRITE) || (sd->ssl != NULL && (revents & EV_READ)))
-		sd->wr_ready = 1;
+	side_note(sd, revents);
 	if (sd == &s->up && s->state == SS_UP_CONNECT && (revents & EV_WRITE)) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		if (getsockopt(sd->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-			session_log_limited(s, LOG_WARNING, "upstream-connect", "connect to %s failed: %s",
-			                    s->login->route.server, strerror(err ? err : errno));
-			upstream_retry(s);
-		} else {
-			upstream_connected(s);
-		}
+		if (upstream_connect_done(s) == PH_OK)
+			session_connected(s);
+		else
+			session_connect_failed(s);
 	}
 	if (!s->dead)
 		session_run(s);
 	session_leave(s);
 }
 
-/* The activity timer of <s> expired: what that means depends on the state. */
+/* The activity timer of <s> expired: the state table says what that means. */
 static void
 session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct session *s = w->data;
+	const struct state_def *d = &states[s->state];
 
 	(void)loop;
 	(void)revents;
 	session_enter(s);
 	ev_timer_stop(s->mp->loop, &s->timer);
-	switch (s->state) {
-	case SS_HANDSHAKE:
-		session_close(s, "TLS handshake timeout");
+	switch (d->expiry) {
+	case X_CLOSE:
+		session_close(s, d->why);
 		break;
-	case SS_CMD:
-	case SS_STARTTLS_FLUSH:
-		session_ops(s)->bye(s, "Disconnected for inactivity.");
-		session_finish(s);
+	case X_BYE:
+		session_ops(s)->bye(s, d->why);
+		session_goto(s, SS_CLOSING, 0);
 		break;
-	case SS_LOOKUP:
-		login_lookup_tempfail(s, "lookup timeout");
+	case X_LOOKUP_TEMPFAIL:
+		session_tempfail(s, d->why, TEMPFAIL_LOOKUP);
 		break;
-	case SS_FAIL_DELAY:
-		login_unknown_answer(s);
+	case X_ANSWER:
+		session_refused(s);
 		break;
-	case SS_UP_CONNECT:
+	case X_CONNECT_FAIL:
 		session_log_limited(s, LOG_WARNING, "upstream-connect", "connect to %s timed out",
 		                    s->login->route.server);
-		upstream_retry(s);
+		session_connect_failed(s);
 		break;
-	case SS_UP_RETRY:
-		upstream_connect(s);
+	case X_CONNECT:
+		session_connect(s);
 		break;
-	case SS_UP_TLS:
-	case SS_UP_LOGIN:
-		login_upstream_tempfail(s, "mailbox server timeout");
-		break;
-	case SS_RELAY:
-		session_close(s, "idle timeout");
-		break;
-	case SS_CLOSING:
-		session_close(s, "close timeout");
+	case X_UP_TEMPFAIL:
+		session_tempfail(s, d->why, TEMPFAIL_MAILBOX);
 		break;
 	}
 	if (!s->dead)
@@ -809,7 +821,7 @@ session_shutdown_all(struct mp *mp, int force)
 		session_enter(s);
 		if (s->state == SS_CMD && !force) {
 			session_ops(s)->bye(s, "Server shutting down.");
-			session_finish(s);
+			session_goto(s, SS_CLOSING, 0);
 			session_run(s);
 		} else {
 			session_close(s, "shutdown");

@@ -149,8 +149,8 @@ tls_free(struct mp *mp)
 }
 
 /*
- * Start the server side handshake on the client socket of <s>. Returns 0,
- * or -1 when no certificate is loaded or too many handshakes run.
+ * Give the client side of <s> a server TLS object, its handshake to come.
+ * Returns 0, or -1 when no certificate is loaded or too many handshakes run.
  */
 int
 tls_server_start(struct session *s)
@@ -174,17 +174,13 @@ tls_server_start(struct session *s)
 	}
 	SSL_set_accept_state(ssl);
 	SSL_set_app_data(ssl, s);
-	s->cl.ssl = ssl;
-	s->cl.hs = 1;
-	s->cl.hs_want = EV_READ;
+	side_tls(&s->cl, ssl, 1);
 	s->hs_certs = certs_ref(mp->certs);
 	mp->nhandshakes++;
-	s->state = SS_HANDSHAKE;
-	session_set_timer(s, mp->cfg->mailproxy.handshake_timeout_ms);
 	return 0;
 }
 
-/* Start the client side handshake towards the mailbox server of <s>. Returns 0 or -1. */
+/* Give the mailbox server side of <s> a client TLS object, its handshake to come. Returns 0 or -1. */
 int
 tls_client_start(struct session *s)
 {
@@ -206,54 +202,8 @@ tls_client_start(struct session *s)
 		SSL_set_tlsext_host_name(ssl, name);
 		SSL_set1_host(ssl, name);
 	}
-	s->up.ssl = ssl;
-	s->up.hs = 1;
-	s->up.hs_want = EV_WRITE;
+	side_tls(&s->up, ssl, 0);
 	return 0;
-}
-
-/*
- * Drive the handshake of side <sd> of <s>. Returns 1 when complete, 0 when
- * waiting (sd->hs_want says for what), -1 on failure (logged).
- */
-int
-tls_handshake(struct session *s, struct side *sd)
-{
-	int r, e;
-	char buf[256];
-
-	ERR_clear_error();
-	r = SSL_do_handshake(sd->ssl);
-	if (r == 1) {
-		sd->hs = 0;
-		sd->tls = 1;
-		/* the handshake may have left records in the library's buffer */
-		sd->rd_ready = 1;
-		sd->wr_ready = 1;
-		return 1;
-	}
-	e = SSL_get_error(sd->ssl, r);
-	if (e == SSL_ERROR_WANT_READ) {
-		sd->hs_want = EV_READ;
-		return 0;
-	}
-	if (e == SSL_ERROR_WANT_WRITE) {
-		sd->hs_want = EV_WRITE;
-		return 0;
-	}
-	ERR_error_string_n(ERR_peek_last_error(), buf, sizeof(buf));
-	if (sd == &s->up && SSL_get_verify_result(sd->ssl) != X509_V_OK)
-		snprintf(buf, sizeof(buf), "certificate verification failed: %s",
-		         X509_verify_cert_error_string(SSL_get_verify_result(sd->ssl)));
-	/* separate budgets: a client flood must not hide a mailbox server's failures */
-	if (sd == &s->cl)
-		session_log_limited(s, LOG_INFO, "tls-handshake",
-		                    "TLS handshake with the client failed: %s", buf);
-	else
-		session_log_limited(s, LOG_INFO, "upstream-tls",
-		                    "TLS handshake with the mailbox server failed: %s", buf);
-	ERR_clear_error();
-	return -1;
 }
 
 /* Rebuild the certificate store of <mp> and swap it in. */

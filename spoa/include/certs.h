@@ -1,8 +1,9 @@
 /*
  * Certificate store: every PEM file of a directory (the rules of HAProxy's
  * "crt <dir>"), one SSL_CTX per file, indexed by the certificate's DNS
- * names for SNI. A store is immutable once built; a reload builds a new one
- * and the owner swaps the pointer. Stores are reference counted so that a
+ * names for SNI (never by IP address SANs: SNI carries no address). A
+ * store is immutable once built; a reload builds a new one and the owner
+ * swaps the pointer. Stores are reference counted so that a
  * connection in handshake keeps the store it started with.
  * Lookups allocate nothing: random SNI names cannot grow memory.
  */
@@ -13,6 +14,9 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+
+#define CERTS_NAME_MAX 256            /* a DNS name, bytes incl. NUL */
+#define CERTS_FILE_MAX (1024 * 1024)  /* larger certificate files are refused */
 
 struct certs;
 
@@ -60,11 +64,45 @@ SSL_CTX *certs_select(const struct certs *c, const char *sni);
 const char *certs_file_of(const struct certs *c, const SSL_CTX *ctx);
 
 /*
- * Check the certificate file <path> as certs_load() would: PEM parses,
- * key (inline or in <path>.key) matches, validity period covers now.
- * Returns 0 when usable; otherwise -1 with a reason in <reason>.
+ * Build the server context certs_load() serves for file <path>: a regular
+ * file of at most CERTS_FILE_MAX bytes, PEM chain parses, key (inline or
+ * in <path>.key) matches, the leaf's validity period covers now (the
+ * chain's certificates are not checked: clients may build another path).
+ * Returns a new context (caller frees), or NULL with the reason in
+ * <reason> (<len> bytes).
+ */
+SSL_CTX *certs_file_ctx(const char *path, char *reason, size_t len);
+
+/*
+ * Check the certificate file <path> as certs_load() would (see
+ * certs_file_ctx()). Returns 0 when usable; otherwise -1 with a reason in
+ * <reason>.
  */
 int certs_check_file(const char *path, char *reason, size_t len);
+
+/* Receives one index key <name> of a certificate, with <arg>; nonzero stops. */
+typedef int (*certs_name_fn)(const char *name, void *arg);
+
+/*
+ * Call <fn> with <arg> for every name certificate <crt> is indexed under,
+ * in certificate order: its DNS SANs, or its first CN when it has no DNS
+ * SAN, each lower-cased without a trailing dot ("*.example.com" for a
+ * wildcard). Skipped: names with an embedded NUL, a space, a control or
+ * non-ASCII octet, over CERTS_NAME_MAX - 1 bytes, address literals, and
+ * '*' anywhere but a whole first label. Returns 0, or the first nonzero
+ * return of <fn>.
+ */
+int certs_names(X509 *crt, certs_name_fn fn, void *arg);
+
+/*
+ * Set <*names> to the sorted names of the certificate files of <dir>:
+ * regular files for which certs_is_cert_name() holds. Returns the count
+ * (free with certs_dir_files_free()), or -1 with errno set.
+ */
+long certs_dir_files(const char *dir, char ***names);
+
+/* Free <names> (<n> entries, NULL entries allowed) from certs_dir_files(). */
+void certs_dir_files_free(char **names, long n);
 
 /*
  * Tell whether a directory entry called <name> is a certificate file

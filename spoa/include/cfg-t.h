@@ -139,6 +139,15 @@ struct cfg_mailproxy {
 	char audit_log[CFG_STR_MAX];   /* file for one line per login; empty = main log */
 };
 
+/*
+ * [cluster]: the other nodes' daemons, for the commands that show the whole
+ * cluster (the HAProxy admin sockets are [spoa] haproxy_admin).
+ */
+struct cfg_cluster {
+	struct cfg_list spoa_metrics;      /* every node's agents' metrics ip:port */
+	struct cfg_list mailproxy_metrics; /* every node's mail proxies' metrics ip:port */
+};
+
 /* The whole file. Plain data: copyable, no pointers to free. */
 struct gh_config {
 	char path[CFG_STR_MAX];
@@ -148,6 +157,7 @@ struct gh_config {
 	struct cfg_throttle throttle;
 	struct cfg_spoa spoa;
 	struct cfg_mailproxy mailproxy;
+	struct cfg_cluster cluster;
 	int nservers;
 	struct cfg_server servers[CFG_MAX_SERVERS];
 };

@@ -7,6 +7,9 @@
 #ifndef GH_DIR_H
 #define GH_DIR_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "cfg-t.h"
 #include "log.h"
 
@@ -77,6 +80,17 @@ typedef void (*dir_alias_fn)(const char *alias, void *arg);
  */
 enum dir_rc dir_lookup_aliases(struct dir *d, const char *key, struct dir_entry *out,
                                dir_alias_fn fn, void *arg);
+
+/*
+ * Probe LDAP server <uri> as a lookup connects to it: the same options
+ * (LDAPv3, network and operation timeouts, restart, no referrals) and the
+ * same simple bind as <cfg>'s bind_dn (anonymous when empty), each step
+ * bounded by <timeout_ms> (0 or more than [ldap] timeout: that timeout),
+ * then unbind. Blocking; SIGPIPE blocked in the calling thread meanwhile.
+ * Returns 0, or -1 with the reason in <err> (<errlen> bytes).
+ */
+int dir_probe(const struct cfg_ldap *cfg, const char *uri, uint32_t timeout_ms, char *err,
+              size_t errlen);
 
 /* Return a description of the last failure of <d> (never NULL). */
 const char *dir_last_error(const struct dir *d);

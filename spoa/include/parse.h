@@ -36,6 +36,16 @@ int parse_addr(const char *s, uint16_t default_port, struct sockaddr_storage *ss
                socklen_t *len) __attribute__((warn_unused_result));
 
 /*
+ * Split server address <s> into <host> (<hlen> bytes incl. NUL) and
+ * <port>: "<host>:<port>", "[<ipv6>]:<port>", "<host>", "[<ipv6>]" or a
+ * bare "<ipv6>" (then <default_port>; 0 means a port is required), as
+ * parse_addr() reads them. The host is a name or an address literal, not
+ * resolved here. Returns 0 or -1.
+ */
+int parse_hostport(const char *s, uint16_t default_port, char *host, size_t hlen,
+                   uint16_t *port) __attribute__((warn_unused_result));
+
+/*
  * Format <sa> as "ip:port" or "[ip6]:port" into <buf> of <len> bytes
  * (port omitted when <with_port> is 0). Returns <buf>; "?" on failure.
  */

@@ -3,8 +3,11 @@
  * HAProxy's "crt <dir>" does, builds one SSL_CTX per file and indexes the
  * contexts by the DNS names of their certificates in two sorted arrays
  * (exact names, and wildcard suffixes). Lookups are binary searches over
- * those arrays and allocate nothing.
+ * those arrays and allocate nothing. The rules deciding which files are
+ * served and under which names (certs_file_ctx(), certs_names()) are
+ * exported, so that inspection tools apply exactly these.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,8 +22,6 @@
 #include <openssl/x509v3.h>
 
 #include "certs.h"
-
-#define CERTS_NAME_MAX 256   /* a DNS name, bytes incl. NUL */
 
 /* One loaded file. */
 struct certs_file {
@@ -174,19 +175,25 @@ read_key(const char *path)
 	return k;
 }
 
-/*
- * Build a server SSL_CTX from <path> (chain + key, or key in <path>.key)
- * and check it. Returns the context, or NULL with <reason> set.
- */
-static SSL_CTX *
-ctx_from_file(const char *path, char *reason, size_t len)
+/* Build the server context of file <path>: see certs.h. */
+SSL_CTX *
+certs_file_ctx(const char *path, char *reason, size_t len)
 {
 	SSL_CTX *ctx;
 	X509 *crt;
 	EVP_PKEY *key;
 	char keypath[4096];
+	struct stat st;
 	int n;
 
+	if (stat(path, &st) != 0) {
+		snprintf(reason, len, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CERTS_FILE_MAX) {
+		snprintf(reason, len, "not a regular file of at most %d bytes", CERTS_FILE_MAX);
+		return NULL;
+	}
 	ERR_clear_error();
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
@@ -238,7 +245,7 @@ fail:
 int
 certs_check_file(const char *path, char *reason, size_t len)
 {
-	SSL_CTX *ctx = ctx_from_file(path, reason, len);
+	SSL_CTX *ctx = certs_file_ctx(path, reason, len);
 
 	if (ctx == NULL)
 		return -1;
@@ -246,25 +253,97 @@ certs_check_file(const char *path, char *reason, size_t len)
 	return 0;
 }
 
-/* Append name <raw> of file <file> to the index of <c>. Returns 0 or -1. */
+/* Tell whether <n> (normalised) is an IPv4 or IPv6 address literal. */
 static int
-index_add(struct certs *c, size_t *capx, size_t *capw, const char *raw, size_t file)
+is_ip_literal(const char *n)
 {
-	char n[CERTS_NAME_MAX];
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, n, buf) == 1 || inet_pton(AF_INET6, n, buf) == 1;
+}
+
+/*
+ * Hand name <raw> (<rawlen> bytes, not NUL-terminated) from a certificate
+ * to <fn> when it can be an index key. Returns 0 (also when skipped), or
+ * what <fn> returned.
+ */
+static int
+names_emit(const unsigned char *raw, int rawlen, certs_name_fn fn, void *arg)
+{
+	char buf[CERTS_NAME_MAX], n[CERTS_NAME_MAX];
+
+	if (rawlen <= 0 || (size_t)rawlen >= sizeof(buf))
+		return 0;
+	memcpy(buf, raw, (size_t)rawlen);
+	buf[rawlen] = '\0';
+	if (strlen(buf) != (size_t)rawlen)
+		return 0;   /* embedded NUL: "good.example\0.evil.example" */
+	if (norm_name(buf, n, sizeof(n)) < 0 || is_ip_literal(n))
+		return 0;   /* not a DNS name; TLS sends no address in SNI */
+	if (n[0] == '*') {
+		if (n[1] != '.' || n[2] == '\0' || strchr(n + 1, '*') != NULL)
+			return 0;
+	} else if (strchr(n, '*') != NULL) {
+		return 0;
+	}
+	return fn(n, arg);
+}
+
+/* Hand the names certificate <crt> is found by to <fn>: see certs.h. */
+int
+certs_names(X509 *crt, certs_name_fn fn, void *arg)
+{
+	GENERAL_NAMES *gens;
+	X509_NAME *subj;
+	int i, ndns = 0, rc = 0;
+
+	gens = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type != GEN_DNS)
+			continue;
+		/* a DNS SAN, even an unusable one, rules out the CN (RFC 6125) */
+		ndns++;
+		rc = names_emit(ASN1_STRING_get0_data(g->d.dNSName),
+		                ASN1_STRING_length(g->d.dNSName), fn, arg);
+	}
+	GENERAL_NAMES_free(gens);
+	subj = X509_get_subject_name(crt);
+	i = subj != NULL ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
+	if (ndns == 0 && rc == 0 && i >= 0) {
+		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+		unsigned char *utf8 = NULL;
+		int l = ASN1_STRING_to_UTF8(&utf8, d);
+
+		if (l > 0)
+			rc = names_emit(utf8, l, fn, arg);
+		OPENSSL_free(utf8);
+	}
+	return rc;
+}
+
+/* Where index_name() appends. */
+struct index_ctx {
+	struct certs *c;
+	size_t *capx, *capw;
+	size_t file;
+};
+
+/* Append index key <n> (from certs_names()) to the index. Returns 0 or -1. */
+static int
+index_name(const char *n, void *arg)
+{
+	struct index_ctx *ix = arg;
+	struct certs *c = ix->c;
 	struct certs_entry **arr;
 	size_t *cnt, *cap;
 	const char *key;
 
-	if (norm_name(raw, n, sizeof(n)) < 0)
-		return 0;   /* not a usable DNS name: ignore it */
 	if (n[0] == '*') {
-		if (n[1] != '.' || n[2] == '\0' || strchr(n + 1, '*') != NULL)
-			return 0;
-		arr = &c->wild; cnt = &c->nwild; cap = capw; key = n + 1;
+		arr = &c->wild; cnt = &c->nwild; cap = ix->capw; key = n + 1;
 	} else {
-		if (strchr(n, '*') != NULL)
-			return 0;
-		arr = &c->exact; cnt = &c->nexact; cap = capx; key = n;
+		arr = &c->exact; cnt = &c->nexact; cap = ix->capx; key = n;
 	}
 	if (*cnt == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
@@ -278,49 +357,19 @@ index_add(struct certs *c, size_t *capx, size_t *capw, const char *raw, size_t f
 	(*arr)[*cnt].name = strdup(key);
 	if ((*arr)[*cnt].name == NULL)
 		return -1;
-	(*arr)[*cnt].file = file;
+	(*arr)[*cnt].file = ix->file;
 	(*cnt)++;
 	return 0;
 }
 
-/* Index every DNS name of the certificate of file <file>. Returns 0 or -1. */
+/* Index every name of the certificate of file <file>. Returns 0 or -1. */
 static int
 index_file(struct certs *c, size_t *capx, size_t *capw, size_t file)
 {
-	X509 *crt = SSL_CTX_get0_certificate(c->files[file].ctx);
-	GENERAL_NAMES *gens;
-	int i, ndns = 0, rc = 0;
+	struct index_ctx ix = { c, capx, capw, file };
 
-	gens = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
-	if (gens != NULL) {
-		for (i = 0; i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
-			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-			char buf[CERTS_NAME_MAX];
-			int l;
-
-			if (g->type != GEN_DNS)
-				continue;
-			l = ASN1_STRING_length(g->d.dNSName);
-			if (l <= 0 || (size_t)l >= sizeof(buf))
-				continue;
-			memcpy(buf, ASN1_STRING_get0_data(g->d.dNSName), (size_t)l);
-			buf[l] = '\0';
-			if (strlen(buf) != (size_t)l)
-				continue;   /* embedded NUL */
-			ndns++;
-			rc = index_add(c, capx, capw, buf, file);
-		}
-		GENERAL_NAMES_free(gens);
-	}
-	if (ndns == 0 && rc == 0) {
-		X509_NAME *subj = X509_get_subject_name(crt);
-		char buf[CERTS_NAME_MAX];
-
-		if (subj != NULL &&
-		    X509_NAME_get_text_by_NID(subj, NID_commonName, buf, sizeof(buf)) > 0)
-			rc = index_add(c, capx, capw, buf, file);
-	}
-	return rc;
+	return certs_names(SSL_CTX_get0_certificate(c->files[file].ctx), index_name, &ix) < 0
+	       ? -1 : 0;
 }
 
 static int
@@ -379,9 +428,9 @@ certs_destroy(struct certs *c)
 	free(c);
 }
 
-/* Read the sorted certificate file names of <dir>. Returns the count or -1. */
-static long
-list_dir(const char *dir, char ***names)
+/* List the certificate files of <dir>: see certs.h. */
+long
+certs_dir_files(const char *dir, char ***names)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -392,7 +441,15 @@ list_dir(const char *dir, char ***names)
 	if (d == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
+		char path[4096];
+		struct stat st;
+		int l;
+
 		if (!certs_is_cert_name(de->d_name))
+			continue;
+		l = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (l < 0 || (size_t)l >= sizeof(path) || stat(path, &st) != 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
@@ -421,6 +478,15 @@ oom:
 	return -1;
 }
 
+/* Free <n> names of <names> from certs_dir_files(), and the array. */
+void
+certs_dir_files_free(char **names, long n)
+{
+	while (n > 0)
+		free(names[--n]);
+	free(names);
+}
+
 /* Build a store from <dir>: see certs.h. */
 struct certs *
 certs_load(const char *dir, const struct certs_opts *opts, char *err, size_t errlen)
@@ -433,7 +499,7 @@ certs_load(const char *dir, const struct certs_opts *opts, char *err, size_t err
 
 	if (opts != NULL)
 		o = *opts;
-	n = list_dir(dir, &names);
+	n = certs_dir_files(dir, &names);
 	if (n < 0) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return NULL;
@@ -444,14 +510,12 @@ certs_load(const char *dir, const struct certs_opts *opts, char *err, size_t err
 	atomic_init(&c->refs, 1);
 	for (i = 0; i < n; i++) {
 		char path[4096], reason[256];
-		struct stat st;
 		SSL_CTX *ctx;
 		int l = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 
-		if (l < 0 || (size_t)l >= sizeof(path) || stat(path, &st) != 0 ||
-		    !S_ISREG(st.st_mode))
+		if (l < 0 || (size_t)l >= sizeof(path))
 			continue;
-		ctx = ctx_from_file(path, reason, sizeof(reason));
+		ctx = certs_file_ctx(path, reason, sizeof(reason));
 		if (ctx == NULL) {
 			log_warnx(o.log, "certs: skipping %s: %s", path, reason);
 			continue;
@@ -469,15 +533,11 @@ certs_load(const char *dir, const struct certs_opts *opts, char *err, size_t err
 	}
 	index_sort(c->exact, &c->nexact);
 	index_sort(c->wild, &c->nwild);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	certs_dir_files_free(names, n);
 	return c;
 oom:
 	snprintf(err, errlen, "%s: out of memory", dir);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	certs_dir_files_free(names, n);
 	if (c != NULL)
 		certs_destroy(c);
 	return NULL;

@@ -130,6 +130,9 @@ static const struct kw keywords[] = {
 	{ "mailproxy", "greeting_pop3", KW_STR, S(mailproxy, greeting_pop3), 0, "gatehouse POP3 proxy ready" },
 	{ "mailproxy", "metrics", KW_STR, S(mailproxy, metrics), 0, NULL },
 	{ "mailproxy", "audit_log", KW_STR, S(mailproxy, audit_log), 0, NULL },
+
+	{ "cluster", "spoa_metrics", KW_ADDRLIST, S(cluster, spoa_metrics), 0, NULL },
+	{ "cluster", "mailproxy_metrics", KW_ADDRLIST, S(cluster, mailproxy_metrics), 0, NULL },
 };
 
 /* Keys of a [server NAME] section, by protocol. */

@@ -135,11 +135,12 @@ dir_transient(int rc)
 }
 
 /*
- * Open and bind a connection to <uri>. Returns LDAP_SUCCESS with d->ld
- * set, or an LDAP error code (d->ld is then NULL, the reason in d->err).
+ * Open and bind a connection to <uri>, each step bounded by <timeout_ms>.
+ * Returns LDAP_SUCCESS with d->ld set, or an LDAP error code (d->ld is
+ * then NULL, the reason in d->err).
  */
 static int
-dir_connect_one(struct dir *d, const char *uri)
+dir_connect_one(struct dir *d, const char *uri, uint32_t timeout_ms)
 {
 	const struct cfg_ldap *c = d->cfg;
 	struct timeval tv;
@@ -152,8 +153,8 @@ dir_connect_one(struct dir *d, const char *uri)
 		d->ld = NULL;
 		return rc;
 	}
-	tv.tv_sec = c->timeout_ms / 1000;
-	tv.tv_usec = (suseconds_t)(c->timeout_ms % 1000) * 1000;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
 	v = LDAP_VERSION3;
 	if (ldap_set_option(d->ld, LDAP_OPT_PROTOCOL_VERSION, &v) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(d->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
@@ -192,7 +193,7 @@ dir_connect(struct dir *d)
 
 	dir_close(d);
 	for (i = 0; i < c->uri.n; i++) {
-		rc = dir_connect_one(d, c->uri.item[i]);
+		rc = dir_connect_one(d, c->uri.item[i], c->timeout_ms);
 		if (rc == LDAP_SUCCESS)
 			return rc;
 		/* a refused bind is the same everywhere: do not hammer every server */
@@ -201,6 +202,27 @@ dir_connect(struct dir *d)
 		log_debug(d->log, "%s", d->err);
 	}
 	return rc;
+}
+
+/*
+ * Connect and bind to <uri> with <cfg> as a lookup would; see dir.h.
+ */
+int
+dir_probe(const struct cfg_ldap *cfg, const char *uri, uint32_t timeout_ms, char *err,
+          size_t errlen)
+{
+	struct dir d = { .cfg = cfg };
+	sigset_t old;
+	int rc;
+
+	if (timeout_ms == 0 || timeout_ms > cfg->timeout_ms)
+		timeout_ms = cfg->timeout_ms;
+	dir_sigpipe_block(&old);
+	rc = dir_connect_one(&d, uri, timeout_ms);
+	dir_close(&d);
+	dir_sigpipe_restore(&old);
+	snprintf(err, errlen, "%s", rc == LDAP_SUCCESS ? "" : d.err);
+	return rc == LDAP_SUCCESS ? 0 : -1;
 }
 
 /* Copy the first value of <attr> of <e> into <out> (<len> bytes); "" when absent. */

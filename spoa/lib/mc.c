@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "mc.h"
+#include "parse.h"
 
 /*
  * Attempts per operation: a connection failure marks the server dead, the
@@ -164,41 +165,6 @@ mc_stall_clear(struct mc *mc, const char *key)
 	mc->stall[slot].until_ms = 0;
 }
 
-/* Split "host:port", "[v6]:port" or "host" (port 11211) into <host>/<port>. */
-static int
-mc_split(const char *s, char *host, size_t hlen, in_port_t *port)
-{
-	const char *colon, *hend;
-	unsigned long p = 11211;
-	char *end;
-	size_t n;
-
-	if (s[0] == '[') {
-		hend = strchr(s, ']');
-		if (hend == NULL)
-			return -1;
-		s++;
-		colon = hend[1] == ':' ? hend + 1 : NULL;
-		if (hend[1] != '\0' && colon == NULL)
-			return -1;
-	} else {
-		colon = strrchr(s, ':');
-		hend = colon ? colon : s + strlen(s);
-	}
-	if (colon != NULL) {
-		p = strtoul(colon + 1, &end, 10);
-		if (colon[1] == '\0' || *end != '\0' || p == 0 || p > 65535)
-			return -1;
-	}
-	n = (size_t)(hend - s);
-	if (n == 0 || n >= hlen)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	*port = (in_port_t)p;
-	return 0;
-}
-
 /*
  * Create a handle for the servers in <cfg>, logging through <lg>. Returns
  * NULL when there are no servers or on error (logged).
@@ -245,7 +211,7 @@ mc_new(const struct cfg_memcached *cfg, const struct logger *lg)
 		return NULL;
 	}
 	for (i = 0; i < cfg->servers.n; i++) {
-		if (mc_split(cfg->servers.item[i], host, sizeof(host), &port) < 0) {
+		if (parse_hostport(cfg->servers.item[i], 11211, host, sizeof(host), &port) < 0) {
 			log_err(lg, "memcached: bad server '%s' (expected host:port)", cfg->servers.item[i]);
 			mc_free(mc);
 			return NULL;

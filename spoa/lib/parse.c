@@ -162,6 +162,55 @@ parse_addr(const char *s, uint16_t default_port, struct sockaddr_storage *ss, so
 }
 
 /*
+ * Split "<host>:<port>", "[<ipv6>]:<port>" or "<host>" <s> into <host>
+ * (<hlen> bytes) and <port>; see parse.h. Returns 0 or -1.
+ */
+int
+parse_hostport(const char *s, uint16_t default_port, char *host, size_t hlen, uint16_t *port)
+{
+	const char *colon, *hend;
+	uint64_t p = default_port;
+	size_t n, i;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (s[0] == '[') {
+		hend = strchr(s, ']');
+		if (hend == NULL)
+			return -1;
+		s++;
+		if (hend[1] == ':')
+			colon = hend + 1;
+		else if (hend[1] == '\0')
+			colon = NULL;
+		else
+			return -1;
+		if (memchr(s, ':', (size_t)(hend - s)) == NULL)
+			return -1;   /* brackets are for IPv6 literals only */
+	} else {
+		colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			colon = NULL;   /* a bare IPv6 literal, without a port (as parse_addr()) */
+		hend = colon != NULL ? colon : s + strlen(s);
+	}
+	if (colon != NULL && parse_uint(colon + 1, 65535, &p) < 0)
+		return -1;
+	n = (size_t)(hend - s);
+	if (p == 0 || n == 0 || n >= hlen)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '[' || ch == ']')
+			return -1;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/*
  * Format <sa> into <buf> (<len> bytes) as "ip:port", "[ip6]:port", or the
  * bare address when <with_port> is 0. Returns <buf>, "?" on failure.
  */

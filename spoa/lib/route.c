@@ -129,9 +129,27 @@ route_val_format(const struct route_val *v, char *buf, size_t len)
 static int
 route_lkey(char *buf, size_t len, enum route_kind kind, const char *norm)
 {
-	int n = snprintf(buf, len, "%s%s", kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm);
+	const char *pfx = kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME;
+	size_t pn = strlen(pfx), nn = strlen(norm);
 
-	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+	if (pn + nn + 1 > len)
+		return -1;
+	memcpy(buf, pfx, pn);
+	memcpy(buf + pn, norm, nn + 1);
+	return 0;
+}
+
+/* Empty <out>: its scalars zeroed, its strings "" (no memset of the
+ * string buffers: this runs for every request). */
+static void
+route_result_reset(struct route_result *out)
+{
+	out->status = ROUTE_OK;
+	out->source = ROUTE_SRC_NONE;
+	out->account[0] = out->name[0] = out->server[0] = '\0';
+	memset(&out->addr, 0, sizeof(out->addr));
+	out->addrlen = 0;
+	out->port = 0;
 }
 
 /* Normalise <key> of <kind> into <norm>. Returns 0 or -1. */
@@ -355,7 +373,7 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 	char norm[NAME_MAX_LEN + 1];
 	int rc;
 
-	memset(out, 0, sizeof(*out));
+	route_result_reset(out);
 	out->status = ROUTE_ERROR;
 	if (key == NULL || (int)proto < 0 || proto >= PROTO__COUNT) {
 		route_count(ag, out);
@@ -387,7 +405,7 @@ route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm
 
 	if (route_cached(ag, kind, norm, proto, out))
 		return out->status == ROUTE_OK ? 0 : -1;   /* counted there */
-	memset(out, 0, sizeof(*out));
+	route_result_reset(out);
 	if (use_mc && keys_make(mkey, sizeof(mkey), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME,
 	                        norm) == 0) {
 		mrc = mc_get(w->mc, mkey, val, sizeof(val));
@@ -449,7 +467,7 @@ route_cached(struct agent *ag, enum route_kind kind, const char *key, enum gh_pr
 		return 0;
 	if (!lcache_get(ag->lcache, lkey, val, sizeof(val)) || route_val_parse(val, &v) < 0)
 		return 0;
-	memset(out, 0, sizeof(*out));
+	route_result_reset(out);
 	out->source = ROUTE_SRC_LOCAL;
 	route_resolve(ag, &v, proto, out, 0);
 	route_note_name(out, kind, norm);

@@ -123,7 +123,10 @@ struct spoa_conn {
 #define REQ_LOGIN_RESULT 0x04
 
 /* One NOTIFY being answered. Freed by spoa_msg_req_free() or the job
- * queue's release callback, never both. */
+ * queue's release callback, never both. Created by req_new() in
+ * spoa_msg.c, which zeroes everything up to <ip> and only the first byte
+ * of each string after it (one request costs no 2 kB memset): keep every
+ * field that is not a NUL-terminated string above <ip>. */
 struct spoa_req {
 	struct spoa *sp;
 	struct spoa_conn *conn;       /* NULL once the connection is gone */
@@ -135,14 +138,8 @@ struct spoa_req {
 	ev_tstamp start;
 	TAILQ_ENTRY(spoa_req) link;
 	/* inputs */
-	char ip[SPOA_IP_MAX];
-	char host[256];
-	char user[HTTPUSER_MAX];      /* name or id to route on */
 	enum httpuser_by by;
 	enum gh_proto proto;
-	char login_user[HTTPUSER_MAX];/* from the login message, form-decoded */
-	char basic_user[HTTPUSER_MAX];/* the user of Basic credentials, whatever routes */
-	char acct[HTTPUSER_MAX];      /* the name the throttle counts this login under */
 	int bad;                      /* malformed credentials: answered "bad" (400) */
 	int http_status;              /* login-result */
 	int vhost;                    /* -1 unchecked, -2 undecided (worker), 0 refused, 1 allowed */
@@ -150,11 +147,18 @@ struct spoa_req {
 	int vhost_soft;               /* allowed only because LDAP could not tell (tempfail) */
 	int vhost_soft_job;           /* the worker's; copied to vhost_soft on the loop */
 	/* outputs (written by the worker) */
-	struct route_result rr;
 	_Atomic int route_done;       /* rr is final (the deadline may answer it) */
 	int vhost_done;               /* vhost_job is final */
 	struct throttle_result tr;
 	int throttled;
+	/* strings: from here on only the first byte is set at creation */
+	char ip[SPOA_IP_MAX];
+	char host[256];
+	char user[HTTPUSER_MAX];      /* name or id to route on */
+	char login_user[HTTPUSER_MAX];/* from the login message, form-decoded */
+	char basic_user[HTTPUSER_MAX];/* the user of Basic credentials, whatever routes */
+	char acct[HTTPUSER_MAX];      /* the name the throttle counts this login under */
+	struct route_result rr;       /* its scalars and first bytes set by req_new() */
 };
 
 /* spoa_conn.c */

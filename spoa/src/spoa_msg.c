@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,25 @@
 #include "spop.h"
 
 #define ACK_BUF 2048
+
+/* Allocate a request: the fields above <ip> zeroed, each string empty. */
+static struct spoa_req *
+req_new(void)
+{
+	struct spoa_req *r = malloc(sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	memset(r, 0, offsetof(struct spoa_req, ip));
+	r->ip[0] = r->host[0] = r->user[0] = '\0';
+	r->login_user[0] = r->basic_user[0] = r->acct[0] = '\0';
+	memset(&r->rr, 0, offsetof(struct route_result, account));
+	r->rr.account[0] = r->rr.name[0] = r->rr.server[0] = '\0';
+	r->rr.addr.ss_family = AF_UNSPEC;
+	r->rr.addrlen = 0;
+	r->rr.port = 0;
+	return r;
+}
 
 /* Free <r> and drop its hold on its configuration generation. */
 static void
@@ -62,12 +82,34 @@ copy_str(char *dst, size_t len, const struct spop_data *v)
 	dst[n] = '\0';
 }
 
+/* Write IPv4 address <a> as dotted text into <dst> (16 bytes or more):
+ * what inet_ntop() gives, without its sprintf (once per request). */
+static void
+ipv4_text(char *dst, const uint8_t a[4])
+{
+	char *p = dst;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned b = a[i];
+
+		if (b >= 100)
+			*p++ = (char)('0' + b / 100);
+		if (b >= 10)
+			*p++ = (char)('0' + b / 10 % 10);
+		*p++ = (char)('0' + b % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+}
+
 /* Write IP value <v> (typed or textual) as text into <dst>. */
 static void
 copy_ip(char *dst, size_t len, const struct spop_data *v)
 {
 	dst[0] = '\0';
-	if (v->type == SPOP_DATA_IPV4)
+	if (v->type == SPOP_DATA_IPV4 && len >= INET_ADDRSTRLEN)
+		ipv4_text(dst, v->v.ipv4);
+	else if (v->type == SPOP_DATA_IPV4)
 		inet_ntop(AF_INET, v->v.ipv4, dst, (socklen_t)len);
 	else if (v->type == SPOP_DATA_IPV6)
 		inet_ntop(AF_INET6, v->v.ipv6, dst, (socklen_t)len);
@@ -348,6 +390,45 @@ spoa_msg_req_cancel(struct spoa_req *r)
 	}
 }
 
+/* The arguments the messages carry (spoe-gatehouse.conf). */
+enum arg_id {
+	ARG_OTHER, ARG_IP, ARG_HOST, ARG_PATH, ARG_QUERY, ARG_TOKEN, ARG_AUTH, ARG_PROTO,
+	ARG_USER, ARG_QUSER, ARG_ACCOUNT, ARG_STATUS
+};
+
+/* Tell which argument <name> is: one comparison per argument, not a chain. */
+static enum arg_id
+arg_id(struct spop_str name)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		enum arg_id id;
+	} args[] = {
+		{ "ip", 2, ARG_IP }, { "host", 4, ARG_HOST }, { "path", 4, ARG_PATH },
+		{ "query", 5, ARG_QUERY }, { "token", 5, ARG_TOKEN }, { "auth", 4, ARG_AUTH },
+		{ "proto", 5, ARG_PROTO }, { "user", 4, ARG_USER }, { "quser", 5, ARG_QUSER },
+		{ "account", 7, ARG_ACCOUNT }, { "status", 6, ARG_STATUS },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(args) / sizeof(args[0]); i++)
+		if (name.len == args[i].len && name.ptr[0] == (uint8_t)args[i].s[0] &&
+		    memcmp(name.ptr, args[i].s, args[i].len) == 0)
+			return args[i].id;
+	return ARG_OTHER;
+}
+
+/* Point <dst>/<dlen> at string value <v>; other types are ignored. */
+static void
+take_str(const char **dst, size_t *dlen, const struct spop_data *v)
+{
+	if (v->type != SPOP_DATA_STR && v->type != SPOP_DATA_BIN)
+		return;
+	*dst = (const char *)v->v.str.ptr;
+	*dlen = v->v.str.len;
+}
+
 /*
  * Read the arguments of message <m> (of kind <what>) into <r>; the route
  * message's request parts go to <hr> (pointing into the frame) and its
@@ -359,48 +440,63 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 {
 	struct spop_str name;
 	struct spop_data v;
-	char quser[HTTPUSER_MAX] = "";
+	char quser[HTTPUSER_MAX];
 
+	quser[0] = '\0';
 	while (spop_arg_next(m, &name, &v) == 1) {
-		if (spop_str_eq(name, "ip")) {
+		enum arg_id id = arg_id(name);
+
+		switch (id) {
+		case ARG_IP:
 			copy_ip(r->ip, sizeof(r->ip), &v);
-		} else if ((what & REQ_ROUTE) && spop_str_eq(name, "host")) {
-			copy_str(r->host, sizeof(r->host), &v);
-		} else if (spop_str_eq(name, "user") || spop_str_eq(name, "quser")) {
+			break;
+		case ARG_USER:
+		case ARG_QUSER:
 			/* the web form's field, as the browser encoded it, from
 			 * the body (user) and the query string (quser): decoded
 			 * here, once, for the login and login-result messages */
-			char *dst = spop_str_eq(name, "user") ? r->login_user : quser;
-
 			if ((v.type == SPOP_DATA_STR || v.type == SPOP_DATA_BIN) &&
-			    httpuser_from_form((const char *)v.v.str.ptr, v.v.str.len, dst,
+			    httpuser_from_form((const char *)v.v.str.ptr, v.v.str.len,
+			                       id == ARG_USER ? r->login_user : quser,
 			                       HTTPUSER_MAX) == -2)
 				r->bad = 1;
-		} else if ((what & REQ_ROUTE)) {
-			if (v.type != SPOP_DATA_STR && v.type != SPOP_DATA_BIN)
-				continue;
-			if (spop_str_eq(name, "host"))
+			break;
+		case ARG_HOST:
+			if (what & REQ_ROUTE)
 				copy_str(r->host, sizeof(r->host), &v);
-			else if (spop_str_eq(name, "path")) {
-				hr->path = (const char *)v.v.str.ptr;
-				hr->path_len = v.v.str.len;
-			} else if (spop_str_eq(name, "query")) {
-				hr->query = (const char *)v.v.str.ptr;
-				hr->query_len = v.v.str.len;
-			} else if (spop_str_eq(name, "token")) {
-				hr->token = (const char *)v.v.str.ptr;
-				hr->token_len = v.v.str.len;
-			} else if (spop_str_eq(name, "auth")) {
-				hr->auth = (const char *)v.v.str.ptr;
-				hr->auth_len = v.v.str.len;
-			} else if (spop_str_eq(name, "proto"))
+			break;
+		case ARG_PATH:
+			if (what & REQ_ROUTE)
+				take_str(&hr->path, &hr->path_len, &v);
+			break;
+		case ARG_QUERY:
+			if (what & REQ_ROUTE)
+				take_str(&hr->query, &hr->query_len, &v);
+			break;
+		case ARG_TOKEN:
+			if (what & REQ_ROUTE)
+				take_str(&hr->token, &hr->token_len, &v);
+			break;
+		case ARG_AUTH:
+			if (what & REQ_ROUTE)
+				take_str(&hr->auth, &hr->auth_len, &v);
+			break;
+		case ARG_PROTO:
+			if ((what & REQ_ROUTE) && (v.type == SPOP_DATA_STR || v.type == SPOP_DATA_BIN))
 				copy_str(proto, protolen, &v);
-		} else if (spop_str_eq(name, "account")) {
+			break;
+		case ARG_ACCOUNT:
 			/* the name the login was counted under (txn.gh.acct) */
-			copy_str(r->acct, sizeof(r->acct), &v);
-		} else if (spop_str_eq(name, "status")) {
-			if (v.type >= SPOP_DATA_INT32 && v.type <= SPOP_DATA_UINT64 && v.v.u < 1000)
+			if (!(what & REQ_ROUTE))
+				copy_str(r->acct, sizeof(r->acct), &v);
+			break;
+		case ARG_STATUS:
+			if (!(what & REQ_ROUTE) && v.type >= SPOP_DATA_INT32 &&
+			    v.type <= SPOP_DATA_UINT64 && v.v.u < 1000)
 				r->http_status = (int)v.v.u;
+			break;
+		case ARG_OTHER:
+			break;
 		}
 	}
 	/* A servlet reads the query string's username before the body's: a
@@ -408,7 +504,7 @@ read_args(struct spoa_req *r, struct spop_msg *m, unsigned what,
 	if (quser[0] && r->login_user[0] && strcasecmp(quser, r->login_user) != 0)
 		r->bad = 1;
 	else if (quser[0])
-		memcpy(r->login_user, quser, sizeof(r->login_user));
+		memcpy(r->login_user, quser, strlen(quser) + 1);
 }
 
 /*
@@ -427,7 +523,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 	char proto[16] = "";
 	int rc;
 
-	r = calloc(1, sizeof(*r));
+	r = req_new();
 	if (r == NULL)
 		return 1;
 	r->sp = sp;
@@ -466,7 +562,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		/* Basic credentials are checked by the mailbox server whatever
 		 * the request is routed on: the login counts under their user */
 		if (r->by == HTTPUSER_BASIC)
-			memcpy(r->basic_user, r->user, sizeof(r->basic_user));
+			memcpy(r->basic_user, r->user, strlen(r->user) + 1);
 		else if (httpuser_from_basic(hr.auth, hr.auth_len, r->basic_user,
 		                             sizeof(r->basic_user)) == -2)
 			r->bad = 1;

@@ -430,7 +430,10 @@ wr_bytes(struct spop_writer *w, const void *src, size_t n)
 static void
 wr_u8(struct spop_writer *w, uint8_t b)
 {
-	wr_bytes(w, &b, 1);
+	if (!w->err && w->off < w->size && w->off + 1 - SPOP_LEN_SIZE <= w->max_frame)
+		w->buf[w->off++] = b;
+	else
+		wr_bytes(w, &b, 1);
 }
 
 static void

@@ -64,6 +64,12 @@ def _remove_stale_dirs():
             continue
 
 
+def pytest_configure(config):
+    """Register the marks of this suite."""
+    config.addinivalue_line("markers", "slow: starts a whole cluster (test_cluster.py); "
+                            "-m 'not slow' leaves it out")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Note when the test's setup began: its processes start from here."""

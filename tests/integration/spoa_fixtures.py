@@ -404,9 +404,10 @@ class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
 
     def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
-                 extra_cfg=None, master=False):
+                 extra_cfg=None, master=False, host="127.0.0.1"):
         self.d = d
-        self.http_port, self.https_port = free_port(), free_port()
+        self.host = host     # its listeners' address (a node of a cluster has its own)
+        self.http_port, self.https_port = free_port(host), free_port(host)
         pool = os.path.join(d, "gatehouse-servers.cfg")
         allowed = os.path.join(d, "allowed-dst.lst")
         write_pool(pool, mailboxes)
@@ -416,8 +417,8 @@ class Haproxy:
         write_routes(self.routes, self.route_index, mailboxes)
         env = dict(os.environ)
         env.update({
-            "GH_HTTP_BIND": "127.0.0.1:%d" % self.http_port,
-            "GH_HTTPS_BIND": "127.0.0.1:%d" % self.https_port,
+            "GH_HTTP_BIND": "%s:%d" % (host, self.http_port),
+            "GH_HTTPS_BIND": "%s:%d" % (host, self.https_port),
             "GH_CERTS": certs_dir,
             "GH_ERRORS": os.path.join(REPO, "haproxy", "errors"),
             "GH_SPOE_CONF": os.path.join(REPO, "haproxy", "spoe-gatehouse.conf"),
@@ -449,13 +450,13 @@ class Haproxy:
             argv += ["-W", "-S", self.master_sock]
         self.log = os.path.join(d, "haproxy.log")
         self.proc = gh_procs.Proc("haproxy", argv, self.log, env=env)
-        wait_listening(self.http_port, proc=self.proc)
-        wait_listening(self.https_port, proc=self.proc)
+        wait_listening(self.http_port, host, proc=self.proc)
+        wait_listening(self.https_port, host, proc=self.proc)
 
     def url(self, path, https=False):
         if https:
-            return "https://127.0.0.1:%d%s" % (self.https_port, path)
-        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+            return "https://%s:%d%s" % (self.host, self.https_port, path)
+        return "http://%s:%d%s" % (self.host, self.http_port, path)
 
     def get(self, path, headers=None, method="GET", data=None, timeout=10):
         """Plain HTTP request through haproxy: (status, headers, parsed body or text)."""

@@ -44,8 +44,8 @@ def _sessions_alive(sids):
     return left
 
 
-@pytest.fixture(scope="module")
-def demo():
+def _start_demo(extra=()):
+    """Start the demo with run.py's arguments <extra>; yield its info."""
     # not pytest's tmp_path: its 0700 parents keep dovecot's unprivileged
     # auth process out
     d = tempfile.mkdtemp(prefix="gh-demo-")
@@ -55,7 +55,7 @@ def demo():
     out = open(os.path.join(d, "demo.out"), "w+")
     p = subprocess.Popen([sys.executable, RUN, "--build", build, "--dir", run_dir,
                           "--certs", certs, "--conf", os.path.join(d, "no-such.conf"),
-                          "--users", "1000"],
+                          "--users", "1000"] + list(extra),
                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=REPO, start_new_session=True)
     ready = os.path.join(run_dir, "ready")
@@ -81,6 +81,16 @@ def demo():
                 p.wait(10)
         out.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    yield from _start_demo()
+
+
+@pytest.fixture(scope="module")
+def demo_cluster():
+    yield from _start_demo(["--nodes", "2"])
 
 
 def _commands(text):
@@ -139,7 +149,7 @@ def test_logs_are_prefixed(demo):
                       seen=lambda: _demo_output(demo)[-3000:])
 
 
-def test_sigint_stops_everything(demo):
+def _stops_everything(demo):
     p = demo["proc"]
     sids = set(demo["pids"])
     p.send_signal(signal.SIGINT)
@@ -151,3 +161,32 @@ def test_sigint_stops_everything(demo):
         time.sleep(0.2)
         left = _sessions_alive(sids)
     assert not left, "processes left after SIGINT: %s" % left
+
+
+def test_sigint_stops_everything(demo):
+    _stops_everything(demo)
+
+
+@pytest.mark.slow
+def test_cluster_demo(demo_cluster):
+    """`make run NODES=2`: every part of both nodes and the shared servers
+    run, each node's printed commands work as printed and reach that node
+    (its address), and SIGINT stops everything."""
+    names = sorted(demo_cluster["pids"].values())
+    for part, n in (("gatehouse-spoa", 4), ("gatehouse-mailproxy", 2), ("haproxy", 2),
+                    ("memcached", 2), ("slapd", 2)):
+        assert names.count(part) == n, names
+    text = demo_cluster["text"]
+    cmds = _commands(text)
+    for addr in ("127.0.0.11", "127.0.0.12"):
+        mine = [c for c in cmds if addr in c]
+        assert len(mine) >= 5, text[-3000:]
+        for c in mine:
+            rc, out = _run(c)
+            assert rc == 0, "command failed (rc %d): %s\n%s" % (rc, c, out)
+    status = [c for c in cmds if c.endswith(" status")]
+    assert len(status) == 2
+    rc, out = _run(status[0])
+    # one node's status shows both nodes' agents and mail proxies
+    assert rc == 0 and out.count("127.0.0.11:") >= 3 and out.count("127.0.0.12:") >= 3, out
+    _stops_everything(demo_cluster)

@@ -8,7 +8,10 @@ gatehouse-spoa agents, slapd, memcached and stand-in mailbox servers.
 """
 import base64
 import signal
+import subprocess
 import time
+
+import pytest
 
 from spoa_fixtures import *  # noqa: F401,F403 - fixtures
 from spoa_fixtures import server_table, wait_for
@@ -282,3 +285,61 @@ def test_no_user_is_kept_too(spoa_factory, haproxy_factory, slapd_shared, memcac
     for _ in range(2):
         site.get("/home/nobody@example.com/")
     assert settle(site) == n + 3
+
+
+def routes_to(site, idx):
+    """Routes HAProxy's table holds to routes.map server <idx>."""
+    return sum(1 for line in site.hp.admin("show table gh_routes").splitlines()
+               if "gpt0=%d" % idx in line.split())
+
+
+def test_purge_clears_again_after_answers_in_flight(spoa_factory, haproxy_factory, slapd,
+                                                    memcached, mailboxes, make_conf, gatehouse):
+    """An agent answer that read memcached just before the purge deleted it
+    can reach HAProxy after the purge cleared the table: the purge clears
+    once more after the agents' deadline. The race is replayed: between the
+    two clears the old route is put back in memcached and learned again."""
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    tok = token(slapd, ALICE)
+    ikey = "gh:i:" + slapd.entry_uuid(ALICE).lower()
+    for _ in range(2):
+        assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox1"
+    stale = memcached.get(ikey)
+    assert stale == "%s mbox1" % ALICE, stale
+    assert routes_to(site, 1) == 1
+    slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+    # a long deadline in the CLI's configuration: the second clear comes
+    # 3.25 s after the first, room enough to replay the race in between
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock, "deadline": "3s"},
+                     **site.conf_kw)
+    for rnd in range(3):
+        memcached.set(ikey, stale)   # what the purge reads the old server from
+        cli = gatehouse(conf)
+        argv = [cli.exe, "-c", cli.conf, "--json", "purge", ALICE]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert wait_for(lambda: routes_to(site, 1) == 0 or p.poll() is not None, 10)
+            t_clear = time.monotonic()
+            # the answer in flight: memcached's old value, learned again
+            memcached.set(ikey, stale)
+            if p.poll() is not None:
+                # a purge that does not wait is over at once after its clear
+                assert time.monotonic() - t_clear > 3.0, \
+                    "the purge ended without a second clear: %r" % (p.communicate(),)
+            assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox1"
+            relearned = routes_to(site, 1) == 1 and p.poll() is None
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, (out, err)
+        memcached.delete(ikey)
+        if not relearned:
+            continue          # too slow to replay the race inside the window: again
+        # the second clear dropped the route learned in between
+        assert routes_to(site, 1) == 0
+        assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox2"
+        return
+    pytest.fail("could not replay the race within the purge's second-clear window")

@@ -208,6 +208,101 @@ test_check_file_reasons(void **state)
 	assert_int_equal(certs_check_file(path, reason, sizeof(reason)), -1);
 }
 
+/* Make a self-signed certificate with CN <cn> (or none) and the SANs
+ * <types>[i]/<vals>[i] (GEN_DNS or GEN_IPADD; <lens>[i] bytes, NULs allowed). */
+static X509 *
+make_raw_cert(EVP_PKEY *key, const char *cn, const int *types, const char *const *vals,
+              const int *lens, int n)
+{
+	X509 *x = X509_new();
+	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	int i;
+
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	if (cn != NULL)
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+		                           (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	for (i = 0; i < n; i++) {
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		ASN1_STRING *v = ASN1_STRING_type_new(types[i] == GEN_DNS ? V_ASN1_IA5STRING
+		                                                          : V_ASN1_OCTET_STRING);
+
+		assert_true(ASN1_STRING_set(v, vals[i], lens[i]) == 1);
+		GENERAL_NAME_set0_value(g, types[i], v);
+		sk_GENERAL_NAME_push(gens, g);
+	}
+	if (n > 0)
+		assert_true(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0) == 1);
+	GENERAL_NAMES_free(gens);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	return x;
+}
+
+/* Collects certs_names() output as "a|b|c|" (in a 1024-byte buffer). */
+static int
+join_name(const char *name, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 1024 - n, "%s|", name);
+	return 0;
+}
+
+static void
+test_names_rules(void **state)
+{
+	static const char nul[] = "good.example.test\0.evil.example.test";
+	const int t1[] = { GEN_DNS, GEN_IPADD, GEN_DNS, GEN_DNS, GEN_DNS, GEN_DNS, GEN_DNS,
+	                   GEN_DNS, GEN_DNS, GEN_DNS };
+	const char *const v1[] = { "UP.Example.Test.", "\x7f\0\0\x01", "127.0.0.1", "::1",
+	                           "*.w.example.test", "a*.x.example.test", "*.*.example.test",
+	                           "*", nul, "sp ace.example.test" };
+	const int l1[] = { 16, 4, 9, 3, 16, 17, 16, 1, (int)sizeof(nul) - 1, 19 };
+	const int t2[] = { GEN_DNS };
+	const char *const v2[] = { nul };
+	const int l2[] = { (int)sizeof(nul) - 1 };
+	const int t3[] = { GEN_IPADD };
+	const char *const v3[] = { "\x7f\0\0\x01" };
+	const int l3[] = { 4 };
+	EVP_PKEY *k = make_key();
+	char out[1024];
+	X509 *x;
+
+	(void)state;
+	/* DNS SANs only, lower-cased, no trailing dot; never an address, a NUL,
+	 * a space or a misplaced '*'; the CN is not used when a DNS SAN exists */
+	x = make_raw_cert(k, "cn.example.test", t1, v1, l1, 10);
+	out[0] = '\0';
+	assert_int_equal(certs_names(x, join_name, out), 0);
+	assert_string_equal(out, "up.example.test|*.w.example.test|");
+	X509_free(x);
+	/* a DNS SAN with an embedded NUL is no name, and still rules out the CN */
+	x = make_raw_cert(k, "cn.example.test", t2, v2, l2, 1);
+	out[0] = '\0';
+	assert_int_equal(certs_names(x, join_name, out), 0);
+	assert_string_equal(out, "");
+	X509_free(x);
+	/* an IP SAN alone leaves the CN in use; a CN that is an address is no name */
+	x = make_raw_cert(k, "Cn.Example.Test", t3, v3, l3, 1);
+	out[0] = '\0';
+	assert_int_equal(certs_names(x, join_name, out), 0);
+	assert_string_equal(out, "cn.example.test|");
+	X509_free(x);
+	x = make_raw_cert(k, "127.0.0.1", t3, v3, l3, 1);
+	out[0] = '\0';
+	assert_int_equal(certs_names(x, join_name, out), 0);
+	assert_string_equal(out, "");
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
 static int setup_calls;
 
 static void
@@ -336,6 +431,7 @@ main(void)
 		cmocka_unit_test(test_name_match),
 		cmocka_unit_test(test_cert_names),
 		cmocka_unit_test(test_check_file_reasons),
+		cmocka_unit_test(test_names_rules),
 		cmocka_unit_test(test_store_lookup),
 		cmocka_unit_test(test_store_default_and_errors),
 		cmocka_unit_test(test_random_sni_no_growth),

@@ -146,7 +146,7 @@ test_full(void **state)
 	struct gh_config *c;
 	const struct cfg_server *s;
 	struct sockaddr_in sin;
-	char err[512], text[1024];
+	char err[512], text[1536];
 	const char *pw = write_tmp(t, "s3cret\n");
 	enum gh_proto p;
 
@@ -175,6 +175,9 @@ test_full(void **state)
 	         "listen = 127.0.0.1:12345 [::1]:12345\n"
 	         "strict_hosts = yes\n"
 	         "haproxy_admin = /run/haproxy/admin.sock /run/h2/admin.sock\n"
+	         "[cluster]\n"
+	         "spoa_metrics = 127.0.0.11:9101 127.0.0.12:9101\n"
+	         "mailproxy_metrics = 127.0.0.12:9102\n"
 	         "[server mbox1]\n"
 	         "address = 192.0.2.10\n"
 	         "imap = 7143\n"
@@ -201,6 +204,9 @@ test_full(void **state)
 	assert_int_equal(c->spoa.strict_hosts, 1);
 	assert_int_equal(c->spoa.haproxy_admin.n, 2);
 	assert_string_equal(c->spoa.haproxy_admin.item[1], "/run/h2/admin.sock");
+	assert_int_equal(c->cluster.spoa_metrics.n, 2);
+	assert_string_equal(c->cluster.spoa_metrics.item[1], "127.0.0.12:9101");
+	assert_int_equal(c->cluster.mailproxy_metrics.n, 1);
 	assert_int_equal(c->nservers, 2);
 	s = cfg_server_find(c, "MBox1");
 	assert_non_null(s);
@@ -263,6 +269,7 @@ test_bad_values(void **state)
 	/* KW_ADDRLIST */
 	fails(state, "[spoa]\nlisten = localhost:1234\n", 0, "ip:port", 2);
 	fails(state, "[mailproxy]\nimap = 127.0.0.1\n", 0, "imap", 2);
+	fails(state, "[cluster]\nspoa_metrics = node2:9101\n", 0, "spoa_metrics", 2);
 	/* KW_FILTER */
 	fails(state, "[ldap]\naccount_filter = (mail=*)\n", 0, "%s", 2);
 	fails(state, "[ldap]\nid_filter = (x=%d)\n", 0, "id_filter", 2);

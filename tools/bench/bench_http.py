@@ -303,6 +303,7 @@ def main():
         for name, hp, label, ck, sc in runs:
             agent = spoa is not None and name != "plain"
             c0 = bl.cpu_seconds(spoa.proc.pid) if agent else None
+            u0 = bl.cpu_split(spoa.proc.pid) if agent else None
             n0 = notify_total(mport) if agent else None
             s0 = route_stats(hp.admin_sock)
             h0 = bl.cpu_seconds(hp.proc.pid)
@@ -311,6 +312,7 @@ def main():
             s1 = route_stats(hp.admin_sock)
             n1 = notify_total(mport) if agent else None
             c1 = bl.cpu_seconds(spoa.proc.pid) if agent else None
+            u1 = bl.cpu_split(spoa.proc.pid) if agent else None
             if w["rps"] is None:
                 print("%s: wrk failed:\n%s" % (name, raw[-1500:]))
                 rows.append([label, "FAILED", "-", "-", "-", "-", "-", "-"])
@@ -319,6 +321,8 @@ def main():
             asked = (n1 - n0) if agent else 0
             w["agent_us"] = ((c1 - c0) * 1e6 / asked if agent and asked > 0
                              and c0 is not None and c1 is not None else None)
+            w["agent_split"] = ((u1[0] - u0[0]) * 1e6 / asked, (u1[1] - u0[1]) * 1e6 / asked) \
+                if agent and asked > 0 and u0 and u1 else None
             w["haproxy_us"] = (h1 - h0) * 1e6 / n if h0 is not None and h1 is not None else None
             hits, misses = s1[0] - s0[0], s1[1] - s0[1]
             w["hit_rate"] = hits / (hits + misses) if hits + misses else None
@@ -347,9 +351,11 @@ def main():
         for name in ("misses", "off"):
             if name in res and res[name]["agent_us"] is not None:
                 au = res[name]["agent_us"]
+                sp = res[name]["agent_split"]
                 print("agent CPU per answered request (%s): %.2f us over %d answers "
-                      "(target <= 4 us): %s" % (name, au, res[name]["asked"],
-                                                "met" if au <= 4 else "NOT met"))
+                      "(target <= 4 us): %s%s" % (
+                          name, au, res[name]["asked"], "met" if au <= 4 else "NOT met",
+                          "; user %.2f us + system %.2f us" % sp if sp else ""))
         if "warm" in res:
             print("warm run: the agent answered %d of %d requests (route table hit rate %s)"
                   % (res["warm"]["asked"], res["warm"]["requests"] or 0,

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """make bench-mail: IMAP logins per second (50 clients, 10 s), relay MB/s (a
 50 MB message FETCH) and memory per idle logged-in connection (5,000
-connections), for dovecot directly, through gatehouse-mailproxy and through
-nginx's mail proxy (Debian's libnginx-mod-mail), in the same run, printed as
-ratios to direct. The load comes from build/bench/mail_load (C, poll).
+connections), for dovecot directly, through a plain TCP relay (HAProxy in
+`mode tcp`), through gatehouse-mailproxy and through nginx's mail proxy
+(Debian's libnginx-mod-mail), in the same run, printed as ratios to direct
+and to the relay. The load comes from build/bench/mail_load (C, poll).
 
 * dovecot: the integration fixture (service_count = 0 for imap-login and
   imap, checked below), plus what 5,000 sessions need here (client and
@@ -13,13 +14,21 @@ ratios to direct. The load comes from build/bench/mail_load (C, poll).
   memcached (warm: every user is logged in once before timing).
 * nginx: one worker, auth_http to a `location` of the same nginx answering
   `Auth-Status: OK` with add_header + `return 204`, proxy_buffer 64k.
+* relay: HAProxy 2.6 in `mode tcp` (one process, its default threads) in
+  front of the same dovecot: two TCP connections relayed with no logic at
+  all, the floor for any login proxy.
 
 CPU per login: utime+stime of the proxy's processes over the login run,
-divided by logins. Memory: RSS (nginx: its worker; dovecot direct: PSS of
-all its processes) after 5,000 logins minus before, divided by 5,000.
+divided by logins. Dovecot CPU per login: the same for every dovecot process
+this bench started (its master and descendants, read from /proc, with the
+CPU of children that exited during the run, which their parent reaped), for
+every path: what the path costs the mailbox server. Memory: RSS (nginx: its
+worker; dovecot direct: PSS of all its processes) after 5,000 logins minus
+before, divided by 5,000.
 Targets (issue 4): >= 0.90 of direct logins/s, <= 0.15 ms CPU per login,
 >= 0.98 of direct relay throughput, <= 4 kB per idle logged-in connection;
-nginx measured at 0.80 / 0.31 ms / 0.96 / 9.6 kB.
+nginx measured at 0.80 / 0.31 ms / 0.96 / 9.6 kB. Against the relay row
+(issue 12): >= 0.95 x its logins/s and <= 1.15 x its CPU per login.
 A benchmark reports figures; it never fails on a timing.
 """
 import os
@@ -35,6 +44,7 @@ from gh import slapd as gh_slapd
 from gh import certs as gh_certs
 
 NGINX = "/usr/sbin/nginx"
+HAPROXY = "/usr/sbin/haproxy"
 NGX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
 MESSAGE_MB = 50
 LOGIN_CLIENTS = 50
@@ -102,6 +112,24 @@ mail {{
 """
 
 
+# The plain TCP relay: no logic, two connections per session.
+RELAY_CONF = """\
+global
+    maxconn {maxconn}
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+frontend imap
+    bind 127.0.0.1:{port}
+    maxconn {maxconn}
+    default_backend dovecot
+backend dovecot
+    server dv 127.0.0.1:{backend_port} maxconn {maxconn}
+"""
+
+
 def parse_kv(line):
     out = {}
     for tok in line.split():
@@ -112,6 +140,18 @@ def parse_kv(line):
             except ValueError:
                 out[k] = v
     return out
+
+
+def cpu_seconds_reaped(pid):
+    """utime+stime of <pid> plus cutime+cstime (its children that exited and
+    that it reaped), in seconds; None when <pid> is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is field 3 (state); utime, stime, cutime, cstime are 14-17
+    return sum(int(x) for x in fields[11:15]) / bl.CLK_TCK
 
 
 def pss_kb(pid):
@@ -252,7 +292,33 @@ def main():
         def dovecot_pids():
             return [dv.proc.pid] + bl.children(dv.proc.pid)
 
-        targets = [Target("dovecot direct", dv.imap, dovecot_pids, mem="pss")]
+        def dovecot_cpu():
+            """CPU seconds of every dovecot process this bench started."""
+            return sum(cpu_seconds_reaped(p) or 0.0 for p in dovecot_pids())
+
+        direct_t = Target("dovecot direct", dv.imap, dovecot_pids, mem="pss")
+        direct_t.cpu = dovecot_cpu
+        targets = [direct_t]
+
+        # ---- plain TCP relay: haproxy mode tcp in front of the same dovecot
+        relay_t = None
+        if not os.access(HAPROXY, os.X_OK):
+            print("SKIP relay: %s not installed" % HAPROXY)
+        else:
+            try:
+                rdir = wd.sub("relay")
+                rport = bl.gh_ports.free_port()
+                rconf = os.path.join(rdir, "haproxy.cfg")
+                with open(rconf, "w") as f:
+                    f.write(RELAY_CONF.format(port=rport, backend_port=dv.imap,
+                                              maxconn=min(3 * IDLE_CONNS, nofile // 2 - 100)))
+                rp = bl.gh_procs.Proc("haproxy-relay", [HAPROXY, "-db", "-f", rconf],
+                                      os.path.join(rdir, "haproxy.log"))
+                bl.gh_ports.wait_listening(rport, proc=rp)
+                relay_t = Target("tcp relay (haproxy)", rport, lambda: [rp.pid])
+                targets.append(relay_t)
+            except Exception as e:  # noqa: BLE001 - skip the row, say why
+                print("SKIP relay: could not start: %s" % e)
 
         # ---- gatehouse-mailproxy
         if mp_exe is None:
@@ -327,13 +393,13 @@ def main():
             for t in targets:
                 if t.note:
                     continue
-                c0 = t.cpu()
+                c0, d0 = t.cpu(), dovecot_cpu()
                 prof_pid = t.pids()[0] if rnd == 0 and t.name != "dovecot direct" else None
                 with bl.Profile(t.name.replace(" ", "-"), prof_pid) as prof:
                     w, r = run_load(load, ["--mode", "login", "--port", t.port, "--users",
                                            users_file, "--clients", LOGIN_CLIENTS, "--seconds",
                                            a.seconds], a.seconds + 60)
-                c1 = t.cpu()
+                c1, d1 = t.cpu(), dovecot_cpu()
                 if prof.syscalls and w.get("logins"):
                     print("%s: %.1f syscalls per login (under strace)"
                           % (t.name, prof.syscalls / w["logins"]))
@@ -341,9 +407,11 @@ def main():
                     print("%s: login run failed: %s" % (t.name, r.stderr.strip()[-300:]))
                     continue
                 w["cpu_ms_per_login"] = (c1 - c0) * 1e3 / w["logins"]
+                w["dv_ms_per_login"] = (d1 - d0) * 1e3 / w["logins"]
                 print("round %d %-20s logins/s %6.0f  p50 %6.2f ms  p99 %6.2f ms  failures %d  "
-                      "CPU %.3f ms/login" % (rnd + 1, t.name, w["rate"], w["p50_ms"],
-                                             w["p99_ms"], w["failures"], w["cpu_ms_per_login"]))
+                      "CPU %.3f ms/login  dovecot %.3f ms/login"
+                      % (rnd + 1, t.name, w["rate"], w["p50_ms"], w["p99_ms"], w["failures"],
+                         w["cpu_ms_per_login"], w["dv_ms_per_login"]))
                 if w["rate"] > t.res.get("rate", 0):
                     t.res.update(w)
         for t in targets:
@@ -377,20 +445,24 @@ def main():
 
         # ---- table
         direct = targets[0].res
+        relay = relay_t.res if relay_t is not None and not relay_t.note else {}
         rows = []
         for t in targets:
             r = t.res
             if t.note:
-                rows.append([t.name, "FAILED: " + t.note[:60], "", "", "", "", "", "", ""])
+                rows.append([t.name, "FAILED: " + t.note[:60]] + [""] * 10)
                 continue
 
-            def ratio(k):
-                if r.get(k) and direct.get(k):
-                    return "%.2f" % (r[k] / direct[k])
+            def ratio(k, base):
+                if r.get(k) and base.get(k):
+                    return "%.2f" % (r[k] / base[k])
                 return "-"
-            rows.append([t.name, bl.fmt(r.get("rate"), "%.0f"), ratio("rate"),
+            rows.append([t.name, bl.fmt(r.get("rate"), "%.0f"), ratio("rate", direct),
+                         ratio("rate", relay),
                          bl.fmt(r.get("cpu_ms_per_login"), "%.3f"),
-                         bl.fmt(r.get("mbps"), "%.0f"), ratio("mbps"),
+                         ratio("cpu_ms_per_login", relay) if t is not direct_t else "-",
+                         bl.fmt(r.get("dv_ms_per_login"), "%.3f"),
+                         bl.fmt(r.get("mbps"), "%.0f"), ratio("mbps", direct),
                          bl.fmt(r.get("kb_per_conn"), "%.2f"),
                          "%s/%s" % (r.get("idle_ok", "-"), idle_n),
                          bl.fmt(r.get("p99_ms"), "%.2f")])
@@ -398,8 +470,11 @@ def main():
         print("IMAP, everything on 127.0.0.1 (one 2-core machine); logins: %d clients, %ds, best of %d "
               "alternating rounds; relay: %d MB FETCH; idle: %d connections" % (LOGIN_CLIENTS, int(a.seconds),
                                                              LOGIN_ROUNDS, MESSAGE_MB, idle_n))
-        bl.table(["path", "logins/s", "x direct", "CPU ms/login", "relay MB/s", "x direct",
-                  "kB/idle conn", "idle ok", "login p99 ms"], rows)
+        bl.table(["path", "logins/s", "x direct", "x relay", "CPU ms/login", "x relay",
+                  "dovecot ms/login", "relay MB/s", "x direct", "kB/idle conn", "idle ok",
+                  "login p99 ms"], rows)
+        print("(CPU ms/login: the path's own processes; for direct, dovecot's. dovecot "
+              "ms/login: every dovecot process, for every path)")
         print()
         print("targets for gatehouse-mailproxy: >= 0.90 x direct logins/s, <= 0.15 ms CPU per "
               "login, >= 0.98 x direct relay, <= 4 kB per idle connection")
@@ -421,6 +496,17 @@ def main():
                 x = r["kb_per_conn"]
                 checks.append("%.2f kB/idle conn (%s)" % (x, "met" if x <= 4 else "NOT met"))
             print("gatehouse-mailproxy: " + "; ".join(checks))
+            rchecks = []
+            if r.get("rate") and relay.get("rate"):
+                x = r["rate"] / relay["rate"]
+                rchecks.append("logins/s %.2f x relay (target >= 0.95: %s)"
+                               % (x, "met" if x >= 0.95 else "NOT met"))
+            if r.get("cpu_ms_per_login") and relay.get("cpu_ms_per_login"):
+                x = r["cpu_ms_per_login"] / relay["cpu_ms_per_login"]
+                rchecks.append("CPU per login %.2f x relay (target <= 1.15: %s)"
+                               % (x, "met" if x <= 1.15 else "NOT met"))
+            if rchecks:
+                print("gatehouse-mailproxy against the tcp relay: " + "; ".join(rchecks))
         print("(direct dovecot: CPU and memory are dovecot's own, all processes; "
               "figures, not a test)")
     return 0

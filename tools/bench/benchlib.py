@@ -99,6 +99,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_split(pid):
+    """Return (utime, stime) of process <pid> in seconds, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
 def cpu_seconds_tree(pids):
     """Sum cpu_seconds() over <pids> (missing ones count 0)."""
     return sum(cpu_seconds(p) or 0.0 for p in pids)

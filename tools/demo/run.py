@@ -162,15 +162,19 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
     return conf, agents
 
 
-def print_tries(hp, mp_ports, ca, conf, cli, certs):
-    """Print the commands to try; each works as printed."""
+def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None):
+    """Print the commands to try; each works as printed. <host> is the
+    address of the node's listeners; <node> names the node of a cluster
+    (the banner is then printed once by the caller)."""
     https = hp.https_port
     alice, bob = "alice@example.com", "bob@example.com"
     pw_a, pw_b = gen_ldif.password_for(alice), gen_ldif.password_for(bob)
-    res_com = "--resolve mail.example.com:%d:127.0.0.1" % https
-    res_org = "--resolve mail.example.org:%d:127.0.0.1" % https
+    res_com = "--resolve mail.example.com:%d:%s" % (https, host)
+    res_org = "--resolve mail.example.org:%d:%s" % (https, host)
     imap, imaps = mp_ports["imap"], mp_ports["imaps"]
     cafile = "'%s'" % ca
+    # the one-node demo's certificate names localhost; a node's names its address
+    imaps_host = "localhost" if host == "127.0.0.1" else host
     tries = [
         ("HTTPS, alice's mailbox is on mbox1",
          "curl -s --cacert %s %s https://mail.example.com:%d/home/alice@example.com/inbox"
@@ -180,16 +184,16 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs):
          % (cafile, res_org, bob, pw_b, https)),
         ("IMAP with STARTTLS (openssl)",
          "printf 'a1 CAPABILITY\\r\\na2 LOGOUT\\r\\n' | openssl s_client -quiet -ign_eof "
-         "-starttls imap -connect 127.0.0.1:%d -servername mail.example.com -CAfile %s"
-         % (imap, cafile)),
+         "-starttls imap -connect %s:%d -servername mail.example.com -CAfile %s"
+         % (host, imap, cafile)),
         ("IMAP with curl (STARTTLS required), lists alice's folders",
-         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:127.0.0.1 "
-         "-u %s:%s imap://mail.example.com:%d/" % (cafile, imap, alice, pw_a, imap)),
+         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s "
+         "-u %s:%s imap://mail.example.com:%d/" % (cafile, imap, host, alice, pw_a, imap)),
         ("IMAPS with Python's imaplib",
          "python3 -c \"import imaplib,ssl; c=ssl.create_default_context(cafile=%s); "
-         "m=imaplib.IMAP4_SSL('localhost',%d,ssl_context=c); "
+         "m=imaplib.IMAP4_SSL('%s',%d,ssl_context=c); "
          "print(m.login('%s','%s')); print(m.select('INBOX')); m.logout()\""
-         % (repr(ca), imaps, bob, pw_b)),
+         % (repr(ca), imaps_host, imaps, bob, pw_b)),
         ("Where does a user live (the operator's command)",
          "%s -c %s route carol@example.org --proto imap" % (cli, conf)),
         ("Health, and HAProxy's route table (routes kept, hits, misses)",
@@ -197,16 +201,23 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs):
         ("After moving a mailbox: purge memcached and HAProxy's routes to the old server",
          "%s -c %s purge alice@example.com" % (cli, conf)),
     ]
-    say()
-    say("=" * 78)
-    say("gatehouse is running. Try (from %s):" % REPO)
+    if node is None:
+        say()
+        say("=" * 78)
+        say("gatehouse is running. Try (from %s):" % REPO)
+    else:
+        say()
+        say("-" * 78)
+        say("%s (%s). Try:" % (node, host))
     for title, cmd in tries:
         say()
         say("  # " + title)
         say("  $ " + cmd)
     say()
-    say("Ports: HTTP %d, HTTPS %d, IMAP %d, IMAPS %d, POP3 %d, POP3S %d"
-        % (hp.http_port, https, imap, imaps, mp_ports["pop3"], mp_ports["pop3s"]))
+    say("Ports on %s: HTTP %d, HTTPS %d, IMAP %d, IMAPS %d, POP3 %d, POP3S %d"
+        % (host, hp.http_port, https, imap, imaps, mp_ports["pop3"], mp_ports["pop3s"]))
+    if node is not None:
+        return
     say("Users: alice@example.com (mbox1), bob@example.com (mbox2), carol@example.org "
         "(mbox3); password of any user: python3 tools/demo/gen_ldif.py --password USER")
     say("Certificates: drop a PEM (chain + key) into %s; HAProxy and the mail proxy "
@@ -214,6 +225,88 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs):
     say("Configuration: %s   Ctrl-C stops everything." % conf)
     say("=" * 78)
     say()
+
+
+def node_site_certs(d, ca, addrs):
+    """Write a certs/ directory for the nodes of a cluster in <d>: the demo
+    names plus every node's address, signed by the demo CA <ca>."""
+    scratch = os.path.join(d, "site-certs-build")
+    out = os.path.join(d, "site-certs")
+    os.makedirs(out, exist_ok=True)
+    for fname, names in SITE_NAMES.items():
+        pem = gh_certs.make_cert(scratch, names + list(addrs), ca, days=30)
+        shutil.copyfile(pem, os.path.join(out, fname))
+        os.chmod(os.path.join(out, fname), 0o600)
+    return out
+
+
+def run_cluster(args, build, d, stop):
+    """Start <args.nodes> nodes as one edge (gh.cluster, the cluster tests'
+    own code), print per node the commands to try, wait for <stop>, and
+    stop everything by PID."""
+    from gh import cluster as gh_cluster
+    cluster = None
+    try:
+        certs = os.path.abspath(args.certs)
+        ensure_site_certs(certs)
+        demo_ca = gh_certs.CA(os.path.join(certs, ".demo-ca", "ca.crt"),
+                              os.path.join(certs, ".demo-ca", "ca.key"))
+        addrs = [gh_cluster.node_address(i) for i in range(1, args.nodes + 1)]
+        site = node_site_certs(d, demo_ca, addrs)
+        say("run: seeding the directory (%d generic users + named ones)..." % args.users)
+        tmpl = gh_slapd.SlapdTemplate(os.path.join(d, "ldap-template"), nusers=args.users)
+        mbox_ca, pems = gh_cluster.make_mbox_certs(os.path.join(d, "mbox-certs"),
+                                                   "gatehouse demo mailbox CA")
+        bins = {n: binary(build, n) for n in ("gatehouse-spoa", "gatehouse-mailproxy")}
+        say("run: starting %d nodes on %s" % (args.nodes, ", ".join(addrs)))
+        cluster = gh_cluster.Cluster(
+            d, args.nodes, tmpl, mbox_ca, pems, site, bins, nusers=args.users,
+            dovecot_delay="2 secs",
+            overrides={"memcached": {"retry": None, "local_ttl": None, "local_size": None},
+                       "mailproxy": {"failure_delay": None},
+                       "throttle": {"ip_max": 200, "ip_ttl": 60, "user_max": 50,
+                                    "user_ttl": 60, "ip_fail_max": 20, "user_fail_max": 10}})
+        cluster.wait_ready()
+        cli = binary(build, "gatehouse")
+        say()
+        say("=" * 78)
+        say("gatehouse is running as a cluster of %d nodes sharing two memcached servers "
+            "(%s), an LDAP provider (%s) and its replica (%s), and three mailbox servers. "
+            "Try, from %s, on any node:"
+            % (args.nodes, ", ".join(m.address for m in cluster.memcached),
+               cluster.provider.uri, cluster.replica.uri, REPO))
+        for node in cluster.nodes:
+            print_tries(node.haproxy, node.mail_ports, demo_ca.cert, node.conf, cli, site,
+                        host=node.addr, node=node.name)
+        say("-" * 78)
+        say("Users: alice@example.com (mbox1), bob@example.com (mbox2), carol@example.org "
+            "(mbox3); password of any user: python3 tools/demo/gen_ldif.py --password USER")
+        say("A purge or a throttle counter on one node is seen by all; 'status' on one node "
+            "shows every node. Logs and configurations: %s   Ctrl-C stops everything." % d)
+        say("=" * 78)
+        say()
+        with open(os.path.join(d, "pids"), "w") as f:
+            f.write("".join("%d %s\n" % (p.pid, p.name) for p in cluster.started))
+        with open(os.path.join(d, "ready"), "w") as f:
+            f.write("%d\n" % os.getpid())
+        for name, path in cluster.logs():
+            LogTail(name, path, stop).start()
+        while not stop.is_set():
+            for p in cluster.started:
+                if not p.alive():
+                    say("run: %s (pid %d) exited with %s; stopping" % (p.name, p.pid,
+                                                                     p.returncode()))
+                    stop.set()
+                    break
+            stop.wait(0.5)
+    finally:
+        stop.set()
+        if cluster is not None:
+            say("run: stopping %d processes" % len(cluster.started))
+            cluster.stop()
+        procs.stop_all()
+        say("run: stopped; logs are in %s" % d)
+    return 0
 
 
 def main(argv=None):
@@ -224,6 +317,9 @@ def main(argv=None):
     ap.add_argument("--certs", default=CERTS, help="certificate directory (default certs/)")
     ap.add_argument("--conf", default=os.path.join(os.getcwd(), "gatehouse.conf"),
                     help="an existing configuration to respect")
+    ap.add_argument("--nodes", type=int, default=1,
+                    help="gatehouse nodes (2 or more: a cluster on 127.0.0.11, "
+                         "127.0.0.12, ... sharing memcached, LDAP and the mailbox servers)")
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
     d = os.path.abspath(args.dir) if args.dir else tempfile.mkdtemp(prefix="gatehouse-run-")
@@ -237,6 +333,9 @@ def main(argv=None):
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+    if args.nodes > 1:
+        return run_cluster(args, build, d, stop)
 
     started = []      # Proc objects, stopped in reverse order
     mailboxes = {}

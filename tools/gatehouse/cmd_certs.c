@@ -4,7 +4,6 @@
  * ([mailproxy] certs) share. sync and watch live in cmd_certs_sync.c.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,23 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "certs.h"
+#include "certs_inspect.h"
 #include "cli.h"
 #include "cmd_certs.h"
-
-#define CERTS_MAX_CHAIN 16
-#define CERTS_MAX_FILES 4096
-#define CERTS_FILE_MAX  (1024 * 1024)   /* larger PEM files are refused */
 
 static int run(struct cli *c, int argc, char **argv);
 
@@ -53,24 +47,33 @@ const struct cli_cmd cmd_certs = {
 	"    key in FILE.key), as HAProxy's \"crt <dir>\" reads it; dotfiles and\n"
 	"    .key, .issuer, .ocsp, .sctl files are not certificates. The\n"
 	"    alphabetically first good file is the default certificate (served\n"
-	"    when no name matches).\n"
+	"    when no name matches, and to clients sending no SNI). Every verdict\n"
+	"    and name below comes from the daemons' own certificate store: a\n"
+	"    file is served when its PEM parses, its key matches and its leaf\n"
+	"    certificate is valid now; it is found by its DNS SANs (its CN when\n"
+	"    it has none), never by IP address SANs. Problems the daemons serve\n"
+	"    anyway (chain order, an expired chain certificate, no DNS name)\n"
+	"    are warnings.\n"
 	"\n"
-	"    list        each file's names, expiry (not after), issuer, and which\n"
-	"                is the default; broken files with the reason.\n"
-	"                --json: {\"dir\",\"files\":[{\"file\",\"ok\",\"default\",\n"
-	"                \"names\":[...],\"subject\",\"issuer\",\"not_after\",\n"
-	"                \"serial\",\"sha1\",\"error\"}]}\n"
-	"    check       checks FILE: PEM parses, key matches the certificate,\n"
-	"                chain order, nothing expired or not yet valid, at least\n"
-	"                one DNS name. --json: {\"file\",\"ok\",\"error\",\"names\"}\n"
+	"    list        each file's names (those another, earlier file serves\n"
+	"                are \"shadowed\"), IP SANs, expiry (not after), issuer,\n"
+	"                warnings, and which is the default; broken files with\n"
+	"                the reason. --json: {\"dir\",\"files\":[{\"file\",\"ok\",\n"
+	"                \"default\",\"names\":[...],\"shadowed\":[{\"name\",\"by\"}],\n"
+	"                \"ip_sans\":[...],\"warnings\":[...],\"subject\",\"issuer\",\n"
+	"                \"not_after\",\"serial\",\"sha1\",\"error\"}]}\n"
+	"    check       checks FILE as the daemons load it, and prints its\n"
+	"                names and warnings. --json: {\"file\",\"ok\",\"error\",\n"
+	"                \"names\",\"ip_sans\",\"warnings\",\"not_after\"}\n"
 	"    selfsigned  generates an EC P-256 key and a self-signed certificate\n"
 	"                for NAME... (the first is the CN; all are SANs, IP\n"
 	"                literals as IP SANs), valid --days N days (default 365),\n"
 	"                written with the key as one PEM to FILE (mode 600,\n"
 	"                atomically) or stdout.\n"
 	"    install     checks FILE, then copies it into DIR under its own base\n"
-	"                name atomically (temporary dotfile + rename); a bad file\n"
-	"                is refused with the reason.\n"
+	"                name atomically (temporary dotfile + rename); a file the\n"
+	"                daemons would not serve is refused with the reason;\n"
+	"                warnings are printed.\n"
 	"    sync        compares DIR with HAProxy's certificates (\"show ssl\n"
 	"                cert\" on its admin SOCKET) and pushes the differences\n"
 	"                with the runtime API, without reload: new files (new,\n"
@@ -88,7 +91,8 @@ const struct cli_cmd cmd_certs = {
 	"                that changed something or failed.\n"
 	"\n"
 	"EXIT STATUS\n"
-	"    0  done; check/install: the file is good; list: no broken file\n"
+	"    0  done; check/install: the file is served (perhaps with warnings);\n"
+	"       list: no broken file\n"
 	"    1  check/install: the file is refused (the reason is printed);\n"
 	"       list: some file is broken; sync: some file was skipped\n"
 	"    1  also: the configuration is not valid, or it names no certs DIR\n"
@@ -96,223 +100,31 @@ const struct cli_cmd cmd_certs = {
 	"       failed, or usage error\n",
 };
 
-/* Everything "list" and "check" report about one file. */
-struct certinfo {
-	int ok;
-	char error[512];
-	char names[2048];         /* JSON array text */
-	char names_txt[1024];     /* comma-separated */
-	char subject[512], issuer[512], not_after[64], serial[128], sha1[64];
-};
-
-/* Read every certificate of PEM file <path> into <out> (at most <max>).
- * Returns the count (0 when none), or -1 when unreadable. */
-static int
-read_chain(const char *path, X509 **out, int max)
-{
-	FILE *fp = fopen(path, "r");
-	X509 *x;
-	int n = 0;
-
-	if (fp == NULL)
-		return -1;
-	while (n < max && (x = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL)
-		out[n++] = x;
-	ERR_clear_error();
-	fclose(fp);
-	return n;
-}
-
-/* Free <n> certificates of <xs>. */
+/* Print <l> as a JSON array of strings. */
 static void
-free_chain(X509 **xs, int n)
+json_strs(const struct certs_strs *l)
 {
-	while (n-- > 0)
-		X509_free(xs[n]);
+	size_t i;
+
+	fputc('[', stdout);
+	for (i = 0; i < l->n; i++) {
+		if (i)
+			fputc(',', stdout);
+		cli_json_str(stdout, l->v[i]);
+	}
+	fputc(']', stdout);
 }
 
-/* Format <t> as "YYYY-MM-DDTHH:MM:SSZ" into <buf>. */
+/* Print <l> comma-separated ("-" when empty). */
 static void
-asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
+txt_strs(const struct certs_strs *l)
 {
-	struct tm tm;
+	size_t i;
 
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		snprintf(buf, len, "?");
-		return;
-	}
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* One-line RFC 2253 form of <name> into <buf>. */
-static void
-name_str(const X509_NAME *name, char *buf, size_t len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	int n;
-
-	buf[0] = '\0';
-	if (b == NULL)
-		return;
-	X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-	n = BIO_read(b, buf, (int)len - 1);
-	buf[n > 0 ? n : 0] = '\0';
-	BIO_free(b);
-}
-
-/* Collect the DNS names (and IP SANs) of <x>; the CN when there is no
- * SAN. Fills names/names_txt of <ci>. Returns the count. */
-static int
-collect_names(X509 *x, struct certinfo *ci)
-{
-	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	size_t jo = 0, to = 0;
-	int i, n = 0;
-
-	cli_buf_put(ci->names, sizeof(ci->names), &jo, "[");
-	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		char one[256];
-
-		if (g->type == GEN_DNS) {
-			snprintf(one, sizeof(one), "%.*s", ASN1_STRING_length(g->d.dNSName),
-			         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
-		} else if (g->type == GEN_IPADD && (g->d.iPAddress->length == 4 ||
-		                                   g->d.iPAddress->length == 16)) {
-			inet_ntop(g->d.iPAddress->length == 4 ? AF_INET : AF_INET6,
-			          g->d.iPAddress->data, one, sizeof(one));
-		} else {
-			continue;
-		}
-		cli_buf_put(ci->names, sizeof(ci->names), &jo, n ? "," : "");
-		cli_buf_json(ci->names, sizeof(ci->names), &jo, one);
-		cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, n ? "," : "");
-		cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, one);
-		n++;
-	}
-	GENERAL_NAMES_free(gens);
-	if (n == 0) {
-		char cn[256];
-
-		if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
-		                              sizeof(cn)) > 0) {
-			cli_buf_json(ci->names, sizeof(ci->names), &jo, cn);
-			cli_buf_put(ci->names_txt, sizeof(ci->names_txt), &to, cn);
-			n++;
-		}
-	}
-	cli_buf_put(ci->names, sizeof(ci->names), &jo, "]");
-	return n;
-}
-
-/* Fill <ci> for file <path>: details of the leaf and the check verdict. */
-static void
-inspect(const char *path, struct certinfo *ci)
-{
-	X509 *xs[CERTS_MAX_CHAIN];
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-	int n;
-
-	memset(ci, 0, sizeof(*ci));
-	snprintf(ci->names, sizeof(ci->names), "[]");
-	n = read_chain(path, xs, CERTS_MAX_CHAIN);
-	if (n > 0) {
-		ASN1_INTEGER *sn = X509_get_serialNumber(xs[0]);
-		BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
-		char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-
-		ci->names[0] = '\0';
-		collect_names(xs[0], ci);
-		name_str(X509_get_subject_name(xs[0]), ci->subject, sizeof(ci->subject));
-		name_str(X509_get_issuer_name(xs[0]), ci->issuer, sizeof(ci->issuer));
-		asn1_time_str(X509_get0_notAfter(xs[0]), ci->not_after, sizeof(ci->not_after));
-		snprintf(ci->serial, sizeof(ci->serial), "%s", hex ? hex : "?");
-		OPENSSL_free(hex);
-		BN_free(bn);
-		if (X509_digest(xs[0], EVP_sha1(), md, &mdlen) == 1)
-			for (i = 0; i < mdlen && 2 * i + 2 < sizeof(ci->sha1); i++)
-				snprintf(ci->sha1 + 2 * i, 3, "%02X", md[i]);
-		free_chain(xs, n);
-	}
-	ci->ok = cmd_certs_check_file(path, ci->error, sizeof(ci->error)) == 0;
-}
-
-/*
- * Check <path> as "certs check" does; see cmd_certs.h.
- */
-int
-cmd_certs_check_file(const char *path, char *reason, size_t len)
-{
-	X509 *xs[CERTS_MAX_CHAIN];
-	struct certinfo ci;
-	struct stat st;
-	int n, i;
-
-	if (stat(path, &st) < 0) {
-		snprintf(reason, len, "cannot read: %s", strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > CERTS_FILE_MAX) {
-		snprintf(reason, len, "not a regular file of at most %d bytes", CERTS_FILE_MAX);
-		return -1;
-	}
-	n = read_chain(path, xs, CERTS_MAX_CHAIN);
-	if (n < 0) {
-		snprintf(reason, len, "cannot read: %s", strerror(errno));
-		return -1;
-	}
-	if (n == 0) {
-		snprintf(reason, len, "no PEM certificate in the file");
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		char subj[256];
-
-		name_str(X509_get_subject_name(xs[i]), subj, sizeof(subj));
-		if (X509_cmp_current_time(X509_get0_notAfter(xs[i])) < 0) {
-			char when[64];
-
-			asn1_time_str(X509_get0_notAfter(xs[i]), when, sizeof(when));
-			snprintf(reason, len, "certificate %d (%s) expired on %s", i + 1, subj, when);
-			goto bad;
-		}
-		if (X509_cmp_current_time(X509_get0_notBefore(xs[i])) > 0) {
-			snprintf(reason, len, "certificate %d (%s) is not valid yet", i + 1, subj);
-			goto bad;
-		}
-		if (i + 1 < n) {
-			EVP_PKEY *pk = X509_get0_pubkey(xs[i + 1]);
-			char isubj[256];
-
-			name_str(X509_get_subject_name(xs[i + 1]), isubj, sizeof(isubj));
-			if (X509_check_issued(xs[i + 1], xs[i]) != X509_V_OK || pk == NULL ||
-			    X509_verify(xs[i], pk) != 1) {
-				ERR_clear_error();
-				snprintf(reason, len, "chain order: certificate %d (%s) is not signed "
-				         "by the next one, certificate %d (%s)", i + 1, subj, i + 2, isubj);
-				goto bad;
-			}
-		}
-	}
-	memset(&ci, 0, sizeof(ci));
-	if (collect_names(xs[0], &ci) == 0) {
-		snprintf(reason, len, "the certificate names no host (no SAN, no CN)");
-		goto bad;
-	}
-	free_chain(xs, n);
-	/* key present and matching, and everything the daemons need */
-	return certs_check_file(path, reason, len) == 0 ? 0 : -1;
-bad:
-	free_chain(xs, n);
-	return -1;
-}
-
-/* qsort order of file names. */
-static int
-by_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	for (i = 0; i < l->n; i++)
+		printf("%s%s", i ? "," : "", l->v[i]);
+	if (l->n == 0)
+		fputc('-', stdout);
 }
 
 /*
@@ -334,28 +146,84 @@ default_dir(struct cli *c, const char **dir)
 	return CLI_OK;
 }
 
+/* Print one file of "list" from <ci>; <first> tells whether it leads. */
+static void
+list_one(const struct cli *c, const char *file, const struct certs_info *ci, int first)
+{
+	size_t i;
+
+	if (c->json) {
+		fputs(first ? "{\"file\":" : ",{\"file\":", stdout);
+		cli_json_str(stdout, file);
+		printf(",\"ok\":%s,\"default\":%s,\"names\":", ci->ok ? "true" : "false",
+		       ci->is_default ? "true" : "false");
+		json_strs(&ci->names);
+		fputs(",\"shadowed\":[", stdout);
+		for (i = 0; i < ci->shadowed.n; i++) {
+			fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+			cli_json_str(stdout, ci->shadowed.v[i]);
+			fputs(",\"by\":", stdout);
+			cli_json_str(stdout, ci->shadowed_by.v[i]);
+			fputc('}', stdout);
+		}
+		fputs("],\"ip_sans\":", stdout);
+		json_strs(&ci->ip_sans);
+		fputs(",\"warnings\":", stdout);
+		json_strs(&ci->warnings);
+		fputs(",\"subject\":", stdout);
+		cli_json_str(stdout, ci->subject);
+		fputs(",\"issuer\":", stdout);
+		cli_json_str(stdout, ci->issuer);
+		fputs(",\"not_after\":", stdout);
+		cli_json_str(stdout, ci->not_after);
+		fputs(",\"serial\":", stdout);
+		cli_json_str(stdout, ci->serial);
+		fputs(",\"sha1\":", stdout);
+		cli_json_str(stdout, ci->sha1);
+		if (!ci->ok) {
+			fputs(",\"error\":", stdout);
+			cli_json_str(stdout, ci->error);
+		}
+		fputc('}', stdout);
+		return;
+	}
+	printf("%s%s\n", file, ci->is_default ? "  (default)" : "");
+	fputs("    names      ", stdout);
+	txt_strs(&ci->names);
+	fputc('\n', stdout);
+	for (i = 0; i < ci->shadowed.n; i++)
+		printf("    shadowed   %s (served by %s)\n", ci->shadowed.v[i], ci->shadowed_by.v[i]);
+	if (ci->ip_sans.n > 0) {
+		fputs("    ip sans    ", stdout);
+		txt_strs(&ci->ip_sans);
+		fputc('\n', stdout);
+	}
+	printf("    not after  %s\n", ci->not_after[0] ? ci->not_after : "?");
+	printf("    issuer     %s\n", ci->issuer);
+	for (i = 0; i < ci->warnings.n; i++)
+		printf("    warning    %s\n", ci->warnings.v[i]);
+	if (!ci->ok)
+		printf("    BROKEN     %s\n", ci->error);
+}
+
 static int
 do_list(struct cli *c, const char *dir)
 {
-	DIR *d;
-	struct dirent *de;
-	char *names[CERTS_MAX_FILES];
-	int n = 0, i, bad = 0, def = -1, shown = 0;
+	struct logger quiet = { .level = LOG_ERR, .ident = "gatehouse" };
+	struct certs_opts opts = { .log = &quiet };
+	struct certs *store;
+	char **names, err[512];
+	long n, i;
+	int bad = 0, shown = 0, rc = CLI_OK;
 
-	d = opendir(dir);
-	if (d == NULL) {
-		cli_error("certs list: %s: %s", dir, strerror(errno));
+	/* the store the daemons build: it decides the default and who serves a name */
+	store = certs_load(dir, &opts, err, sizeof(err));
+	n = store != NULL ? certs_dir_files(dir, &names) : -1;
+	if (n < 0) {
+		cli_error("certs list: %s", store != NULL ? strerror(errno) : err);
+		certs_unref(store);
 		return CLI_TEMP;
 	}
-	while ((de = readdir(d)) != NULL && n < CERTS_MAX_FILES) {
-		if (!certs_is_cert_name(de->d_name))
-			continue;
-		names[n] = strdup(de->d_name);
-		if (names[n] != NULL)
-			n++;
-	}
-	closedir(d);
-	qsort(names, (size_t)n, sizeof(names[0]), by_str);
 	if (c->json) {
 		fputs("{\"dir\":", stdout);
 		cli_json_str(stdout, dir);
@@ -363,66 +231,50 @@ do_list(struct cli *c, const char *dir)
 	}
 	for (i = 0; i < n; i++) {
 		char path[PATH_MAX];
-		struct certinfo ci;
-		struct stat st;
+		struct certs_info ci;
 		int r = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 
-		if (r < 0 || (size_t)r >= sizeof(path) || stat(path, &st) < 0 ||
-		    !S_ISREG(st.st_mode)) {
-			free(names[i]);
-			names[i] = NULL;
+		if (r < 0 || (size_t)r >= sizeof(path))
 			continue;
+		if (certs_inspect(path, store, &ci) < 0) {
+			cli_error("certs list: out of memory");
+			rc = CLI_TEMP;
+			break;
 		}
-		inspect(path, &ci);
-		if (ci.ok && def < 0)
-			def = i;
 		bad += !ci.ok;
-		if (c->json) {
-			fputs(shown ? ",{\"file\":" : "{\"file\":", stdout);
-			cli_json_str(stdout, names[i]);
-			printf(",\"ok\":%s,\"default\":%s,\"names\":%s", ci.ok ? "true" : "false",
-			       def == i ? "true" : "false", ci.names);
-			fputs(",\"subject\":", stdout);
-			cli_json_str(stdout, ci.subject);
-			fputs(",\"issuer\":", stdout);
-			cli_json_str(stdout, ci.issuer);
-			fputs(",\"not_after\":", stdout);
-			cli_json_str(stdout, ci.not_after);
-			fputs(",\"serial\":", stdout);
-			cli_json_str(stdout, ci.serial);
-			fputs(",\"sha1\":", stdout);
-			cli_json_str(stdout, ci.sha1);
-			if (!ci.ok) {
-				fputs(",\"error\":", stdout);
-				cli_json_str(stdout, ci.error);
-			}
-			fputc('}', stdout);
-		} else {
-			printf("%s%s\n", names[i], def == i ? "  (default)" : "");
-			printf("    names      %s\n", ci.names_txt);
-			printf("    not after  %s\n", ci.not_after);
-			printf("    issuer     %s\n", ci.issuer);
-			if (!ci.ok)
-				printf("    BROKEN     %s\n", ci.error);
-		}
-		shown++;
-		free(names[i]);
+		list_one(c, names[i], &ci, shown++ == 0);
+		certs_inspect_free(&ci);
 	}
 	if (c->json)
 		fputs("]}\n", stdout);
+	certs_dir_files_free(names, n);
+	certs_unref(store);
+	if (rc != CLI_OK)
+		return rc;
 	return bad ? CLI_NO : CLI_OK;
 }
 
 static int
 do_check(struct cli *c, const char *path)
 {
-	struct certinfo ci;
+	struct certs_info ci;
+	size_t i;
+	int ok;
 
-	inspect(path, &ci);
+	if (certs_inspect(path, NULL, &ci) < 0) {
+		cli_error("certs check: out of memory");
+		return CLI_TEMP;
+	}
 	if (c->json) {
 		fputs("{\"file\":", stdout);
 		cli_json_str(stdout, path);
-		printf(",\"ok\":%s,\"names\":%s,\"not_after\":", ci.ok ? "true" : "false", ci.names);
+		printf(",\"ok\":%s,\"names\":", ci.ok ? "true" : "false");
+		json_strs(&ci.names);
+		fputs(",\"ip_sans\":", stdout);
+		json_strs(&ci.ip_sans);
+		fputs(",\"warnings\":", stdout);
+		json_strs(&ci.warnings);
+		fputs(",\"not_after\":", stdout);
 		cli_json_str(stdout, ci.not_after);
 		if (!ci.ok) {
 			fputs(",\"error\":", stdout);
@@ -430,11 +282,17 @@ do_check(struct cli *c, const char *path)
 		}
 		fputs("}\n", stdout);
 	} else if (ci.ok) {
-		printf("%s: ok (%s; not after %s)\n", path, ci.names_txt, ci.not_after);
+		printf("%s: ok (", path);
+		txt_strs(&ci.names);
+		printf("; not after %s)\n", ci.not_after);
+		for (i = 0; i < ci.warnings.n; i++)
+			printf("%s: warning: %s\n", path, ci.warnings.v[i]);
 	} else {
 		printf("%s: refused: %s\n", path, ci.error);
 	}
-	return ci.ok ? CLI_OK : CLI_NO;
+	ok = ci.ok;
+	certs_inspect_free(&ci);
+	return ok ? CLI_OK : CLI_NO;
 }
 
 /* Write <len> bytes of <data> to <dst> atomically (dotfile + rename),
@@ -531,8 +389,9 @@ do_install(struct cli *c, const char *file, const char *dir)
 {
 	char reason[512], dst[PATH_MAX], err[PATH_MAX + 128];
 	const char *base = strrchr(file, '/');
+	struct certs_info ci;
 	char *data;
-	size_t len;
+	size_t len, i;
 	int r;
 
 	base = base != NULL ? base + 1 : file;
@@ -541,7 +400,16 @@ do_install(struct cli *c, const char *file, const char *dir)
 		         "certificate (dotfile or .key/.issuer/.ocsp/.sctl)", base);
 		goto refuse;
 	}
-	if (cmd_certs_check_file(file, reason, sizeof(reason)) < 0)
+	if (certs_inspect(file, NULL, &ci) < 0) {
+		cli_error("certs install: out of memory");
+		return CLI_TEMP;
+	}
+	snprintf(reason, sizeof(reason), "%s", ci.error);
+	r = ci.ok;
+	for (i = 0; r && i < ci.warnings.n; i++)
+		cli_error("certs install: %s: warning: %s", file, ci.warnings.v[i]);
+	certs_inspect_free(&ci);
+	if (!r)
 		goto refuse;
 	r = snprintf(dst, sizeof(dst), "%s/%s", dir, base);
 	if (r < 0 || (size_t)r >= sizeof(dst)) {

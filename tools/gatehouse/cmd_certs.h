@@ -1,6 +1,6 @@
 /*
- * gatehouse certs: pieces shared by cmd_certs.c (list, check, selfsigned,
- * install) and cmd_certs_sync.c (sync, watch with HAProxy's runtime API).
+ * gatehouse certs: the entry cmd_certs.c (list, check, selfsigned, install)
+ * hands sync and watch (HAProxy's runtime API) to.
  */
 #ifndef GH_CMD_CERTS_H
 #define GH_CMD_CERTS_H
@@ -8,14 +8,6 @@
 #include <stddef.h>
 
 #include "cli.h"
-
-/*
- * Check certificate file <path> as "certs check" does: the library's check
- * (PEM parses, key matches, validity), then chain order (each certificate
- * signed by the next), expiry of every certificate, at least one name.
- * Returns 0, or -1 with the reason in <reason> (<len> bytes).
- */
-int cmd_certs_check_file(const char *path, char *reason, size_t len);
 
 /*
  * Run "certs sync" (<watch> 0) or "certs watch" (<watch> 1) for <c> with

@@ -5,7 +5,6 @@
  * set/commit for changed ones, del ssl crt-list and del ssl cert for
  * removed ones. watch repeats this on inotify events.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,16 +15,10 @@
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "certs.h"
+#include "certs_inspect.h"
 #include "cmd_certs.h"
 #include "hapi.h"
 #include "health.h"
@@ -98,30 +91,6 @@ api(const char *sock, const char *cmd, const char *payload, const char *expect, 
 	}
 	free(ans);
 	return rc;
-}
-
-/* SHA1 of the first certificate of <path> as upper-case hex into <hex>.
- * Returns 0 or -1. */
-static int
-leaf_sha1(const char *path, char *hex, size_t len)
-{
-	FILE *fp = fopen(path, "r");
-	X509 *x;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
-
-	if (fp == NULL)
-		return -1;
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
-	if (x == NULL || X509_digest(x, EVP_sha1(), md, &n) != 1 || 2 * n + 1 > len) {
-		X509_free(x);
-		return -1;
-	}
-	for (i = 0; i < n; i++)
-		snprintf(hex + 2 * i, 3, "%02X", md[i]);
-	X509_free(x);
-	return 0;
 }
 
 /* Append file <path> to <buf> without blank lines (HAProxy ends a payload
@@ -265,11 +234,10 @@ static void
 sync_once(const char *sock, const char *dir, struct sync_report *r)
 {
 	char *ans = malloc(SYNC_ANSWER_MAX), *line, *save = NULL;
-	char *have[SYNC_MAX_FILES];
+	char *have[SYNC_MAX_FILES], **names = NULL;
 	int nhave = 0, i;
 	size_t dl = strlen(dir);
-	DIR *d;
-	struct dirent *de;
+	long nnames, k;
 
 	memset(r, 0, sizeof(*r));
 	if (ans == NULL) {
@@ -293,55 +261,56 @@ sync_once(const char *sock, const char *dir, struct sync_report *r)
 			have[nhave++] = strdup(line + dl + 1);
 	}
 	free(ans);
-	d = opendir(dir);
-	if (d == NULL) {
+	nnames = certs_dir_files(dir, &names);
+	if (nnames < 0) {
 		r->fatal = 1;
 		snprintf(r->fatal_msg, sizeof(r->fatal_msg), "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	while ((de = readdir(d)) != NULL) {
-		char path[PATH_MAX], why[512], a[128], b[128];
-		struct stat st;
-		int known = -1;
+	for (k = 0; k < nnames; k++) {
+		const char *name = names[k];
+		char path[PATH_MAX], why[512], b[128];
+		struct certs_info ci;
+		int known = -1, same;
 
-		if (!certs_is_cert_name(de->d_name))
-			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path) ||
-		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 			continue;
 		for (i = 0; i < nhave; i++)
-			if (have[i] != NULL && strcmp(have[i], de->d_name) == 0)
+			if (have[i] != NULL && strcmp(have[i], name) == 0)
 				known = i;
 		if (known >= 0) {
 			free(have[known]);
 			have[known] = NULL;   /* present on both sides */
 		}
-		if (cmd_certs_check_file(path, why, sizeof(why)) < 0) {
-			report_error(r, de->d_name, why);
+		/* push only what the mail proxy serves too, by the same rules */
+		if (certs_inspect(path, NULL, &ci) < 0 || !ci.ok) {
+			report_error(r, name, ci.error);
+			certs_inspect_free(&ci);
 			continue;
 		}
+		same = known >= 0 && haproxy_sha1(sock, path, b, sizeof(b)) == 0 &&
+		       strcasecmp(ci.sha1, b) == 0;
+		certs_inspect_free(&ci);
 		if (known >= 0) {
-			if (leaf_sha1(path, a, sizeof(a)) == 0 &&
-			    haproxy_sha1(sock, path, b, sizeof(b)) == 0 && strcasecmp(a, b) == 0) {
+			if (same) {
 				r->unchanged++;
 				continue;
 			}
 			if (push(sock, dir, path, 0, why, sizeof(why)) < 0) {
-				report_error(r, de->d_name, why);
+				report_error(r, name, why);
 				continue;
 			}
-			put_json(r->updated, sizeof(r->updated), &r->uo, de->d_name);
+			put_json(r->updated, sizeof(r->updated), &r->uo, name);
 			r->nupd++;
 		} else {
 			if (push(sock, dir, path, 1, why, sizeof(why)) < 0) {
-				report_error(r, de->d_name, why);
+				report_error(r, name, why);
 				continue;
 			}
-			put_json(r->added, sizeof(r->added), &r->ao, de->d_name);
+			put_json(r->added, sizeof(r->added), &r->ao, name);
 			r->nadd++;
 		}
 	}
-	closedir(d);
 	for (i = 0; i < nhave; i++) {
 		char path[PATH_MAX], why[512];
 
@@ -358,6 +327,8 @@ sync_once(const char *sock, const char *dir, struct sync_report *r)
 out:
 	for (i = 0; i < nhave; i++)
 		free(have[i]);
+	if (names != NULL)
+		certs_dir_files_free(names, nnames);
 }
 
 /* Print <r> as text or one JSON line. Returns the exit status. */

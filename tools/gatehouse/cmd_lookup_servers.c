@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dir.h"
 #include "health.h"
-
-#define LOOKUP_TIMEOUT_MS 2000
 
 static int run(struct cli *c, int argc, char **argv);
 
@@ -25,7 +24,8 @@ const struct cli_cmd cmd_lookup_servers = {
 	"DESCRIPTION\n"
 	"    For every [ldap] uri, in the order the daemons try them (Zimbra's\n"
 	"    \"zmprov garpu\"), connects and binds as bind_dn with the password\n"
-	"    from bind_password_file, within 2 s:\n"
+	"    from bind_password_file, with the options and the [ldap] timeout\n"
+	"    the daemons' lookups use:\n"
 	"\n"
 	"        URI                      STATE  MS  ERROR\n"
 	"        ldap://192.0.2.5:389     up     3\n"
@@ -58,7 +58,7 @@ run(struct cli *c, int argc, char **argv)
 		const char *uri = c->cfg->ldap.uri.item[i];
 		char err[256] = "";
 		long t0 = health_now_ms();
-		int ok = health_ldap(&c->cfg->ldap, uri, LOOKUP_TIMEOUT_MS, err, sizeof(err)) == 0;
+		int ok = dir_probe(&c->cfg->ldap, uri, 0, err, sizeof(err)) == 0;
 
 		cli_health_row(c, &h, uri, ok, health_now_ms() - t0, "error", ok ? "" : err);
 	}

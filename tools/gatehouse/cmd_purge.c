@@ -3,14 +3,18 @@
  * known by, and its id) from memcached, so that the next lookup asks LDAP,
  * and the routes HAProxy's route tables hold to the account's server.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "hapi.h"
 #include "route.h"
 
 #define PURGE_LINE_MAX 1024   /* longest name read from stdin */
+#define PURGE_AGAIN_MARGIN_MS 250   /* after the agents' deadline: delivery to HAProxy */
 
 static int run(struct cli *c, int argc, char **argv);
 
@@ -227,6 +231,36 @@ purge_haproxy(struct cli *c, const struct purge_servers *ps)
 	return fails;
 }
 
+/*
+ * Clear the routes of <ps> once more, after every agent answer that may
+ * have read memcached before the purge deleted it has reached HAProxy (an
+ * agent answers within its deadline): such an answer could otherwise put
+ * the old route back into a table just cleared, for GH_ROUTE_TABLE_EXPIRE.
+ * Only failures are printed (stderr). Returns the number of them.
+ */
+static int
+purge_haproxy_again(struct cli *c, const struct purge_servers *ps)
+{
+	const struct cfg_list *socks = &c->cfg->spoa.haproxy_admin;
+	uint64_t ms = (uint64_t)c->cfg->spoa.deadline_ms + PURGE_AGAIN_MARGIN_MS;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	char why[512];
+	int i, fails = 0;
+
+	if (socks->n == 0 || (!ps->all && ps->n == 0))
+		return 0;
+	fflush(stdout);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	for (i = 0; i < socks->n; i++)
+		if (hapi_routes_clear(socks->item[i], ps->idx, ps->all ? 0 : ps->n, why,
+		                      sizeof(why)) < 0) {
+			cli_error("purge: haproxy %s: second clear failed: %s", socks->item[i], why);
+			fails++;
+		}
+	return fails;
+}
+
 static int
 run(struct cli *c, int argc, char **argv)
 {
@@ -273,6 +307,7 @@ run(struct cli *c, int argc, char **argv)
 	if (c->json)
 		printf("],\"deleted\":%ld,\"errors\":%d,\"haproxy\":[", total, fails);
 	fails += purge_haproxy(c, &ps);
+	fails += purge_haproxy_again(c, &ps);
 	if (c->json)
 		fputs("]}\n", stdout);
 	return fails ? CLI_TEMP : CLI_OK;

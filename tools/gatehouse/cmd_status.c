@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dir.h"
 #include "hapi.h"
 #include "health.h"
 
@@ -31,7 +32,8 @@ const struct cli_cmd cmd_status = {
 	"    [server] (TCP connect), and the metrics endpoints of gatehouse-spoa\n"
 	"    ([spoa] metrics) and gatehouse-mailproxy ([mailproxy] metrics) when\n"
 	"    configured, whose /metrics is fetched and summarised (sessions,\n"
-	"    logins, routes). One line per part:\n"
+	"    logins, routes), and those of the other nodes of a cluster\n"
+	"    ([cluster] spoa_metrics, mailproxy_metrics). One line per part:\n"
 	"\n"
 	"        ldap       ldap://192.0.2.5:389  up\n"
 	"        memcached  192.0.2.6:11211       up\n"
@@ -195,6 +197,29 @@ metrics_part(const struct cli *c, int *first, const char *kind, const char *addr
 	return 1;
 }
 
+/*
+ * Report every daemon of kind <kind>: this node's (<own>, may be empty) and
+ * the cluster's (<peers>), each endpoint once. Returns how many are down.
+ */
+static int
+daemons_part(const struct cli *c, int *first, const char *kind, const char *own,
+             const struct cfg_list *peers, const char *const *names, size_t prefix)
+{
+	int i, j, down = 0;
+
+	if (own[0] != '\0')
+		down += !metrics_part(c, first, kind, own, names, prefix);
+	for (i = 0; i < peers->n; i++) {
+		int seen = strcmp(peers->item[i], own) == 0;
+
+		for (j = 0; j < i && !seen; j++)
+			seen = strcmp(peers->item[i], peers->item[j]) == 0;
+		if (!seen)
+			down += !metrics_part(c, first, kind, peers->item[i], names, prefix);
+	}
+	return down;
+}
+
 static int
 run(struct cli *c, int argc, char **argv)
 {
@@ -214,8 +239,8 @@ run(struct cli *c, int argc, char **argv)
 		fputs("{\"parts\":[", stdout);
 	for (i = 0; i < cfg->ldap.uri.n; i++) {
 		char err[256] = "";
-		int ok = health_ldap(&cfg->ldap, cfg->ldap.uri.item[i], STATUS_TIMEOUT_MS, err,
-		                     sizeof(err)) == 0;
+		int ok = dir_probe(&cfg->ldap, cfg->ldap.uri.item[i], STATUS_TIMEOUT_MS, err,
+		                   sizeof(err)) == 0;
 
 		down += !ok;
 		part(c, &first, "ldap", cfg->ldap.uri.item[i], ok, err, NULL);
@@ -263,12 +288,11 @@ run(struct cli *c, int argc, char **argv)
 		}
 	}
 	free(p);
-	if (cfg->spoa.metrics[0] != '\0')
-		down += !metrics_part(c, &first, "spoa", cfg->spoa.metrics, spoa_counters,
-		                      strlen("gatehouse_spoa_"));
-	if (cfg->mailproxy.metrics[0] != '\0')
-		down += !metrics_part(c, &first, "mailproxy", cfg->mailproxy.metrics, mail_counters,
-		                      strlen("gatehouse_mail_"));
+	down += daemons_part(c, &first, "spoa", cfg->spoa.metrics, &cfg->cluster.spoa_metrics,
+	                     spoa_counters, strlen("gatehouse_spoa_"));
+	down += daemons_part(c, &first, "mailproxy", cfg->mailproxy.metrics,
+	                     &cfg->cluster.mailproxy_metrics, mail_counters,
+	                     strlen("gatehouse_mail_"));
 	for (i = 0; i < cfg->spoa.haproxy_admin.n; i++)
 		down += !haproxy_part(c, &first, cfg->spoa.haproxy_admin.item[i]);
 	if (c->json)

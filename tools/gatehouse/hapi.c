@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hapi.h"
+#include "parse.h"
 
 #define HAPI_ANSWER_MAX 4096   /* answers of the table commands (headers only) */
 
@@ -23,21 +24,33 @@
 int
 hapi_cmd(const char *sock, const char *cmd, const char *payload, char *ans, size_t len)
 {
-	struct sockaddr_un sun;
+	struct sockaddr_storage ss;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
 	struct timeval tv = { HAPI_TIMEOUT_MS / 1000, (HAPI_TIMEOUT_MS % 1000) * 1000 };
+	socklen_t sslen = sizeof(*sun);
 	size_t off = 0;
 	int fd;
 
 	ans[0] = '\0';
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(sock) >= sizeof(sun.sun_path)) {
-		snprintf(ans, len, "socket path too long");
-		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (sock[0] != '/') {
+		/* another node's HAProxy: "ipv4@ip:port", "ipv6@[ip]:port" or "ip:port" */
+		const char *at = strchr(sock, '@');
+
+		if (parse_addr(at != NULL ? at + 1 : sock, 0, &ss, &sslen) < 0) {
+			snprintf(ans, len, "'%s' is neither a socket path nor ip:port", sock);
+			return -1;
+		}
+	} else {
+		sun->sun_family = AF_UNIX;
+		if (strlen(sock) >= sizeof(sun->sun_path)) {
+			snprintf(ans, len, "socket path too long");
+			return -1;
+		}
+		memcpy(sun->sun_path, sock, strlen(sock) + 1);
 	}
-	memcpy(sun.sun_path, sock, strlen(sock) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		snprintf(ans, len, "cannot connect to %s: %s", sock, strerror(errno));
 		if (fd >= 0)
 			close(fd);

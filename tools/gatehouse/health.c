@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <ldap.h>
 
 #include "health.h"
 #include "parse.h"
@@ -205,25 +204,56 @@ read_until(int fd, char *buf, size_t len, const char *stop, long until)
 }
 
 /*
+ * Resolve server address <hostport> (port <dflt> when none) as the library
+ * reads it (parse_hostport()). Returns the addresses (freeaddrinfo()), or
+ * NULL with the reason in <err>.
+ */
+static struct addrinfo *
+resolve(const char *hostport, uint16_t dflt, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[8];
+	uint16_t p;
+	int rc;
+
+	if (parse_hostport(hostport, dflt, host, sizeof(host), &p) < 0) {
+		snprintf(err, errlen, "not a host:port address");
+		return NULL;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return NULL;
+	}
+	return res;
+}
+
+/*
  * Ask memcached <hostport> for "version"; see health.h.
  */
 int
 health_memcached(const char *hostport, int timeout_ms, char *ver, size_t verlen, char *err,
                  size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
+	struct addrinfo *res, *ai;
 	char buf[256];
 	long until = health_now_ms() + timeout_ms;
-	int fd;
+	int fd = -1;
 	ssize_t n;
 
 	ver[0] = '\0';
-	if (parse_addr(hostport, 11211, &ss, &sl) < 0) {
-		snprintf(err, errlen, "not an ip:port address");
-		return -1;
-	}
-	fd = health_connect((const struct sockaddr *)&ss, sl, timeout_ms, err, errlen);
+	/* the daemons' memcached client takes names too, and tries each address */
+	res = resolve(hostport, 11211, err, errlen);
+	if (res != NULL)
+		snprintf(err, errlen, "connect timed out after %d ms", timeout_ms);
+	for (ai = res; ai != NULL && fd < 0 && health_now_ms() < until; ai = ai->ai_next)
+		fd = health_connect(ai->ai_addr, ai->ai_addrlen, (int)(until - health_now_ms()),
+		                    err, errlen);
+	if (res != NULL)
+		freeaddrinfo(res);
 	if (fd < 0)
 		return -1;
 	if (write(fd, "version\r\n", 9) != 9) {
@@ -245,40 +275,6 @@ health_memcached(const char *hostport, int timeout_ms, char *ver, size_t verlen,
 	buf[strcspn(buf, "\r\n")] = '\0';
 	snprintf(ver, verlen, "%s", buf + 8);
 	return 0;
-}
-
-/*
- * Bind to LDAP <uri> as <l>'s bind DN; see health.h.
- */
-int
-health_ldap(const struct cfg_ldap *l, const char *uri, int timeout_ms, char *err,
-            size_t errlen)
-{
-	LDAP *ld = NULL;
-	struct berval cred;
-	struct timeval tv;
-	int v3 = LDAP_VERSION3, rc;
-
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	rc = ldap_initialize(&ld, uri);
-	if (rc != LDAP_SUCCESS) {
-		snprintf(err, errlen, "bad uri: %s", ldap_err2string(rc));
-		return -1;
-	}
-	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
-	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
-	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
-	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	cred.bv_val = (char *)(uintptr_t)l->bind_password;
-	cred.bv_len = strlen(l->bind_password);
-	rc = ldap_sasl_bind_s(ld, l->bind_dn[0] ? l->bind_dn : NULL, LDAP_SASL_SIMPLE,
-	                      l->bind_dn[0] ? &cred : NULL, NULL, NULL, NULL);
-	if (rc != LDAP_SUCCESS)
-		snprintf(err, errlen, "%s", rc == LDAP_INVALID_CREDENTIALS
-		         ? "bind refused: invalid credentials" : ldap_err2string(rc));
-	ldap_unbind_ext_s(ld, NULL, NULL);
-	return rc == LDAP_SUCCESS ? 0 : -1;
 }
 
 /*

@@ -1,6 +1,7 @@
 /*
  * Health probes for the gatehouse command: TCP connects (many in parallel),
- * memcached "version", an LDAP bind, an HTTP GET of a metrics endpoint.
+ * memcached "version", an HTTP GET of a metrics endpoint. (The LDAP probe is
+ * the library's dir_probe(), which connects as lookups do.)
  * Every probe is bounded by a timeout in milliseconds.
  */
 #ifndef GH_HEALTH_H
@@ -8,8 +9,6 @@
 
 #include <stddef.h>
 #include <sys/socket.h>
-
-#include "cfg.h"
 
 /* One TCP probe: fill addr/len; health_tcp_many() fills the rest. */
 struct health_probe {
@@ -35,18 +34,13 @@ int health_connect(const struct sockaddr *sa, socklen_t len, int timeout_ms, cha
                    size_t errlen);
 
 /*
- * Ask memcached <hostport> for its version within <timeout_ms>. Returns 0
- * with the version in <ver>, or -1 with the reason in <err>.
+ * Ask memcached <hostport> ("host:port", "[v6]:port" or "host", port 11211
+ * by default, names resolved, as the daemons read [memcached] servers) for
+ * its version within <timeout_ms>. Returns 0 with the version in <ver>, or
+ * -1 with the reason in <err>.
  */
 int health_memcached(const char *hostport, int timeout_ms, char *ver, size_t verlen,
                      char *err, size_t errlen);
-
-/*
- * Connect to LDAP <uri> and bind as <l>'s bind_dn (anonymous when empty)
- * within <timeout_ms>. Returns 0, or -1 with the reason in <err>.
- */
-int health_ldap(const struct cfg_ldap *l, const char *uri, int timeout_ms, char *err,
-                size_t errlen);
 
 /*
  * GET http://<hostport><path> within <timeout_ms>; the body goes to <buf>

@@ -21,9 +21,10 @@ def certs_dir(d, pems):
 
 class Daemon:
     """A gatehouse daemon <exe_name> with config <conf>, waiting for TCP
-    <listen_ports> on 127.0.0.1 before returning."""
+    <listen_ports> on <host> (127.0.0.1) before returning."""
 
-    def __init__(self, d, exe_name, conf, listen_ports=(), exe=None, env=None):
+    def __init__(self, d, exe_name, conf, listen_ports=(), exe=None, env=None,
+                 host="127.0.0.1"):
         self.dir = str(d)
         os.makedirs(self.dir, exist_ok=True)
         self.name = exe_name
@@ -32,6 +33,7 @@ class Daemon:
         self.ports = [p for p in listen_ports if p]
         self.log = os.path.join(self.dir, exe_name + ".log")
         self.env = env
+        self.host = host          # the address its listeners are on
         self.proc = None
         self.start()
 
@@ -42,7 +44,7 @@ class Daemon:
         self.proc = procs.Proc(self.name, [self.exe, "-f", "-c", self.conf], self.log,
                                env=self.env)
         for p in self.ports:
-            ports.wait_listening(p, proc=self.proc)
+            ports.wait_listening(p, self.host, proc=self.proc)
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Stop by PID; returns the exit status."""

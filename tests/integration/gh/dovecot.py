@@ -160,6 +160,12 @@ class Dovecot:
     def alive(self):
         return self.proc is not None and self.proc.alive()
 
+    def add_user(self, user, password):
+        """Let <user> log in with <password> (Dovecot reads its passwd-file
+        again when it changes)."""
+        with open(self.passwd, "a", encoding="utf-8") as f:
+            f.write("%s:{PLAIN}%s::::::\n" % (user.lower(), password))
+
     def maildir(self, user):
         """Return the maildir of <user> (canonical name, any case), creating
         it (owned by the mail uid) when missing."""

@@ -38,7 +38,7 @@ pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
-sizelimit 50
+{modules}sizelimit 50
 database mdb
 maxsize 268435456
 suffix "{suffix}"
@@ -55,17 +55,45 @@ access to attrs=userPassword
 access to *
     by dn.exact="{binddn}" read
     by * none
-"""
+{extra}"""
 
 
-def write_conf(d):
-    """Write <d>/slapd.conf for a database in <d>/db. Returns its path."""
+def write_conf(d, modules="", extra=""):
+    """Write <d>/slapd.conf for a database in <d>/db, loading the overlay
+    modules <modules> (module names) and ending the database section with
+    the directives <extra>. Returns its path."""
     os.makedirs(os.path.join(d, "db"), exist_ok=True)
     path = os.path.join(d, "slapd.conf")
     with open(path, "w") as f:
         f.write(CONF.format(schema=SCHEMA_DIR, dir=d, suffix=SUFFIX, rootdn=ROOT_DN,
-                            rootpw=ROOT_PW, binddn=BIND_DN))
+                            rootpw=ROOT_PW, binddn=BIND_DN,
+                            modules="".join("moduleload %s\n" % m for m in modules),
+                            extra=extra))
     return path
+
+
+# A replication provider: syncprov keeps the change state consumers ask for;
+# the rootdn (the consumers' replication identity) reads without a size limit.
+PROVIDER_EXTRA = """\
+index entryCSN eq
+limits dn.exact="{rootdn}" size=unlimited time=unlimited
+overlay syncprov
+syncprov-checkpoint 10 1
+syncprov-sessionlog 1000
+""".format(rootdn=ROOT_DN)
+
+# A consumer (read-only replica) of <provider>: refreshAndPersist, so that
+# changes arrive as they are made; retried every second while the provider
+# is away.
+CONSUMER_EXTRA = """\
+syncrepl rid=001
+    provider={provider}
+    bindmethod=simple binddn="{rootdn}" credentials={rootpw}
+    searchbase="{suffix}"
+    type=refreshAndPersist
+    retry="1 +"
+    timeout=3 network-timeout=2
+"""
 
 
 class SlapdTemplate:
@@ -87,15 +115,28 @@ class SlapdTemplate:
 
 
 class Slapd:
-    """A running slapd with a copy of <template>'s database in <d>."""
+    """A running slapd with a copy of <template>'s database in <d>. With
+    <role> "provider" it serves replicas (syncprov); with a Slapd as
+    <provider> it is a read-only replica of it (syncrepl consumer), started
+    empty and filled by replication (wait_replicated())."""
 
-    def __init__(self, d, template, port=None):
+    def __init__(self, d, template, port=None, role=None, provider=None):
         self.dir = str(d)
         self.template = template
+        self.provider = provider
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
+        modules, extra = (), ""
+        if provider is not None:
+            modules = ("syncprov",) if role == "provider" else ()
+            extra = CONSUMER_EXTRA.format(provider=provider.uri, rootdn=ROOT_DN,
+                                          rootpw=ROOT_PW, suffix=SUFFIX)
+        # a replica starts from the same seed (same entryUUIDs and CSNs), so
+        # its first refresh only compares
         shutil.copyfile(os.path.join(template.dir, "db", "data.mdb"),
                         os.path.join(self.dir, "db", "data.mdb"))
-        self.conf = write_conf(self.dir)
+        if role == "provider":
+            modules, extra = ("syncprov",), extra + PROVIDER_EXTRA
+        self.conf = write_conf(self.dir, modules, extra)
         self.port = port or ports.free_port()
         self.uri = "ldap://127.0.0.1:%d" % self.port
         self.log = os.path.join(self.dir, "slapd.log")
@@ -113,6 +154,14 @@ class Slapd:
         self.proc = procs.Proc("slapd", [SLAPD, "-f", self.conf, "-h", self.uri + "/",
                                          "-d", "stats"], self.log)
         ports.wait_listening(self.port, proc=self.proc)
+
+    def wait_replicated(self, mail, timeout=20.0):
+        """Wait until this replica holds the entry of <mail>; returns the
+        search result."""
+        from . import wait
+        return wait.until(lambda: self.search("(mail=%s)" % mail,
+                                              ["mail", "mailHost", "entryUUID"]),
+                          "%s replicated to %s" % (mail, self.uri), timeout, 0.1)
 
     def stop(self):
         """Stop slapd by PID (SIGTERM, then SIGKILL)."""

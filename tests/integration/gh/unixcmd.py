@@ -4,12 +4,19 @@ import socket
 
 
 def unix_cmd(path, cmd, timeout=10, half_close=True):
-    """Send <cmd> and a newline to the socket at <path>; return the answer
+    """Send <cmd> and a newline to the socket at <path> (or at
+    "ipv4@ip:port"); return the answer
     as text. <half_close> shuts the write side so the server answers and
     closes (not for a master "reload", which re-executes the master)."""
-    with socket.socket(socket.AF_UNIX) as s:
+    if path.startswith("ipv4@"):
+        # HAProxy's stats socket on TCP (another node's, in a cluster)
+        host, _, port = path[5:].rpartition(":")
+        fam, addr = socket.AF_INET, (host, int(port))
+    else:
+        fam, addr = socket.AF_UNIX, path
+    with socket.socket(fam) as s:
         s.settimeout(timeout)
-        s.connect(path)
+        s.connect(addr)
         s.sendall(cmd.encode() + b"\n")
         if half_close:
             s.shutdown(socket.SHUT_WR)
