@@ -51,11 +51,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_limited_errno(&sp->log, LOG_WARNING, "accept", "spoa: accept");
 			return;
 		}
-		if (sp->nconns >= sp->gen->cfg->spoa.max_connections) {
+		if (sp->nconns >= spoa_cfg(sp)->spoa.max_connections) {
 			spoa_count(sp, SC_CONN_REFUSED);
 			log_limited(&sp->log, LOG_WARNING, "max-connections",
 			            "spoa: max_connections (%u) reached, refusing",
-			            sp->gen->cfg->spoa.max_connections);
+			            spoa_cfg(sp)->spoa.max_connections);
 			close(fd);
 			continue;
 		}
@@ -68,7 +68,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int
 listen_all(struct spoa *sp)
 {
-	const struct cfg_list *l = &sp->gen->cfg->spoa.listen;
+	const struct cfg_list *l = &spoa_cfg(sp)->spoa.listen;
 	int i, one = 1;
 
 	for (i = 0; i < l->n; i++) {
@@ -143,7 +143,7 @@ sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	/* In-flight requests are answered; then each connection gets an
 	 * AGENT-DISCONNECT. Bounded by deadline + 2 s. */
 	ev_timer_init(&sp->drain_w, drain_timeout_cb,
-	              sp->gen->cfg->spoa.deadline_ms / 1000.0 + 2.0, 0.);
+	              spoa_cfg(sp)->spoa.deadline_ms / 1000.0 + 2.0, 0.);
 	sp->drain_w.data = sp;
 	ev_timer_start(loop, &sp->drain_w);
 	TAILQ_FOREACH_SAFE(c, &sp->conns, link, tmp)
@@ -163,26 +163,56 @@ log_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_limit_flush(&sp->log, 0);
 }
 
+/*
+ * Keep, in the new configuration <nc>, the running value of every key of
+ * <sp> that only a restart changes (logged when it changed).
+ */
+static void
+reload_keep(struct spoa *sp, struct gh_config *nc)
+{
+	const struct gh_config *rc = spoa_cfg(sp);
+	struct gen_ctl *gc = &sp->gens;
+
+	gen_keep(gc, "spoa", "listen", &rc->spoa.listen, &nc->spoa.listen, sizeof(nc->spoa.listen));
+	gen_keep_str(gc, "spoa", "metrics", rc->spoa.metrics, nc->spoa.metrics,
+	             sizeof(nc->spoa.metrics));
+	gen_keep_str(gc, "log", "target", rc->log.target, nc->log.target, sizeof(nc->log.target));
+	gen_keep_str(gc, "log", "facility", rc->log.facility, nc->log.facility,
+	             sizeof(nc->log.facility));
+}
+
+/*
+ * SIGHUP: build a generation from the file and make it current; requests
+ * in flight finish on theirs. A file that does not load changes nothing.
+ */
 static void
 sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct spoa *sp = w->data;
-	struct spoa_gen *g, *old;
+	struct gh_config *nc = cfg_new();
+	struct gen *g;
 	char err[1024];
 
 	(void)loop;
 	(void)revents;
-	g = spoa_gen_new(sp, err, sizeof(err));
-	if (g == NULL) {
-		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s", err);
+	if (nc == NULL ||
+	    cfg_load(nc, sp->conf_path, CFG_NEED_SPOA | CFG_NEED_SERVERS, err, sizeof(err)) < 0) {
+		log_err(&sp->log, "spoa: reload of %s refused, keeping the running configuration: %s",
+		        sp->conf_path, nc != NULL ? err : "out of memory");
+		free(nc);
 		return;
 	}
-	old = sp->gen;
-	sp->gen = g;
-	spoa_gen_put(sp, old);
+	reload_keep(sp, nc);
+	g = gen_new(&sp->gens, nc, nc->spoa.threads, nc->spoa.queue_size, err, sizeof(err));
+	if (g == NULL) {
+		log_err(&sp->log, "spoa: reload of %s refused, keeping the running configuration: %s",
+		        sp->conf_path, err);
+		return;
+	}
+	gen_install(&sp->gens, g);
+	(void)log_set_level(&sp->log, g->cfg->log.level);
 	log_limit_set(&sp->log_limit, g->cfg->log.rate_limit, g->cfg->log.rate_limit_interval_ms);
-	log_notice(&sp->log, "spoa: configuration reloaded from %s (listen addresses and "
-	           "metrics address take effect on restart)", sp->conf_path);
+	log_notice(&sp->log, "spoa: configuration reloaded from %s", sp->conf_path);
 }
 
 int
@@ -191,6 +221,7 @@ main(int argc, char **argv)
 	static struct spoa sp;
 	struct gh_config *cfg;
 	struct spoa_conn *c;
+	struct gen *g;
 	char err[1024];
 	int opt, check = 0, rc = 0;
 
@@ -235,22 +266,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sp.log.limit = &sp.log_limit;
-	free(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
 	sp.metrics = NULL;
 	TAILQ_INIT(&sp.conns);
 	spoa_conn_init(&sp);
-	sp.gen = spoa_gen_new(&sp, err, sizeof(err));
-	if (sp.gen == NULL) {
+	gen_ctl_init(&sp.gens, sp.loop, &sp.log);
+	g = gen_new(&sp.gens, cfg, cfg->spoa.threads, cfg->spoa.queue_size, err, sizeof(err));
+	if (g == NULL) {
 		log_err(&sp.log, "spoa: %s", err);
 		return 1;
 	}
+	gen_install(&sp.gens, g);
 	if (listen_all(&sp) < 0) {
 		rc = 1;
 		goto out;
 	}
-	if (spoa_metrics_start(&sp, sp.gen->cfg->spoa.metrics) < 0) {
+	if (spoa_metrics_start(&sp, spoa_cfg(&sp)->spoa.metrics) < 0) {
 		rc = 1;
 		goto out;
 	}
@@ -278,7 +310,7 @@ out:
 		spoa_conn_close(c);
 	listen_close(&sp);
 	spoa_metrics_stop(&sp);
-	spoa_gen_put(&sp, sp.gen);
+	gen_ctl_stop(&sp.gens);
 	ev_loop_destroy(sp.loop);
 	/* what was suppressed while shutting down; the limiter itself lives
 	 * as long as the process, as a generation still referenced does */

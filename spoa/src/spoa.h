@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "cfg-t.h"
+#include "gen.h"
 #include "httpuser.h"
 #include "jobq.h"
 #include "log.h"
@@ -47,21 +48,6 @@ enum spoa_counter {
 	SC__COUNT
 };
 
-/*
- * One configuration generation: the parsed file, the library context, the
- * job queue and this loop's port. SIGHUP makes a new one; the old one is
- * freed when its last request is done.
- */
-struct spoa_gen {
-	struct gh_config *cfg;
-	struct agent ag;
-	struct jobq *q;
-	struct jobq_port *port;
-	unsigned refs;          /* requests using it, plus 1 while current */
-	int ag_ok;
-	ev_timer free_w;        /* teardown, outside any job queue callback */
-};
-
 /* The daemon. */
 struct spoa {
 	struct ev_loop *loop;
@@ -70,7 +56,7 @@ struct spoa {
 	ev_timer log_flush_w;             /* reports suppressed counts */
 	const char *conf_path;
 	int foreground;
-	struct spoa_gen *gen;             /* current generation */
+	struct gen_ctl gens;              /* configuration generations (current: gens.cur) */
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
 	int lfd[CFG_MAX_LISTS];
 	ev_io accept_w[CFG_MAX_LISTS];
@@ -127,7 +113,7 @@ struct spoa_conn {
 struct spoa_req {
 	struct spoa *sp;
 	struct spoa_conn *conn;       /* NULL once the connection is gone */
-	struct spoa_gen *gen;
+	struct gen *gen;              /* held until the request is freed */
 	uint64_t sid, fid;
 	unsigned what;                /* REQ_* */
 	struct jobq_job *job;
@@ -171,13 +157,16 @@ void spoa_conn_close(struct spoa_conn *c);
 int spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f);
 void spoa_msg_req_cancel(struct spoa_req *r);
 
-/* spoa_gen.c */
-struct spoa_gen *spoa_gen_new(struct spoa *sp, char *err, size_t errlen);
-void spoa_gen_put(struct spoa *sp, struct spoa_gen *g);
-
 /* spoa_metrics.c */
 int spoa_metrics_start(struct spoa *sp, const char *addr);
 void spoa_metrics_stop(struct spoa *sp);
+
+/* Return the configuration of the current generation of <sp>. */
+static inline const struct gh_config *
+spoa_cfg(const struct spoa *sp)
+{
+	return sp->gens.cur->cfg;
+}
 
 /* Add 1 to daemon counter <k> of <sp>. */
 static inline void

@@ -91,7 +91,7 @@ conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static uint32_t
 our_max_frame(const struct spoa *sp)
 {
-	uint32_t m = sp->gen->cfg->spoa.max_frame_size;
+	uint32_t m = spoa_cfg(sp)->spoa.max_frame_size;
 
 	if (m < SPOP_FRAME_MIN_MAX)
 		m = SPOP_FRAME_MIN_MAX;
@@ -130,7 +130,7 @@ spoa_conn_accept(struct spoa *sp, int fd, const char *peer)
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
 	ev_init(&c->idle, conn_idle_cb);
-	c->idle.repeat = sp->gen->cfg->spoa.idle_timeout_ms / 1000.0;
+	c->idle.repeat = spoa_cfg(sp)->spoa.idle_timeout_ms / 1000.0;
 	c->idle.data = c;
 	ev_io_start(sp->loop, &c->rio);
 	if (c->idle.repeat > 0)
