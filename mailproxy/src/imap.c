@@ -43,7 +43,7 @@ imap_greet(struct session *s)
 
 	if (imap_capabilities(s, caps, sizeof(caps)) < 0)
 		caps[0] = '\0';
-	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", caps, s->mp->cfg->mailproxy.greeting_imap);
+	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", caps, s->gen->cfg->mailproxy.greeting_imap);
 }
 
 static void
@@ -416,7 +416,7 @@ imap_up_line(struct session *s, const char *line, size_t len)
 			login_upstream_tempfail(s, "cannot encode the login");
 			return;
 		}
-		if (s->mp->cfg->mailproxy.send_id)
+		if (s->gen->cfg->mailproxy.send_id)
 			send_id(s);
 		upstream_send_seg(s);
 		lg->step = UPI_LOGIN;

@@ -38,7 +38,7 @@ listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 				                  li->name);
 			return;
 		}
-		if (mp->nsessions >= mp->cfg->mailproxy.max_connections) {
+		if (mp->nsessions >= mp_cfg(mp)->mailproxy.max_connections) {
 			static const char imap_bye[] = "* BYE Too many connections, try again later.\r\n";
 			static const char pop3_bye[] = "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 
@@ -125,7 +125,7 @@ listener_open(struct mp *mp, const char *addr, const char *name, enum mp_proto p
 int
 listener_open_all(struct mp *mp, char *err, size_t errlen)
 {
-	const struct cfg_mailproxy *mc = &mp->cfg->mailproxy;
+	const struct cfg_mailproxy *mc = &mp_cfg(mp)->mailproxy;
 	const struct {
 		const struct cfg_list *l;
 		const char *name;

@@ -34,6 +34,7 @@ static const char *lookup_throttle_name(const struct lookup_job *lk);
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
 struct record_job {
+	struct gen *gen;                 /* held: the job may outlive its session */
 	char ip[64];
 	char user[ROUTE_NAME_MAX];
 	int ok;
@@ -43,7 +44,7 @@ struct record_job {
 int
 login_allowed(const struct session *s)
 {
-	return s->cl.tls || s->mp->cfg->mailproxy.cleartext_login;
+	return s->cl.tls || s->gen->cfg->mailproxy.cleartext_login;
 }
 
 /* Wipe and free the login state of <s>; cancels a pending lookup. */
@@ -115,6 +116,15 @@ lookup_throttle_name(const struct lookup_job *lk)
 	return lk->tuser[0] ? lk->tuser : route_throttle_name(&lk->route);
 }
 
+static void
+record_release(void *arg)
+{
+	struct record_job *rj = arg;
+
+	gen_put(rj->gen);
+	free(rj);
+}
+
 static enum jobq_next
 record_work(struct agent_worker *w, void *arg)
 {
@@ -133,15 +143,16 @@ login_record(struct session *s, const char *user, int ok)
 {
 	struct record_job *rj;
 
-	if (!throttle_records(&s->mp->ag, ok))
+	if (!throttle_records(&s->gen->ag, ok))
 		return;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL)
 		return;
 	snprintf(rj->ip, sizeof(rj->ip), "%s", s->ip);
 	snprintf(rj->user, sizeof(rj->user), "%s", user ? user : "");
 	rj->ok = ok;
-	if (jobq_submit(s->mp->port, record_work, lookup_release, lookup_release, rj) == NULL)
-		free(rj);
+	rj->gen = gen_ref(s->gen);
+	if (jobq_submit(s->gen->port, record_work, record_release, record_release, rj) == NULL)
+		record_release(rj);
 }
 
 /* Observe the latency of the login of <s>. */
@@ -160,7 +171,7 @@ login_end(struct session *s)
 	upstream_close(s);
 	login_free(s);
 	s->state = SS_CMD;
-	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
+	session_set_timer(s, s->gen->cfg->mailproxy.login_timeout_ms);
 }
 
 /*
@@ -174,7 +185,7 @@ login_end(struct session *s)
 static uint32_t
 login_fail_delay(const struct session *s)
 {
-	uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
+	uint32_t delay = s->gen->cfg->mailproxy.failure_delay_ms;
 	ev_tstamp now = ev_now(s->mp->loop);
 	double ms;
 
@@ -264,7 +275,7 @@ lookup_done(void *arg)
 static int
 lookup_local(struct session *s, struct lookup_job *lk)
 {
-	struct agent *ag = &s->mp->ag;
+	struct agent *ag = &s->gen->ag;
 	int r;
 
 	if ((r = throttle_local_ip(ag, lk->ip, &lk->thr)) < 0)
@@ -292,7 +303,7 @@ login_start(struct session *s)
 {
 	struct mp *mp = s->mp;
 	struct lookup_job *lk;
-	int tls = mp->cfg->mailproxy.upstream_tls;
+	int tls = s->gen->cfg->mailproxy.upstream_tls;
 
 	s->login->start = ev_now(mp->loop);
 	lk = calloc(1, sizeof(*lk));
@@ -308,7 +319,7 @@ login_start(struct session *s)
 	if (s->login->cred.authzid[0] &&
 	    strcasecmp(s->login->cred.authzid, s->login->cred.authcid) != 0 &&
 	    name_normalise(lk->tuser, sizeof(lk->tuser), s->login->cred.authcid,
-	                   mp->cfg->ldap.default_domain) < 0)
+	                   s->gen->cfg->ldap.default_domain) < 0)
 		lk->tuser[0] = '\0';
 	snprintf(s->login->tuser, sizeof(s->login->tuser), "%s", lk->tuser);
 	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
@@ -319,14 +330,14 @@ login_start(struct session *s)
 		free(lk);
 		return;
 	}
-	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
+	s->login->job = jobq_submit(s->gen->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
 		free(lk);
 		session_log_limited(s, LOG_WARNING, "job-queue-full", "job queue full");
 		login_lookup_tempfail(s, "busy");
 		return;
 	}
-	session_set_timer(s, mp->cfg->mailproxy.upstream_timeout_ms);
+	session_set_timer(s, s->gen->cfg->mailproxy.upstream_timeout_ms);
 }
 
 /* Answer the login of unknown user by <s> as a wrong password is answered. */

@@ -15,6 +15,7 @@
 #include "agent.h"
 #include "cfg-t.h"
 #include "certs.h"
+#include "gen.h"
 #include "imapcmd-t.h"
 #include "jobq.h"
 #include "listen.h"
@@ -80,15 +81,13 @@ enum mp_counter {
 
 /* The process: configuration, loop, library handles, sessions. */
 struct mp {
-	struct gh_config *cfg;           /* live configuration (owned) */
+	struct gen_ctl gens;             /* configuration generations; sessions hold theirs */
+	const struct gh_config *cur_cfg; /* the current generation's (read it with mp_cfg()) */
 	const char *cfg_path;
 	struct logger log;
 	struct log_limit log_limit;      /* rate limit of client-caused warnings */
 	ev_timer log_flush_w;            /* reports suppressed counts */
 	struct ev_loop *loop;
-	struct agent ag;
-	struct jobq *jq;
-	struct jobq_port *port;
 	struct certs *certs;             /* current store (ref held), may be NULL */
 	SSL_CTX *up_ctx;                 /* client side towards mailbox servers */
 	struct mbuf_pool pool;
@@ -168,6 +167,7 @@ struct login {
 /* A client connection and, after routing, its mailbox server connection. */
 struct session {
 	struct mp *mp;
+	struct gen *gen;                 /* the configuration it started with (held) */
 	struct listener *li;
 	uint64_t id;
 	enum mp_proto proto;
@@ -216,6 +216,13 @@ struct proto_ops {
 	void (*login_failed)(struct session *s);               /* unknown user */
 	void (*bye)(struct session *s, const char *why);
 };
+
+/* Return the current configuration of <mp> (a session reads its own: s->gen->cfg). */
+static inline const struct gh_config *
+mp_cfg(const struct mp *mp)
+{
+	return mp->cur_cfg;
+}
 
 /* mbuf.c */
 int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);

@@ -15,7 +15,7 @@ void
 relay_start(struct session *s)
 {
 	struct mp *mp = s->mp;
-	const struct cfg_mailproxy *mc = &mp->cfg->mailproxy;
+	const struct cfg_mailproxy *mc = &s->gen->cfg->mailproxy;
 
 	s->state = SS_RELAY;
 	session_parser_free(s);

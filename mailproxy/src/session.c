@@ -126,6 +126,7 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 		return NULL;
 	}
 	s->mp = mp;
+	s->gen = gen_get(&mp->gens);
 	s->li = li;
 	s->proto = li->proto;
 	s->id = ++mp->next_id;
@@ -160,7 +161,7 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 			session_close(s, "cannot start TLS");
 	} else {
 		s->state = SS_CMD;
-		session_set_timer(s, mp->cfg->mailproxy.login_timeout_ms);
+		session_set_timer(s, s->gen->cfg->mailproxy.login_timeout_ms);
 		session_ops(s)->greet(s);
 	}
 	if (!s->dead)
@@ -193,6 +194,7 @@ session_enter(struct session *s)
 static void
 session_free(struct session *s)
 {
+	gen_put(s->gen);
 	free(s);
 }
 
@@ -335,7 +337,7 @@ void
 session_bad_command(struct session *s)
 {
 	mp_count(s->mp, MPC_BAD_COMMANDS, 1);
-	if (++s->bad >= s->mp->cfg->mailproxy.max_bad_commands) {
+	if (++s->bad >= s->gen->cfg->mailproxy.max_bad_commands) {
 		session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
 		session_ops(s)->bye(s, "Too many invalid commands.");
 		session_finish(s);
@@ -534,7 +536,7 @@ step_handshake(struct session *s)
 	certs_unref(s->hs_certs);
 	s->hs_certs = NULL;
 	s->state = SS_CMD;
-	session_set_timer(s, s->mp->cfg->mailproxy.login_timeout_ms);
+	session_set_timer(s, s->gen->cfg->mailproxy.login_timeout_ms);
 	if (!s->starttls_done)
 		session_ops(s)->greet(s);
 	return 1;

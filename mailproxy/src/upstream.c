@@ -21,7 +21,6 @@
 void
 upstream_connect(struct session *s)
 {
-	struct mp *mp = s->mp;
 	struct login *lg = s->login;
 	int fd, one = 1;
 
@@ -50,14 +49,14 @@ upstream_connect(struct session *s)
 		return;
 	}
 	s->state = SS_UP_CONNECT;
-	session_set_timer(s, mp->cfg->mailproxy.connect_timeout_ms);
+	session_set_timer(s, s->gen->cfg->mailproxy.connect_timeout_ms);
 }
 
 /* The TCP connection of <s> is up: start TLS or wait for the greeting. */
 void
 upstream_connected(struct session *s)
 {
-	const struct cfg_mailproxy *mc = &s->mp->cfg->mailproxy;
+	const struct cfg_mailproxy *mc = &s->gen->cfg->mailproxy;
 
 	s->login->step = 0;
 	session_set_timer(s, mc->upstream_timeout_ms);
@@ -77,7 +76,7 @@ void
 upstream_retry(struct session *s)
 {
 	struct mp *mp = s->mp;
-	unsigned max = mp->cfg->mailproxy.upstream_retries;
+	unsigned max = s->gen->cfg->mailproxy.upstream_retries;
 
 	mp_count(mp, MPC_UPSTREAM_CONNECT_FAIL, 1);
 	upstream_close(s);

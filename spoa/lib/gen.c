@@ -170,7 +170,7 @@ gen_put(struct gen *g)
 static void
 gen_keep_log(struct gen_ctl *gc, const char *section, const char *key)
 {
-	log_warnx(gc->log, "reload: [%s] %s changed: it takes effect only at the next restart; "
+	log_warnx(gc->log, "reload: [%s] %s changed: it takes effect at the next restart; "
 	          "the running value is kept", section, key);
 }
 

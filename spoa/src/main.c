@@ -197,16 +197,16 @@ sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (nc == NULL ||
 	    cfg_load(nc, sp->conf_path, CFG_NEED_SPOA | CFG_NEED_SERVERS, err, sizeof(err)) < 0) {
-		log_err(&sp->log, "spoa: reload of %s refused, keeping the running configuration: %s",
-		        sp->conf_path, nc != NULL ? err : "out of memory");
+		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s",
+		        nc != NULL ? err : "out of memory");
 		free(nc);
 		return;
 	}
 	reload_keep(sp, nc);
 	g = gen_new(&sp->gens, nc, nc->spoa.threads, nc->spoa.queue_size, err, sizeof(err));
 	if (g == NULL) {
-		log_err(&sp->log, "spoa: reload of %s refused, keeping the running configuration: %s",
-		        sp->conf_path, err);
+		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s",
+		        err);
 		return;
 	}
 	gen_install(&sp->gens, g);
@@ -278,6 +278,14 @@ main(int argc, char **argv)
 		return 1;
 	}
 	gen_install(&sp.gens, g);
+	/* before the listeners: whoever sees them may signal at once */
+	ev_signal_init(&sp.sigterm_w, sigterm_cb, SIGTERM);
+	ev_signal_init(&sp.sigint_w, sigterm_cb, SIGINT);
+	ev_signal_init(&sp.sighup_w, sighup_cb, SIGHUP);
+	sp.sigterm_w.data = sp.sigint_w.data = sp.sighup_w.data = &sp;
+	ev_signal_start(sp.loop, &sp.sigterm_w);
+	ev_signal_start(sp.loop, &sp.sigint_w);
+	ev_signal_start(sp.loop, &sp.sighup_w);
 	if (listen_all(&sp) < 0) {
 		rc = 1;
 		goto out;
@@ -286,13 +294,6 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	ev_signal_init(&sp.sigterm_w, sigterm_cb, SIGTERM);
-	ev_signal_init(&sp.sigint_w, sigterm_cb, SIGINT);
-	ev_signal_init(&sp.sighup_w, sighup_cb, SIGHUP);
-	sp.sigterm_w.data = sp.sigint_w.data = sp.sighup_w.data = &sp;
-	ev_signal_start(sp.loop, &sp.sigterm_w);
-	ev_signal_start(sp.loop, &sp.sigint_w);
-	ev_signal_start(sp.loop, &sp.sighup_w);
 	/* suppressed counts are reported within a second of their window's end */
 	ev_timer_init(&sp.log_flush_w, log_flush_cb, 1., 1.);
 	sp.log_flush_w.data = &sp;
