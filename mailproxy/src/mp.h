@@ -48,17 +48,15 @@ struct mbuf_pool {
 /* The mail protocols a listener speaks. */
 enum mp_proto { MP_IMAP = 0, MP_POP3 };
 
-/* One listening socket. */
+/* One listening socket of a mail service. */
 struct listener {
 	struct mp *mp;
-	ev_io io;
-	int fd;
+	struct listen_sock ls;  /* the socket and its accept loop */
 	enum mp_proto proto;
 	int implicit_tls;       /* imaps / pop3s */
 	int local_exact;        /* bound to one address: sessions' local address is <local> */
 	struct sockaddr_storage local;
 	char name[16];          /* "imap", "imaps", ... */
-	struct listen_pause pause;  /* rests the listener when descriptors run out */
 	SLIST_ENTRY(listener) next;
 };
 

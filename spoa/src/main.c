@@ -4,9 +4,6 @@
  * is throttled. Options: -c FILE (configuration), -t (check it and exit),
  * -f (foreground, log to stderr). SIGTERM/SIGINT drain, SIGHUP reloads.
  */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,39 +26,24 @@ usage(void)
 	        "  -f       stay in the foreground and log to stderr\n");
 }
 
+/* A connection from HAProxy on listener <l>: refused over max_connections. */
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+accept_cb(struct listen_sock *l, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct spoa *sp = w->data;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct spoa *sp = l->data;
 	char peer[SPOA_IP_MAX];
-	int fd, i;
 
-	(void)loop;
-	(void)revents;
-	/* Accept a bounded batch: HAProxy opens connections in bursts. */
-	for (i = 0; i < 64; i++) {
-		len = sizeof(ss);
-		fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (!listen_pause_on_error(&sp->accept_pause[w - sp->accept_w], errno) &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_limited_errno(&sp->log, LOG_WARNING, "accept", "spoa: accept");
-			return;
-		}
-		if (sp->nconns >= spoa_cfg(sp)->spoa.max_connections) {
-			spoa_count(sp, SC_CONN_REFUSED);
-			log_limited(&sp->log, LOG_WARNING, "max-connections",
-			            "spoa: max_connections (%u) reached, refusing",
-			            spoa_cfg(sp)->spoa.max_connections);
-			close(fd);
-			continue;
-		}
-		parse_addr_str((struct sockaddr *)&ss, 1, peer, sizeof(peer));
-		spoa_conn_accept(sp, fd, peer);
+	(void)salen;
+	if (sp->nconns >= spoa_cfg(sp)->spoa.max_connections) {
+		spoa_count(sp, SC_CONN_REFUSED);
+		log_limited(&sp->log, LOG_WARNING, "max-connections",
+		            "spoa: max_connections (%u) reached, refusing",
+		            spoa_cfg(sp)->spoa.max_connections);
+		close(fd);
+		return;
 	}
+	parse_addr_str(sa, 1, peer, sizeof(peer));
+	spoa_conn_accept(sp, fd, peer);
 }
 
 /* Open every [spoa] listen address with SO_REUSEPORT. Returns 0 or -1. */
@@ -69,51 +51,29 @@ static int
 listen_all(struct spoa *sp)
 {
 	const struct cfg_list *l = &spoa_cfg(sp)->spoa.listen;
-	int i, one = 1;
+	char err[512];
+	int i;
 
 	for (i = 0; i < l->n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		int fd;
-
-		if (parse_addr(l->item[i], 0, &ss, &len) < 0) {
-			log_err(&sp->log, "spoa: bad listen address '%s'", l->item[i]);
+		if (listen_open(&sp->lis[sp->nlisten], sp->loop, l->item[i], NULL,
+		                "the SPOP listener", accept_cb, sp, &sp->log, err, sizeof(err)) < 0) {
+			log_err(&sp->log, "spoa: listen: %s", err);
 			return -1;
 		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-		    /* accepted sockets inherit it (Linux): no setsockopt per connection */
-		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-		    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-			log_errno(&sp->log, LOG_ERR, "spoa: listen on %s", l->item[i]);
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		sp->lfd[sp->nlisten] = fd;
-		ev_io_init(&sp->accept_w[sp->nlisten], accept_cb, fd, EV_READ);
-		sp->accept_w[sp->nlisten].data = sp;
-		listen_pause_init(&sp->accept_pause[sp->nlisten], sp->loop, &sp->accept_w[sp->nlisten],
-		                  &sp->log, "the SPOP listener");
-		ev_io_start(sp->loop, &sp->accept_w[sp->nlisten]);
 		sp->nlisten++;
 		log_notice(&sp->log, "spoa: listening on %s", l->item[i]);
 	}
 	return 0;
 }
 
+/* Close every SPOP listener of <sp>. */
 static void
-listen_close(struct spoa *sp)
+listen_close_all(struct spoa *sp)
 {
 	int i;
 
-	for (i = 0; i < sp->nlisten; i++) {
-		listen_pause_stop(&sp->accept_pause[i]);
-		ev_io_stop(sp->loop, &sp->accept_w[i]);
-		close(sp->lfd[i]);
-	}
+	for (i = 0; i < sp->nlisten; i++)
+		listen_close(&sp->lis[i]);
 	sp->nlisten = 0;
 }
 
@@ -138,7 +98,7 @@ sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	log_notice(&sp->log, "spoa: signal %d, draining %u connection(s)", w->signum, sp->nconns);
 	sp->draining = 1;
-	listen_close(sp);
+	listen_close_all(sp);
 	ev_signal_stop(loop, &sp->sighup_w);
 	/* In-flight requests are answered; then each connection gets an
 	 * AGENT-DISCONNECT. Bounded by deadline + 2 s. */
@@ -309,7 +269,7 @@ out:
 	spoa_conn_flush_pending(&sp);   /* what the last iteration queued */
 	while ((c = TAILQ_FIRST(&sp.conns)) != NULL)
 		spoa_conn_close(c);
-	listen_close(&sp);
+	listen_close_all(&sp);
 	spoa_metrics_stop(&sp);
 	gen_ctl_stop(&sp.gens);
 	ev_loop_destroy(sp.loop);

@@ -58,9 +58,7 @@ struct spoa {
 	int foreground;
 	struct gen_ctl gens;              /* configuration generations (current: gens.cur) */
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
-	int lfd[CFG_MAX_LISTS];
-	ev_io accept_w[CFG_MAX_LISTS];
-	struct listen_pause accept_pause[CFG_MAX_LISTS]; /* rests a listener when fds run out */
+	struct listen_sock lis[CFG_MAX_LISTS];
 	struct mhttp *metrics;            /* metrics endpoint, NULL = off */
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
