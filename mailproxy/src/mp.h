@@ -21,6 +21,7 @@
 #include "listen.h"
 #include "log.h"
 #include "log_limit.h"
+#include "mbuf.h"
 #include "metrics-t.h"
 #include "mhttp.h"
 #include "pop3cmd.h"
@@ -30,20 +31,6 @@
 
 struct session;
 struct mp;
-
-/* A linear byte buffer borrowed from the pool: data lives in d[r..w). */
-struct mbuf {
-	uint32_t r, w, cap;
-	char d[];
-};
-
-/* Free list of buffers of one size, so idle sessions hold none. */
-struct mbuf_pool {
-	struct mbuf **free;
-	unsigned nfree, max;
-	uint32_t size;
-	uint64_t in_use;        /* buffers currently lent out */
-};
 
 /* The mail protocols a listener speaks. */
 enum mp_proto { MP_IMAP = 0, MP_POP3 };
@@ -221,18 +208,6 @@ mp_cfg(const struct mp *mp)
 {
 	return mp->cur_cfg;
 }
-
-/* mbuf.c */
-int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);
-void mbuf_pool_free(struct mbuf_pool *p);
-struct mbuf *mbuf_get(struct mbuf_pool *p);
-void mbuf_put(struct mbuf_pool *p, struct mbuf **b);
-void mbuf_put_wipe(struct mbuf_pool *p, struct mbuf **b);
-void mbuf_wipe_consumed(struct mbuf *b);
-int mbuf_append(struct mbuf_pool *p, struct mbuf **b, const void *data, size_t len);
-size_t mbuf_len(const struct mbuf *b);
-size_t mbuf_room(const struct mbuf *b);
-void mbuf_consume(struct mbuf *b, size_t n);
 
 /* session.c */
 struct session *session_new(struct listener *li, int fd, const struct sockaddr *sa,

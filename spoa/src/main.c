@@ -231,6 +231,14 @@ main(int argc, char **argv)
 	sp.metrics = NULL;
 	TAILQ_INIT(&sp.conns);
 	spoa_conn_init(&sp);
+	/* a pooled buffer holds a whole frame of the size offered at start */
+	if (mbuf_pool_init(&sp.pool, cfg->spoa.max_frame_size + SPOP_LEN_SIZE < SPOA_BUF_MIN
+	                                 ? SPOA_BUF_MIN : cfg->spoa.max_frame_size + SPOP_LEN_SIZE,
+	                   SPOA_BUF_SPARE) < 0) {
+		log_err(&sp.log, "spoa: out of memory");
+		free(cfg);
+		return 1;
+	}
 	gen_ctl_init(&sp.gens, sp.loop, &sp.log);
 	g = gen_new(&sp.gens, cfg, cfg->spoa.threads, cfg->spoa.queue_size, err, sizeof(err));
 	if (g == NULL) {
@@ -272,6 +280,7 @@ out:
 	listen_close_all(&sp);
 	spoa_metrics_stop(&sp);
 	gen_ctl_stop(&sp.gens);
+	mbuf_pool_free(&sp.pool);
 	ev_loop_destroy(sp.loop);
 	/* what was suppressed while shutting down; the limiter itself lives
 	 * as long as the process, as a generation still referenced does */

@@ -17,6 +17,7 @@
 #include "jobq.h"
 #include "log.h"
 #include "log_limit.h"
+#include "mbuf.h"
 #include "metrics-t.h"
 #include "listen.h"
 #include "mhttp.h"
@@ -25,6 +26,8 @@
 #include "throttle.h"
 
 #define SPOA_OUT_MAX   (1024 * 1024)   /* pending output per connection */
+#define SPOA_BUF_MIN   16384           /* smallest pooled buffer: a batch of ACKs */
+#define SPOA_BUF_SPARE 256             /* spare buffers the pool keeps */
 #define SPOA_IP_MAX    64
 
 /* Daemon counters, rendered next to the library's. */
@@ -66,6 +69,7 @@ struct spoa {
 	int stopped;                      /* the loop has returned */
 	unsigned nconns;
 	TAILQ_HEAD(, spoa_conn) conns;
+	struct mbuf_pool pool;            /* connections' input and output buffers */
 	TAILQ_HEAD(, spoa_conn) dirty;    /* output queued, not yet written */
 	ev_prepare flush_w;               /* writes <dirty> before the loop blocks */
 	_Atomic uint64_t c[SC__COUNT];
@@ -89,10 +93,9 @@ struct spoa_conn {
 	ev_timer idle;
 	enum spoa_conn_state state;
 	uint32_t max_frame;           /* negotiated (or ours before HELLO) */
-	uint8_t *in;
-	size_t in_len, in_size;
-	uint8_t *out;
-	size_t out_off, out_len, out_size;
+	struct mbuf *in;              /* borrowed while it holds part of a frame */
+	size_t in_size;               /* at most one frame of max_frame */
+	struct mbuf *out;             /* borrowed while it holds frames to write */
 	unsigned inflight;
 	int dirty;                    /* on sp->dirty */
 	TAILQ_HEAD(, spoa_req) reqs;
