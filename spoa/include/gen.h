@@ -15,8 +15,9 @@
  *   gen_install() makes the new one current and drops the controller's
  *   reference to the old one.
  * - The last gen_put() frees a generation from a fresh loop iteration
- *   (never inside one of its own job callbacks); after gen_ctl_stop(), at
- *   once.
+ *   (never inside one of its own job callbacks), once none of its workers
+ *   runs a job any more (a cancelled one may still be in a slow call: the
+ *   loop never waits for it); after gen_ctl_stop(), at once.
  * - The library counters carry over: a new generation starts from the
  *   counts of the one it replaces, and what an old one counts after that
  *   is added to the current one when it is freed, so the rendered counters

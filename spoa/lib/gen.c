@@ -11,6 +11,8 @@
 #include "gen.h"
 #include "metrics.h"
 
+#define GEN_FREE_RETRY_S 0.05   /* while an unheld generation's workers still run */
+
 /* Set up controller <gc>. */
 void
 gen_ctl_init(struct gen_ctl *gc, struct ev_loop *loop, const struct logger *lg)
@@ -145,10 +147,17 @@ gen_free_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct gen *g = w->data;
 
-	(void)loop;
 	(void)revents;
-	if (g->refs == 0)
-		gen_free(g);
+	if (g->refs > 0)
+		return;
+	/* A cancelled job may still run on a worker (a slow LDAP call):
+	 * joining it now would stall the loop, so look again later. */
+	if (jobq_depth(g->q) > 0) {
+		ev_timer_set(w, GEN_FREE_RETRY_S, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	gen_free(g);
 }
 
 /* Drop a reference to <g>; the last frees it (deferred while the loop runs). */

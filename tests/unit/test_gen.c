@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <semaphore.h>
 #include <cmocka.h>
 
 #include "cfg.h"
@@ -271,6 +273,97 @@ test_put_null_and_get_before_install(void **state)
 	teardown(f);
 }
 
+/* A job whose work waits on <gate>, as a slow LDAP call would. */
+struct slow_job {
+	sem_t gate;
+	_Atomic int started;
+	int released;
+};
+
+static enum jobq_next
+slow_work(struct agent_worker *w, void *arg)
+{
+	struct slow_job *j = arg;
+
+	(void)w;
+	atomic_store(&j->started, 1);
+	sem_wait(&j->gate);
+	return JOBQ_DONE;
+}
+
+static void
+slow_done(void *arg)
+{
+	(void)arg;
+	fail_msg("done() of a cancelled job");
+}
+
+static void
+slow_release(void *arg)
+{
+	((struct slow_job *)arg)->released++;
+}
+
+/* What the check timer saw, and the job it lets go. */
+struct check {
+	struct fixture *f;
+	struct slow_job *j;
+	unsigned ngens;
+	int ticks;
+};
+
+static void
+check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct check *c = w->data;
+
+	(void)revents;
+	/* the loop kept running while the worker was busy: the generation waits */
+	c->ngens = c->f->gc.ngens;
+	c->ticks++;
+	sem_post(&c->j->gate);
+	ev_timer_stop(loop, w);
+}
+
+static void
+test_free_waits_for_running_job_without_blocking(void **state)
+{
+	struct fixture *f = setup();
+	struct slow_job j = { .released = 0 };
+	struct check c = { .f = f, .j = &j };
+	struct jobq_job *job;
+	struct gen *g;
+	ev_timer t;
+	int i;
+
+	(void)state;
+	assert_int_equal(sem_init(&j.gate, 0, 0), 0);
+	g = make_gen(f, 1);
+	gen_install(&f->gc, g);
+	job = jobq_submit(g->port, slow_work, slow_done, slow_release, &j);
+	assert_non_null(job);
+	for (i = 0; i < 2000 && !atomic_load(&j.started); i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_true(atomic_load(&j.started));
+	/* the session goes: its job is cancelled while it runs, the
+	 * generation loses its last reference (a reload replaced it) */
+	jobq_cancel(job);
+	gen_install(&f->gc, make_gen(f, 2));
+	ev_timer_init(&t, check_cb, 0.3, 0.);
+	t.data = &c;
+	ev_timer_start(f->loop, &t);
+	run(f);
+	assert_int_equal(c.ticks, 1);
+	assert_int_equal(c.ngens, 2);        /* not freed (nor joined) while it ran */
+	assert_int_equal(j.released, 1);
+	assert_int_equal(f->gc.ngens, 1);    /* freed once it was done */
+	sem_destroy(&j.gate);
+	teardown(f);
+}
+
 int
 main(void)
 {
@@ -281,6 +374,7 @@ main(void)
 		cmocka_unit_test(test_stop_delivers_and_frees),
 		cmocka_unit_test(test_keep_restart_only_keys),
 		cmocka_unit_test(test_put_null_and_get_before_install),
+		cmocka_unit_test(test_free_waits_for_running_job_without_blocking),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
