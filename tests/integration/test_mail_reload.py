@@ -128,3 +128,29 @@ def test_sighup_restart_only_key_is_named_and_kept(mailproxy, dovecots):
     c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
     assert c.login("carol@example.org", password("carol@example.org"))[0] == "OK"
     c.logout()
+
+
+def _sessions(mp):
+    m = re.search(r"(?m)^gatehouse_mail_sessions ([0-9.]+)$", mp.metrics_text())
+    return float(m.group(1)) if m else -1
+
+
+def test_sighup_applies_log_level(mailproxy):
+    mp = mailproxy()
+    text = open(mp.conf).read()
+    assert "level = debug" in text
+    with open(mp.conf, "w") as f:
+        f.write(text.replace("level = debug", "level = notice"))
+    mp.proc.signal(signal.SIGHUP)
+    assert wait_for(lambda: mp.log_text().count("configuration reloaded") == 1, 10)
+    mark = len(mp.log_text())
+    # a session that would log its close at debug level
+    c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=10)
+    c.shutdown()
+    assert wait_for(lambda: _sessions(mp) == 0, 10)
+    # a notice after it: everything before it is written by then
+    mp.proc.signal(signal.SIGHUP)
+    assert wait_for(lambda: mp.log_text().count("configuration reloaded") == 2, 10)
+    tail = mp.log_text()[mark:]
+    assert " debug: " not in tail, tail
+    assert " info: " not in tail, tail
