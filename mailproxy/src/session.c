@@ -198,7 +198,7 @@ session_goto(struct session *s, enum sstate to, uint32_t ms)
 		size_t off = d->timeout[s->proto == MP_IMAP ? 0 : 1];
 
 		if (off != NO_SETTING)
-			ms = *(const uint32_t *)(const void *)((const char *)&s->mp->cfg->mailproxy + off);
+			ms = *(const uint32_t *)(const void *)((const char *)&s->gen->cfg->mailproxy + off);
 		else if (d->fixed_ms > 0)
 			ms = d->fixed_ms;
 		session_set_timer(s, ms);
@@ -223,6 +223,7 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 		return NULL;
 	}
 	s->mp = mp;
+	s->gen = gen_get(&mp->gens);
 	s->li = li;
 	s->proto = li->proto;
 	s->id = ++mp->next_id;
@@ -282,6 +283,14 @@ session_enter(struct session *s)
 	s->depth++;
 }
 
+/* Free <s> and drop its hold on its configuration generation. */
+static void
+session_free(struct session *s)
+{
+	gen_put(s->gen);
+	free(s);
+}
+
 /*
  * Leave a callback of <s>; frees it when it was closed and this was the
  * outermost callback. Returns 1 when <s> is closed (do not touch it).
@@ -292,7 +301,7 @@ session_leave(struct session *s)
 	int dead = s->dead;
 
 	if (--s->depth == 0 && dead)
-		free(s);
+		session_free(s);
 	return dead;
 }
 
@@ -332,7 +341,7 @@ session_close(struct session *s, const char *why)
 	if (mp->stopping && mp->nsessions == 0)
 		ev_break(mp->loop, EVBREAK_ALL);
 	if (s->depth == 0)
-		free(s);
+		session_free(s);
 }
 
 /* Queue <len> bytes of <data> for the client; closes <s> when they do not fit. */
@@ -371,7 +380,7 @@ int
 session_bad_command(struct session *s)
 {
 	mp_count(s->mp, MPC_BAD_COMMANDS, 1);
-	if (++s->bad < s->mp->cfg->mailproxy.max_bad_commands)
+	if (++s->bad < s->gen->cfg->mailproxy.max_bad_commands)
 		return 0;
 	session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
 	session_ops(s)->bye(s, "Too many invalid commands.");
@@ -413,7 +422,7 @@ static void
 session_connected(struct session *s)
 {
 	s->login->step = 0;
-	if (!s->mp->cfg->mailproxy.upstream_tls) {
+	if (!s->gen->cfg->mailproxy.upstream_tls) {
 		session_goto(s, SS_UP_LOGIN, 0);
 	} else if (tls_client_start(s) < 0) {
 		session_tempfail(s, "cannot start TLS to the mailbox server", TEMPFAIL_MAILBOX);
@@ -426,7 +435,7 @@ session_connected(struct session *s)
 static void
 session_connect_failed(struct session *s)
 {
-	unsigned max = s->mp->cfg->mailproxy.upstream_retries;
+	unsigned max = s->gen->cfg->mailproxy.upstream_retries;
 
 	mp_count(s->mp, MPC_UPSTREAM_CONNECT_FAIL, 1);
 	upstream_close(s);
