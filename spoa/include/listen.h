@@ -57,6 +57,7 @@ struct listen_sock {
 	listen_accept_fn accept;
 	void *data;             /* the owner's */
 	char name[32];          /* for log lines */
+	char path[108];         /* a UNIX socket's file, removed at close; "" for TCP */
 };
 
 /*

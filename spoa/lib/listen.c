@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -87,6 +89,39 @@ listen_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Bind a UNIX stream socket to <sun> for <l>, replacing a stale socket file
+ * (never any other file), mode 0660. Returns the fd or -1 (errno set). */
+static int
+listen_unix(struct listen_sock *l, const struct sockaddr_storage *ss, socklen_t len)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
+	struct stat st;
+	int fd;
+
+	if (lstat(sun->sun_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			errno = EEXIST;
+			return -1;
+		}
+		/* left by a process that is gone, or by our own previous start */
+		if (unlink(sun->sun_path) < 0)
+			return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
+	    chmod(sun->sun_path, 0660) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	snprintf(l->path, sizeof(l->path), "%s", sun->sun_path);
+	return fd;
+}
+
 /* Open <l> on <addr> with <o> and start accepting into <cb>. Returns 0, or -1 with <err>. */
 int
 listen_open(struct listen_sock *l, struct ev_loop *loop, const char *addr,
@@ -102,24 +137,32 @@ listen_open(struct listen_sock *l, struct ev_loop *loop, const char *addr,
 	l->fd = -1;
 	if (o == NULL)
 		o = &none;
-	if (parse_addr(addr, 0, &ss, &len) < 0) {
+	if (parse_listen_addr(addr, &ss, &len) < 0) {
 		snprintf(err, errlen, "%s: bad address '%s'", name, addr);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    (ss.ss_family == AF_INET6 && o->v6only &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    /* accepted sockets inherit these (Linux): no setsockopt per connection */
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    (o->keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		snprintf(err, errlen, "%s %s: %s", name, addr, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
+	if (ss.ss_family == AF_UNIX) {
+		fd = listen_unix(l, &ss, len);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s %s: %s", name, addr, strerror(errno));
+			return -1;
+		}
+	} else {
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    (ss.ss_family == AF_INET6 && o->v6only &&
+		     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		    /* accepted sockets inherit these (Linux): no setsockopt per connection */
+		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+		    (o->keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0) ||
+		    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+			snprintf(err, errlen, "%s %s: %s", name, addr, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
 	}
 	l->loop = loop;
 	l->fd = fd;
@@ -143,4 +186,7 @@ listen_close(struct listen_sock *l)
 	ev_io_stop(l->loop, &l->io);
 	close(l->fd);
 	l->fd = -1;
+	if (l->path[0] != '\0')
+		(void)unlink(l->path);   /* a UNIX socket's file goes with it */
+	l->path[0] = '\0';
 }
