@@ -182,6 +182,7 @@ main(int argc, char **argv)
 	mp->metrics = NULL;
 	mp->inotify_fd = -1;
 	LIST_INIT(&mp->sessions);
+	session_sched_init(mp);
 	SLIST_INIT(&mp->listeners);
 	if (cfg_load(cfg, path, MP_CFG_NEED, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: %s\n", err);

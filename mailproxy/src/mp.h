@@ -78,6 +78,8 @@ struct mp {
 	struct mbuf_pool pool;
 	SLIST_HEAD(, listener) listeners;
 	LIST_HEAD(, session) sessions;
+	LIST_HEAD(, session) again;      /* stopped at RUN_MAX: run again at the next turn */
+	ev_prepare again_w;              /* ... just before the loop polls */
 	unsigned nsessions, nhandshakes;
 	int stopping;
 	ev_signal sig_term, sig_int, sig_hup;
@@ -206,6 +208,8 @@ struct session {
 	unsigned relay_u2c_done:1;
 	int depth;                       /* callback nesting, for safe free */
 	LIST_ENTRY(session) next;
+	LIST_ENTRY(session) again_link;  /* on mp->again while <again> */
+	int again;
 };
 
 /* What a temporary login failure is told to the client about. */
@@ -238,6 +242,7 @@ mp_cfg(const struct mp *mp)
 }
 
 /* session.c */
+void session_sched_init(struct mp *mp);
 struct session *session_new(struct listener *li, int fd, const struct sockaddr *sa,
                             socklen_t salen);
 void session_close(struct session *s, const char *why);

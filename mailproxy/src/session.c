@@ -337,6 +337,10 @@ session_close(struct session *s, const char *why)
 	parser_free(s);
 	explicit_bzero(s->user, sizeof(s->user));
 	LIST_REMOVE(s, next);
+	if (s->again) {
+		LIST_REMOVE(s, again_link);
+		s->again = 0;
+	}
 	mp->nsessions--;
 	if (mp->stopping && mp->nsessions == 0)
 		ev_break(mp->loop, EVBREAK_ALL);
@@ -745,11 +749,41 @@ session_run(struct session *s)
 	if (!s->dead)
 		session_watch(s);
 	/* stopped for fairness while still moving: TLS may hold decrypted
-	 * bytes no socket event will announce, so come back next turn (after
-	 * session_watch: stopping a watcher drops its pending events) */
-	if (i == RUN_MAX && !s->dead)
-		ev_feed_event(s->mp->loop, &s->cl.io, EV_READ);
+	 * bytes no socket event will announce, so come back, but at the next
+	 * turn: an event fed now would run before every other one already
+	 * pending (libev runs the newest first) and the cap would be void */
+	if (i == RUN_MAX && !s->dead && !s->again) {
+		s->again = 1;
+		LIST_INSERT_HEAD(&s->mp->again, s, again_link);
+		ev_prepare_start(s->mp->loop, &s->mp->again_w);
+	}
 	session_leave(s);
+}
+
+/* Before the loop polls: give each session stopped at RUN_MAX its next turn. */
+static void
+session_again_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct mp *mp = w->data;
+	struct session *s;
+
+	(void)revents;
+	while ((s = LIST_FIRST(&mp->again)) != NULL) {
+		LIST_REMOVE(s, again_link);
+		s->again = 0;
+		/* after its watchers were set: stopping one drops this event */
+		ev_feed_event(loop, &s->cl.io, EV_READ);
+	}
+	ev_prepare_stop(loop, w);
+}
+
+/* Set up the fairness turns of <mp>'s sessions. */
+void
+session_sched_init(struct mp *mp)
+{
+	LIST_INIT(&mp->again);
+	ev_prepare_init(&mp->again_w, session_again_cb);
+	mp->again_w.data = mp;
 }
 
 /* I/O callback of either side. */
