@@ -16,7 +16,7 @@
 int
 audit_open(struct mp *mp)
 {
-	const char *path = mp->cfg->mailproxy.audit_log;
+	const char *path = mp_cfg(mp)->mailproxy.audit_log;
 	int fd;
 
 	if (path[0] == '\0') {

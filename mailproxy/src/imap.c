@@ -43,7 +43,7 @@ imap_greet(struct session *s)
 
 	if (imap_capabilities(s, caps, sizeof(caps)) < 0)
 		caps[0] = '\0';
-	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", caps, s->mp->cfg->mailproxy.greeting_imap);
+	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", caps, s->gen->cfg->mailproxy.greeting_imap);
 }
 
 static void
@@ -433,7 +433,7 @@ imap_up_line(struct session *s, const char *line, size_t len, const char **why)
 			*why = "cannot encode the login";
 			return PH_TEMPFAIL;
 		}
-		if ((s->mp->cfg->mailproxy.send_id && send_id(s) < 0) || upstream_send_seg(s) < 0) {
+		if ((s->gen->cfg->mailproxy.send_id && send_id(s) < 0) || upstream_send_seg(s) < 0) {
 			*why = FULL;
 			return PH_TEMPFAIL;
 		}

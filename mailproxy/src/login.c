@@ -36,6 +36,7 @@ static const char *lookup_throttle_name(const struct lookup_job *lk);
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
 struct record_job {
+	struct gen *gen;                 /* held: the job may outlive its session */
 	char ip[64];
 	char user[ROUTE_NAME_MAX];
 	int ok;
@@ -45,7 +46,7 @@ struct record_job {
 int
 login_allowed(const struct session *s)
 {
-	return s->cl.tls || s->mp->cfg->mailproxy.cleartext_login;
+	return s->cl.tls || s->gen->cfg->mailproxy.cleartext_login;
 }
 
 /* Wipe and free the login state of <s>; cancels a pending lookup. */
@@ -117,6 +118,15 @@ lookup_throttle_name(const struct lookup_job *lk)
 	return lk->tuser[0] ? lk->tuser : route_throttle_name(&lk->route);
 }
 
+static void
+record_release(void *arg)
+{
+	struct record_job *rj = arg;
+
+	gen_put(rj->gen);
+	free(rj);
+}
+
 static enum jobq_next
 record_work(struct agent_worker *w, void *arg)
 {
@@ -135,15 +145,16 @@ login_record(struct session *s, const char *user, int ok)
 {
 	struct record_job *rj;
 
-	if (!throttle_records(&s->mp->ag, ok))
+	if (!throttle_records(&s->gen->ag, ok))
 		return;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL)
 		return;
 	snprintf(rj->ip, sizeof(rj->ip), "%s", s->ip);
 	snprintf(rj->user, sizeof(rj->user), "%s", user ? user : "");
 	rj->ok = ok;
-	if (jobq_submit(s->mp->port, record_work, lookup_release, lookup_release, rj) == NULL)
-		free(rj);
+	rj->gen = gen_ref(s->gen);
+	if (jobq_submit(s->gen->port, record_work, record_release, record_release, rj) == NULL)
+		record_release(rj);
 }
 
 /* Observe the latency of the login of <s>. */
@@ -166,7 +177,7 @@ login_observe(struct session *s)
 uint32_t
 login_fail_delay(const struct session *s)
 {
-	uint32_t delay = s->mp->cfg->mailproxy.failure_delay_ms;
+	uint32_t delay = s->gen->cfg->mailproxy.failure_delay_ms;
 	ev_tstamp now = ev_now(s->mp->loop);
 	double ms;
 
@@ -263,7 +274,7 @@ login_lookup_end(struct session *s, void *job, const char **why)
 static int
 lookup_local(struct session *s, struct lookup_job *lk)
 {
-	struct agent *ag = &s->mp->ag;
+	struct agent *ag = &s->gen->ag;
 	int r;
 
 	if ((r = throttle_local_ip(ag, lk->ip, &lk->thr)) < 0)
@@ -293,7 +304,7 @@ login_start(struct session *s, login_done_fn done, const char **why)
 {
 	struct mp *mp = s->mp;
 	struct lookup_job *lk;
-	int tls = mp->cfg->mailproxy.upstream_tls;
+	int tls = s->gen->cfg->mailproxy.upstream_tls;
 
 	s->login->start = ev_now(mp->loop);
 	lk = calloc(1, sizeof(*lk));
@@ -310,14 +321,14 @@ login_start(struct session *s, login_done_fn done, const char **why)
 	if (s->login->cred.authzid[0] &&
 	    strcasecmp(s->login->cred.authzid, s->login->cred.authcid) != 0 &&
 	    name_normalise(lk->tuser, sizeof(lk->tuser), s->login->cred.authcid,
-	                   mp->cfg->ldap.default_domain) < 0)
+	                   s->gen->cfg->ldap.default_domain) < 0)
 		lk->tuser[0] = '\0';
 	snprintf(s->login->tuser, sizeof(s->login->tuser), "%s", lk->tuser);
 	lk->proto = s->proto == MP_IMAP ? (tls ? PROTO_IMAPS : PROTO_IMAP)
 	                                : (tls ? PROTO_POP3S : PROTO_POP3);
 	if (lookup_local(s, lk))
 		return login_lookup_end(s, lk, why);
-	s->login->job = jobq_submit(mp->port, lookup_work, lookup_done, lookup_release, lk);
+	s->login->job = jobq_submit(s->gen->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
 		free(lk);
 		session_log_limited(s, LOG_WARNING, "job-queue-full", "job queue full");

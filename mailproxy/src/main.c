@@ -6,8 +6,11 @@
  *
  * SIGTERM/SIGINT: stop accepting, say BYE to sessions before login, let
  * logged-in sessions finish up to shutdown_grace, then close the rest.
- * SIGHUP: reload the [mailproxy] settings that can change at run time,
- * the certificates and the audit file.
+ * SIGHUP: build a new configuration generation from the file (every
+ * section: [server], [throttle], [ldap], [memcached], [log], [mailproxy])
+ * and make it current; sessions finish on the generation they started
+ * with. Keys only a restart changes keep their running value (logged).
+ * Also reloads the certificates and reopens the audit file.
  */
 #include <errno.h>
 #include <signal.h>
@@ -60,7 +63,7 @@ term_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	ev_timer_init(&mp->grace, grace_cb, mp->cfg->mailproxy.shutdown_grace_ms / 1000.0, 0.);
+	ev_timer_init(&mp->grace, grace_cb, mp_cfg(mp)->mailproxy.shutdown_grace_ms / 1000.0, 0.);
 	mp->grace.data = mp;
 	ev_timer_start(loop, &mp->grace);
 }
@@ -76,57 +79,76 @@ log_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_limit_flush(&mp->log, 0);
 }
 
-/* Log that [mailproxy] <key> changed (<changed>) but keeps its value until a restart. */
+#define MP_CFG_NEED (CFG_NEED_MAILPROXY | CFG_NEED_LDAP | CFG_NEED_SERVERS)
+
+/*
+ * Keep, in the new configuration <nc>, the running value of every key of
+ * <mp> that only a restart changes (logged when it changed): listeners,
+ * the watched certificate directory, the mailbox server TLS context, the
+ * buffer pool, the metrics endpoint and where the log goes.
+ */
 static void
-reload_warn(struct mp *mp, const char *key, int changed)
+reload_keep(struct mp *mp, struct gh_config *nc)
 {
-	if (changed)
-		log_warnx(&mp->log, "reload: [mailproxy] %s changed: it takes effect at the next "
-		          "restart; the running value is kept", key);
+	const struct gh_config *rc = mp_cfg(mp);
+	const struct cfg_mailproxy *r = &rc->mailproxy;
+	struct cfg_mailproxy *n = &nc->mailproxy;
+	struct gen_ctl *gc = &mp->gens;
+
+	gen_keep(gc, "mailproxy", "imap", &r->imap, &n->imap, sizeof(n->imap));
+	gen_keep(gc, "mailproxy", "imaps", &r->imaps, &n->imaps, sizeof(n->imaps));
+	gen_keep(gc, "mailproxy", "pop3", &r->pop3, &n->pop3, sizeof(n->pop3));
+	gen_keep(gc, "mailproxy", "pop3s", &r->pop3s, &n->pop3s, sizeof(n->pop3s));
+	gen_keep_str(gc, "mailproxy", "certs", r->certs, n->certs, sizeof(n->certs));
+	gen_keep(gc, "mailproxy", "upstream_verify", &r->upstream_verify, &n->upstream_verify,
+	         sizeof(n->upstream_verify));
+	gen_keep_str(gc, "mailproxy", "upstream_ca", r->upstream_ca, n->upstream_ca,
+	             sizeof(n->upstream_ca));
+	gen_keep(gc, "mailproxy", "buffer_size", &r->buffer_size, &n->buffer_size,
+	         sizeof(n->buffer_size));
+	gen_keep_str(gc, "mailproxy", "metrics", r->metrics, n->metrics, sizeof(n->metrics));
+	gen_keep_str(gc, "log", "target", rc->log.target, nc->log.target, sizeof(nc->log.target));
+	gen_keep_str(gc, "log", "facility", rc->log.facility, nc->log.facility,
+	             sizeof(nc->log.facility));
 }
 
+/*
+ * SIGHUP: a new generation from the file, or, when it does not load, the
+ * running one keeps serving. The certificates are reloaded either way.
+ */
 static void
 hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct mp *mp = w->data;
 	struct gh_config *nc = cfg_new();
-	struct cfg_mailproxy keep;
-	char err[512];
+	struct gen *g;
+	char err[1024];
 
 	(void)loop;
 	(void)revents;
 	log_notice(&mp->log, "SIGHUP: reloading %s and the certificates", mp->cfg_path);
-	if (nc == NULL || cfg_load(nc, mp->cfg_path, CFG_NEED_MAILPROXY, err, sizeof(err)) < 0) {
-		log_err(&mp->log, "reload: %s; keeping the running configuration",
-		        nc ? err : "out of memory");
+	if (nc == NULL || cfg_load(nc, mp->cfg_path, MP_CFG_NEED, err, sizeof(err)) < 0) {
+		log_err(&mp->log, "reload failed, keeping the running configuration: %s",
+		        nc != NULL ? err : "out of memory");
 		free(nc);
 		tls_reload_certs(mp);
 		return;
 	}
-	/* worker threads read the other sections concurrently: only the
-	 * loop-owned [mailproxy] settings change; listeners, the mailbox
-	 * server TLS context and the watched certs directory need a restart */
-	keep = mp->cfg->mailproxy;
-	reload_warn(mp, "upstream_tls", keep.upstream_tls != nc->mailproxy.upstream_tls);
-	reload_warn(mp, "upstream_verify", keep.upstream_verify != nc->mailproxy.upstream_verify);
-	reload_warn(mp, "upstream_ca", strcmp(keep.upstream_ca, nc->mailproxy.upstream_ca) != 0);
-	reload_warn(mp, "certs", strcmp(keep.certs, nc->mailproxy.certs) != 0);
-	mp->cfg->mailproxy = nc->mailproxy;
-	mp->cfg->mailproxy.upstream_tls = keep.upstream_tls;
-	mp->cfg->mailproxy.upstream_verify = keep.upstream_verify;
-	memcpy(mp->cfg->mailproxy.upstream_ca, keep.upstream_ca, sizeof(keep.upstream_ca));
-	memcpy(mp->cfg->mailproxy.certs, keep.certs, sizeof(keep.certs));
-	mp->cfg->mailproxy.imap = keep.imap;
-	mp->cfg->mailproxy.imaps = keep.imaps;
-	mp->cfg->mailproxy.pop3 = keep.pop3;
-	mp->cfg->mailproxy.pop3s = keep.pop3s;
-	mp->cfg->mailproxy.threads = keep.threads;
-	mp->cfg->mailproxy.queue_size = keep.queue_size;
-	mp->cfg->mailproxy.buffer_size = keep.buffer_size;
-	memcpy(mp->cfg->mailproxy.metrics, keep.metrics, sizeof(keep.metrics));
-	/* the rate limit is the one [log] setting a reload changes */
-	log_limit_set(&mp->log_limit, nc->log.rate_limit, nc->log.rate_limit_interval_ms);
-	free(nc);
+	reload_keep(mp, nc);
+	g = gen_new(&mp->gens, nc, nc->mailproxy.threads, nc->mailproxy.queue_size, err,
+	            sizeof(err));
+	if (g == NULL) {
+		log_err(&mp->log, "reload failed, keeping the running configuration: %s",
+		        err);
+		tls_reload_certs(mp);
+		return;
+	}
+	gen_install(&mp->gens, g);
+	mp->cur_cfg = g->cfg;
+	(void)log_set_level(&mp->log, g->cfg->log.level);
+	log_limit_set(&mp->log_limit, g->cfg->log.rate_limit, g->cfg->log.rate_limit_interval_ms);
+	log_notice(&mp->log, "configuration reloaded from %s: new sessions use it, %u open "
+	           "session(s) finish on theirs", mp->cfg_path, mp->nsessions);
 	tls_reload_certs(mp);
 	audit_open(mp);
 }
@@ -135,6 +157,8 @@ int
 main(int argc, char **argv)
 {
 	struct mp *mp;
+	struct gh_config *cfg;
+	struct gen *g;
 	const char *path = DEFAULT_CONF;
 	char err[1024];
 	int opt, check = 0, rc = 1;
@@ -149,7 +173,7 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	mp = calloc(1, sizeof(*mp));
-	if (mp == NULL || (mp->cfg = cfg_new()) == NULL) {
+	if (mp == NULL || (cfg = cfg_new()) == NULL) {
 		fprintf(stderr, "gatehouse-mailproxy: out of memory\n");
 		return 1;
 	}
@@ -158,24 +182,26 @@ main(int argc, char **argv)
 	mp->metrics = NULL;
 	mp->inotify_fd = -1;
 	LIST_INIT(&mp->sessions);
+	session_sched_init(mp);
 	SLIST_INIT(&mp->listeners);
-	if (cfg_load(mp->cfg, path, CFG_NEED_MAILPROXY | CFG_NEED_LDAP | CFG_NEED_SERVERS,
-	             err, sizeof(err)) < 0) {
+	if (cfg_load(cfg, path, MP_CFG_NEED, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: %s\n", err);
 		return 1;
 	}
-	if (log_init(&mp->log, "gatehouse-mailproxy", check ? "stderr" : mp->cfg->log.target,
-	             mp->cfg->log.level, mp->cfg->log.facility) < 0) {
+	mp->cur_cfg = cfg;
+	if (log_init(&mp->log, "gatehouse-mailproxy", check ? "stderr" : cfg->log.target,
+	             cfg->log.level, cfg->log.facility) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: bad [log] settings\n");
 		return 1;
 	}
-	if (log_limit_init(&mp->log_limit, mp->cfg->log.rate_limit,
-	                   mp->cfg->log.rate_limit_interval_ms, NULL, NULL) < 0) {
+	if (log_limit_init(&mp->log_limit, cfg->log.rate_limit,
+	                   cfg->log.rate_limit_interval_ms, NULL, NULL) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: cannot set up the log rate limit\n");
 		return 1;
 	}
 	mp->log.limit = &mp->log_limit;
 	mp->loop = ev_default_loop(EVFLAG_AUTO);
+	gen_ctl_init(&mp->gens, mp->loop, &mp->log);
 	if (tls_init(mp, err, sizeof(err)) < 0) {
 		log_err(&mp->log, "%s", err);
 		return 1;
@@ -184,28 +210,27 @@ main(int argc, char **argv)
 		printf("%s: configuration OK%s\n", path,
 		       tls_available(mp) ? "" : " (no usable certificate: no TLS)");
 		tls_free(mp);
+		free(cfg);
 		return 0;
 	}
-	if ((mp->cfg->mailproxy.imaps.n || mp->cfg->mailproxy.pop3s.n) && !tls_available(mp))
+	if ((cfg->mailproxy.imaps.n || cfg->mailproxy.pop3s.n) && !tls_available(mp))
 		log_warnx(&mp->log, "imaps/pop3s listeners configured but no certificate loaded");
-	if (mbuf_pool_init(&mp->pool, mp->cfg->mailproxy.buffer_size, 1024) < 0 ||
-	    agent_init(&mp->ag, mp->cfg, &mp->log) < 0) {
+	/* pre-login needs room for OUT_HIGH of answers and a whole server line */
+	if (mbuf_pool_init(&mp->pool, cfg->mailproxy.buffer_size < MBUF_MIN ? MBUF_MIN
+	                                                                 : cfg->mailproxy.buffer_size,
+	                   1024) < 0) {
 		log_err(&mp->log, "cannot initialise");
 		return 1;
 	}
-	mp->jq = jobq_start(&mp->ag, mp->cfg->mailproxy.threads ? mp->cfg->mailproxy.threads : 1,
-	                    mp->cfg->mailproxy.queue_size ? mp->cfg->mailproxy.queue_size : 1);
-	if (mp->jq == NULL || (mp->port = jobq_port_new(mp->jq, mp->loop)) == NULL) {
-		log_err(&mp->log, "cannot start the job queue");
-		goto out;
-	}
-	if (listener_open_all(mp, err, sizeof(err)) < 0) {
+	g = gen_new(&mp->gens, cfg, cfg->mailproxy.threads, cfg->mailproxy.queue_size, err,
+	            sizeof(err));
+	if (g == NULL) {
+		mp->cur_cfg = NULL;
 		log_err(&mp->log, "%s", err);
 		goto out;
 	}
-	if (audit_open(mp) < 0 || mp_metrics_start(mp) < 0)
-		goto out;
-	tls_watch_start(mp);
+	gen_install(&mp->gens, g);
+	/* before the listeners: whoever sees them may signal at once */
 	ev_signal_init(&mp->sig_term, term_cb, SIGTERM);
 	ev_signal_init(&mp->sig_int, term_cb, SIGINT);
 	ev_signal_init(&mp->sig_hup, hup_cb, SIGHUP);
@@ -213,6 +238,13 @@ main(int argc, char **argv)
 	ev_signal_start(mp->loop, &mp->sig_term);
 	ev_signal_start(mp->loop, &mp->sig_int);
 	ev_signal_start(mp->loop, &mp->sig_hup);
+	if (listener_open_all(mp, err, sizeof(err)) < 0) {
+		log_err(&mp->log, "%s", err);
+		goto out;
+	}
+	if (audit_open(mp) < 0 || mp_metrics_start(mp) < 0)
+		goto out;
+	tls_watch_start(mp);
 	/* suppressed counts are reported within a second of their window's end */
 	ev_timer_init(&mp->log_flush_w, log_flush_cb, 1., 1.);
 	mp->log_flush_w.data = mp;
@@ -226,14 +258,12 @@ out:
 	session_shutdown_all(mp, 1);
 	ev_timer_stop(mp->loop, &mp->grace);
 	ev_timer_stop(mp->loop, &mp->log_flush_w);
-	if (mp->jq != NULL)
-		jobq_stop(mp->jq);
-	if (mp->port != NULL)
-		jobq_port_free(mp->port);
 	listener_close_all(mp);
 	mp_metrics_stop(mp);
 	tls_free(mp);
-	agent_free(&mp->ag);
+	/* every generation: queues stopped, jobs delivered, then freed */
+	mp->cur_cfg = NULL;
+	gen_ctl_stop(&mp->gens);
 	mbuf_pool_free(&mp->pool);
 	if (mp->audit_fd >= 0)
 		close(mp->audit_fd);
@@ -242,7 +272,6 @@ out:
 	log_limit_flush(&mp->log, 1);
 	mp->log.limit = NULL;
 	log_limit_free(&mp->log_limit);
-	free(mp->cfg);
 	free(mp);
 	return rc;
 }

@@ -15,11 +15,13 @@
 #include "agent.h"
 #include "cfg-t.h"
 #include "certs.h"
+#include "gen.h"
 #include "imapcmd-t.h"
 #include "jobq.h"
 #include "listen.h"
 #include "log.h"
 #include "log_limit.h"
+#include "mbuf.h"
 #include "metrics-t.h"
 #include "mhttp.h"
 #include "pop3cmd.h"
@@ -30,34 +32,18 @@
 struct session;
 struct mp;
 
-/* A linear byte buffer borrowed from the pool: data lives in d[r..w). */
-struct mbuf {
-	uint32_t r, w, cap;
-	char d[];
-};
-
-/* Free list of buffers of one size, so idle sessions hold none. */
-struct mbuf_pool {
-	struct mbuf **free;
-	unsigned nfree, max;
-	uint32_t size;
-	uint64_t in_use;        /* buffers currently lent out */
-};
-
 /* The mail protocols a listener speaks. */
 enum mp_proto { MP_IMAP = 0, MP_POP3 };
 
-/* One listening socket. */
+/* One listening socket of a mail service. */
 struct listener {
 	struct mp *mp;
-	ev_io io;
-	int fd;
+	struct listen_sock ls;  /* the socket and its accept loop */
 	enum mp_proto proto;
 	int implicit_tls;       /* imaps / pop3s */
 	int local_exact;        /* bound to one address: sessions' local address is <local> */
 	struct sockaddr_storage local;
 	char name[16];          /* "imap", "imaps", ... */
-	struct listen_pause pause;  /* rests the listener when descriptors run out */
 	SLIST_ENTRY(listener) next;
 };
 
@@ -80,20 +66,20 @@ enum mp_counter {
 
 /* The process: configuration, loop, library handles, sessions. */
 struct mp {
-	struct gh_config *cfg;           /* live configuration (owned) */
+	struct gen_ctl gens;             /* configuration generations; sessions hold theirs */
+	const struct gh_config *cur_cfg; /* the current generation's (read it with mp_cfg()) */
 	const char *cfg_path;
 	struct logger log;
 	struct log_limit log_limit;      /* rate limit of client-caused warnings */
 	ev_timer log_flush_w;            /* reports suppressed counts */
 	struct ev_loop *loop;
-	struct agent ag;
-	struct jobq *jq;
-	struct jobq_port *port;
 	struct certs *certs;             /* current store (ref held), may be NULL */
 	SSL_CTX *up_ctx;                 /* client side towards mailbox servers */
 	struct mbuf_pool pool;
 	SLIST_HEAD(, listener) listeners;
 	LIST_HEAD(, session) sessions;
+	LIST_HEAD(, session) again;      /* stopped at RUN_MAX: run again at the next turn */
+	ev_prepare again_w;              /* ... just before the loop polls */
 	unsigned nsessions, nhandshakes;
 	int stopping;
 	ev_signal sig_term, sig_int, sig_hup;
@@ -191,6 +177,7 @@ struct login {
 /* A client connection and, after routing, its mailbox server connection. */
 struct session {
 	struct mp *mp;
+	struct gen *gen;                 /* the configuration it started with (held) */
 	struct listener *li;
 	uint64_t id;
 	enum mp_proto proto;
@@ -221,6 +208,8 @@ struct session {
 	unsigned relay_u2c_done:1;
 	int depth;                       /* callback nesting, for safe free */
 	LIST_ENTRY(session) next;
+	LIST_ENTRY(session) again_link;  /* on mp->again while <again> */
+	int again;
 };
 
 /* What a temporary login failure is told to the client about. */
@@ -245,19 +234,15 @@ struct proto_ops {
 /* Called when a login's lookup job ended; <job> goes to login_lookup_end(). */
 typedef void (*login_done_fn)(struct session *s, void *job);
 
-/* mbuf.c */
-int mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max);
-void mbuf_pool_free(struct mbuf_pool *p);
-struct mbuf *mbuf_get(struct mbuf_pool *p);
-void mbuf_put(struct mbuf_pool *p, struct mbuf **b);
-void mbuf_put_wipe(struct mbuf_pool *p, struct mbuf **b);
-void mbuf_wipe_consumed(struct mbuf *b);
-int mbuf_append(struct mbuf_pool *p, struct mbuf **b, const void *data, size_t len);
-size_t mbuf_len(const struct mbuf *b);
-size_t mbuf_room(const struct mbuf *b);
-void mbuf_consume(struct mbuf *b, size_t n);
+/* Return the current configuration of <mp> (a session reads its own: s->gen->cfg). */
+static inline const struct gh_config *
+mp_cfg(const struct mp *mp)
+{
+	return mp->cur_cfg;
+}
 
 /* session.c */
+void session_sched_init(struct mp *mp);
 struct session *session_new(struct listener *li, int fd, const struct sockaddr *sa,
                             socklen_t salen);
 void session_close(struct session *s, const char *why);

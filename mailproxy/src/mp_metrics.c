@@ -29,7 +29,7 @@ mp_metrics_render(void *arg, char *buf, size_t len, size_t *off)
 	struct mp *mp = arg;
 	int i;
 
-	if (metrics_render(&mp->ag.metrics, buf, len, off) < 0)
+	if (metrics_render(&mp->gens.cur->ag.metrics, buf, len, off) < 0)
 		return -1;
 	for (i = 0; i < MPC__COUNT; i++)
 		if (metrics_render_one(counter_names[i].name, counter_names[i].help, "counter",
@@ -52,9 +52,9 @@ int
 mp_metrics_start(struct mp *mp)
 {
 	mp->metrics = NULL;
-	if (mp->cfg->mailproxy.metrics[0] == '\0')
+	if (mp_cfg(mp)->mailproxy.metrics[0] == '\0')
 		return 0;
-	mp->metrics = mhttp_start(mp->loop, mp->cfg->mailproxy.metrics, mp_metrics_render, mp,
+	mp->metrics = mhttp_start(mp->loop, mp_cfg(mp)->mailproxy.metrics, mp_metrics_render, mp,
 	                          5., 0, &mp->log);
 	return mp->metrics != NULL ? 0 : -1;
 }

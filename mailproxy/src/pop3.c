@@ -21,7 +21,7 @@ enum { UPP_GREETING = 0, UPP_CAPA, UPP_CAPA_LIST, UPP_ADDR, UPP_USER, UPP_PASS }
 static void
 pop3_greet(struct session *s)
 {
-	session_printf(s, "+OK %s\r\n", s->mp->cfg->mailproxy.greeting_pop3);
+	session_printf(s, "+OK %s\r\n", s->gen->cfg->mailproxy.greeting_pop3);
 }
 
 static void
@@ -331,7 +331,7 @@ pop3_up_line(struct session *s, const char *line, size_t len, const char **why)
 			*why = "unexpected greeting from the mailbox server";
 			return PH_TEMPFAIL;
 		}
-		if (!s->mp->cfg->mailproxy.send_xoip)
+		if (!s->gen->cfg->mailproxy.send_xoip)
 			return send_login(s, why);
 		lg->step = UPP_CAPA;
 		if (upstream_send(s, "CAPA\r\n", 6) < 0) {

@@ -198,7 +198,7 @@ session_goto(struct session *s, enum sstate to, uint32_t ms)
 		size_t off = d->timeout[s->proto == MP_IMAP ? 0 : 1];
 
 		if (off != NO_SETTING)
-			ms = *(const uint32_t *)(const void *)((const char *)&s->mp->cfg->mailproxy + off);
+			ms = *(const uint32_t *)(const void *)((const char *)&s->gen->cfg->mailproxy + off);
 		else if (d->fixed_ms > 0)
 			ms = d->fixed_ms;
 		session_set_timer(s, ms);
@@ -223,6 +223,7 @@ session_new(struct listener *li, int fd, const struct sockaddr *sa, socklen_t sa
 		return NULL;
 	}
 	s->mp = mp;
+	s->gen = gen_get(&mp->gens);
 	s->li = li;
 	s->proto = li->proto;
 	s->id = ++mp->next_id;
@@ -282,6 +283,14 @@ session_enter(struct session *s)
 	s->depth++;
 }
 
+/* Free <s> and drop its hold on its configuration generation. */
+static void
+session_free(struct session *s)
+{
+	gen_put(s->gen);
+	free(s);
+}
+
 /*
  * Leave a callback of <s>; frees it when it was closed and this was the
  * outermost callback. Returns 1 when <s> is closed (do not touch it).
@@ -292,7 +301,7 @@ session_leave(struct session *s)
 	int dead = s->dead;
 
 	if (--s->depth == 0 && dead)
-		free(s);
+		session_free(s);
 	return dead;
 }
 
@@ -328,11 +337,15 @@ session_close(struct session *s, const char *why)
 	parser_free(s);
 	explicit_bzero(s->user, sizeof(s->user));
 	LIST_REMOVE(s, next);
+	if (s->again) {
+		LIST_REMOVE(s, again_link);
+		s->again = 0;
+	}
 	mp->nsessions--;
 	if (mp->stopping && mp->nsessions == 0)
 		ev_break(mp->loop, EVBREAK_ALL);
 	if (s->depth == 0)
-		free(s);
+		session_free(s);
 }
 
 /* Queue <len> bytes of <data> for the client; closes <s> when they do not fit. */
@@ -371,7 +384,7 @@ int
 session_bad_command(struct session *s)
 {
 	mp_count(s->mp, MPC_BAD_COMMANDS, 1);
-	if (++s->bad < s->mp->cfg->mailproxy.max_bad_commands)
+	if (++s->bad < s->gen->cfg->mailproxy.max_bad_commands)
 		return 0;
 	session_log_limited(s, LOG_INFO, "bad-commands", "too many bad commands");
 	session_ops(s)->bye(s, "Too many invalid commands.");
@@ -413,7 +426,7 @@ static void
 session_connected(struct session *s)
 {
 	s->login->step = 0;
-	if (!s->mp->cfg->mailproxy.upstream_tls) {
+	if (!s->gen->cfg->mailproxy.upstream_tls) {
 		session_goto(s, SS_UP_LOGIN, 0);
 	} else if (tls_client_start(s) < 0) {
 		session_tempfail(s, "cannot start TLS to the mailbox server", TEMPFAIL_MAILBOX);
@@ -426,7 +439,7 @@ session_connected(struct session *s)
 static void
 session_connect_failed(struct session *s)
 {
-	unsigned max = s->mp->cfg->mailproxy.upstream_retries;
+	unsigned max = s->gen->cfg->mailproxy.upstream_retries;
 
 	mp_count(s->mp, MPC_UPSTREAM_CONNECT_FAIL, 1);
 	upstream_close(s);
@@ -736,11 +749,41 @@ session_run(struct session *s)
 	if (!s->dead)
 		session_watch(s);
 	/* stopped for fairness while still moving: TLS may hold decrypted
-	 * bytes no socket event will announce, so come back next turn (after
-	 * session_watch: stopping a watcher drops its pending events) */
-	if (i == RUN_MAX && !s->dead)
-		ev_feed_event(s->mp->loop, &s->cl.io, EV_READ);
+	 * bytes no socket event will announce, so come back, but at the next
+	 * turn: an event fed now would run before every other one already
+	 * pending (libev runs the newest first) and the cap would be void */
+	if (i == RUN_MAX && !s->dead && !s->again) {
+		s->again = 1;
+		LIST_INSERT_HEAD(&s->mp->again, s, again_link);
+		ev_prepare_start(s->mp->loop, &s->mp->again_w);
+	}
 	session_leave(s);
+}
+
+/* Before the loop polls: give each session stopped at RUN_MAX its next turn. */
+static void
+session_again_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct mp *mp = w->data;
+	struct session *s;
+
+	(void)revents;
+	while ((s = LIST_FIRST(&mp->again)) != NULL) {
+		LIST_REMOVE(s, again_link);
+		s->again = 0;
+		/* after its watchers were set: stopping one drops this event */
+		ev_feed_event(loop, &s->cl.io, EV_READ);
+	}
+	ev_prepare_stop(loop, w);
+}
+
+/* Set up the fairness turns of <mp>'s sessions. */
+void
+session_sched_init(struct mp *mp)
+{
+	LIST_INIT(&mp->again);
+	ev_prepare_init(&mp->again_w, session_again_cb);
+	mp->again_w.data = mp;
 }
 
 /* I/O callback of either side. */

@@ -87,14 +87,14 @@ load_store(struct mp *mp)
 	char err[512];
 	struct certs *c;
 
-	if (mp->cfg->mailproxy.certs[0] == '\0')
+	if (mp_cfg(mp)->mailproxy.certs[0] == '\0')
 		return NULL;
-	c = certs_load(mp->cfg->mailproxy.certs, &o, err, sizeof(err));
+	c = certs_load(mp_cfg(mp)->mailproxy.certs, &o, err, sizeof(err));
 	if (c == NULL)
 		log_warnx(&mp->log, "certs: %s", err);
 	else
 		log_info(&mp->log, "certs: %zu certificate(s) loaded from %s", certs_count(c),
-		         mp->cfg->mailproxy.certs);
+		         mp_cfg(mp)->mailproxy.certs);
 	return c;
 }
 
@@ -105,7 +105,7 @@ load_store(struct mp *mp)
 int
 tls_init(struct mp *mp, char *err, size_t errlen)
 {
-	const struct cfg_mailproxy *mc = &mp->cfg->mailproxy;
+	const struct cfg_mailproxy *mc = &mp_cfg(mp)->mailproxy;
 
 	mp->inotify_fd = -1;
 	mp->certs = load_store(mp);
@@ -163,7 +163,7 @@ tls_server_start(struct session *s)
 		                    "TLS requested but no certificate is loaded");
 		return -1;
 	}
-	if (mp->nhandshakes >= mp->cfg->mailproxy.max_handshakes) {
+	if (mp->nhandshakes >= s->gen->cfg->mailproxy.max_handshakes) {
 		session_log_limited(s, LOG_WARNING, "tls-busy", "too many TLS handshakes in progress");
 		return -1;
 	}
@@ -185,7 +185,7 @@ int
 tls_client_start(struct session *s)
 {
 	struct mp *mp = s->mp;
-	const struct cfg_server *srv = cfg_server_find(mp->cfg, s->login->route.server);
+	const struct cfg_server *srv = cfg_server_find(s->gen->cfg, s->login->route.server);
 	const char *name = srv && srv->tls_name[0] ? srv->tls_name : s->login->route.server;
 	unsigned char tmp[16];
 	SSL *ssl;
@@ -256,7 +256,7 @@ inotify_cb(struct ev_loop *loop, ev_io *w, int revents)
 int
 tls_watch_start(struct mp *mp)
 {
-	const char *dir = mp->cfg->mailproxy.certs;
+	const char *dir = mp_cfg(mp)->mailproxy.certs;
 
 	ev_init(&mp->certs_debounce, debounce_cb);
 	mp->certs_debounce.data = mp;

@@ -50,6 +50,12 @@ void log_limited_errno(const struct logger *lg, int level, const char *kind,
                        const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Change the level of <lg> to <level> ("err" .. "debug"), safely while
+ * other threads log through it. Returns 0, or -1 on an unknown name.
+ */
+int log_set_level(struct logger *lg, const char *level);
+
 /* Tell whether a message at <level> would be written by <lg>. */
 int log_enabled(const struct logger *lg, int level);
 

@@ -36,6 +36,12 @@ int parse_addr(const char *s, uint16_t default_port, struct sockaddr_storage *ss
                socklen_t *len) __attribute__((warn_unused_result));
 
 /*
+ * Parse a listening address: what parse_addr() reads, or "unix@/abs/path"
+ * (HAProxy's notation) for a UNIX stream socket. Returns 0 or -1.
+ */
+int parse_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/*
  * Split server address <s> into <host> (<hlen> bytes incl. NUL) and
  * <port>: "<host>:<port>", "[<ipv6>]:<port>", "<host>", "[<ipv6>]" or a
  * bare "<ipv6>" (then <default_port>; 0 means a port is required), as

@@ -24,6 +24,7 @@ enum kw_type {
 	KW_SEC,       /* duration into uint32_t seconds */
 	KW_BOOL,      /* int 0/1 */
 	KW_ADDRLIST,  /* struct cfg_list of "ip:port" checked at load */
+	KW_LISTENLIST,/* the same, or "unix@/path" */
 	KW_FILTER,    /* a filter with at least one %s and no other % */
 	KW_CIDRLIST,  /* struct cfg_list of CIDRs or addresses, checked at load */
 	KW_ATTRLIST,  /* struct cfg_list of LDAP attribute names, checked at load */
@@ -88,7 +89,7 @@ static const struct kw keywords[] = {
 	  "Login rejected for this user" },
 	{ "throttle", "whitelist", KW_CIDRLIST, S(throttle, whitelist), 0, NULL },
 
-	{ "spoa", "listen", KW_ADDRLIST, S(spoa, listen), 0, NULL },
+	{ "spoa", "listen", KW_LISTENLIST, S(spoa, listen), 0, NULL },
 	{ "spoa", "threads", KW_U32, S(spoa, threads), 256, "4" },
 	{ "spoa", "queue_size", KW_U32, S(spoa, queue_size), 1000000, "4096" },
 	{ "spoa", "max_frame_size", KW_U32, S(spoa, max_frame_size), 1048576, "16380" },
@@ -228,6 +229,12 @@ set_list(struct cfg_list *list, const char *value, int check)
 				return -1;
 		} else if (check == 3 && !valid_attr(tok)) {
 			return -1;
+		} else if (check == 4) {
+			struct sockaddr_storage ss;
+			socklen_t len;
+
+			if (parse_listen_addr(tok, &ss, &len) < 0)
+				return -1;
 		}
 		if (set_string(list->item[list->n], sizeof(list->item[0]), tok) < 0)
 			return -1;
@@ -274,6 +281,9 @@ kw_set(struct gh_config *cfg, const struct kw *k, const char *value, const char 
 	case KW_ADDRLIST:
 		*why = "expected ip:port or [ipv6]:port entries";
 		return set_list((struct cfg_list *)(void *)base, value, 1);
+	case KW_LISTENLIST:
+		*why = "expected ip:port, [ipv6]:port or unix@/path entries";
+		return set_list((struct cfg_list *)(void *)base, value, 4);
 	case KW_CIDRLIST:
 		*why = "expected IPv4 or IPv6 addresses or CIDRs (192.0.2.0/24, 2001:db8::/32)";
 		return set_list((struct cfg_list *)(void *)base, value, 2);
@@ -445,7 +455,7 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 
 		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
 			continue;
-		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST &&
+		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST && k->type != KW_LISTENLIST &&
 		    k->type != KW_CIDRLIST && k->type != KW_ATTRLIST) {
 			load_fail(ld, name, "duplicate key in [%s]", section);
 			return 0;

@@ -86,7 +86,22 @@ log_init(struct logger *lg, const char *ident, const char *target, const char *l
 int
 log_enabled(const struct logger *lg, int level)
 {
-	return level <= (lg ? lg->level : LOG_INFO);
+	/* a reload may change the level while worker threads log */
+	return level <= (lg ? __atomic_load_n(&lg->level, __ATOMIC_RELAXED) : LOG_INFO);
+}
+
+/* Change the level of <lg> to <level> (a name as for log_init()). Returns 0, or -1 when unknown. */
+int
+log_set_level(struct logger *lg, const char *level)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcasecmp(level, levels[i].name) == 0) {
+			__atomic_store_n(&lg->level, levels[i].value, __ATOMIC_RELAXED);
+			return 0;
+		}
+	return -1;
 }
 
 /* Append formatted text at <*off> in <buf> (<cap> bytes), truncating. */

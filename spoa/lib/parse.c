@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/un.h>
 #include <strings.h>
 
 #include "parse.h"
@@ -234,10 +236,32 @@ parse_addr_str(const struct sockaddr *sa, int with_port, char *buf, size_t len)
 			return "?";
 		n = with_port ? snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port))
 		              : snprintf(buf, len, "%s", ip);
+	} else if (sa->sa_family == AF_UNIX) {
+		n = snprintf(buf, len, "unix");   /* peers of a UNIX socket have no name */
 	} else {
 		return "?";
 	}
 	if (n < 0 || (size_t)n >= len)
 		return "?";
 	return buf;
+}
+
+/* Parse listening address <s> ("ip:port", "[v6]:port" or "unix@/path") into <ss>/<len>. */
+int
+parse_listen_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	size_t n;
+
+	if (strncmp(s, "unix@", 5) != 0)
+		return parse_addr(s, 0, ss, len);
+	s += 5;
+	n = strlen(s);
+	if (s[0] != '/' || n >= sizeof(sun->sun_path))
+		return -1;
+	memset(ss, 0, sizeof(*ss));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, s, n + 1);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
 }

@@ -4,9 +4,6 @@
  * is throttled. Options: -c FILE (configuration), -t (check it and exit),
  * -f (foreground, log to stderr). SIGTERM/SIGINT drain, SIGHUP reloads.
  */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,91 +26,54 @@ usage(void)
 	        "  -f       stay in the foreground and log to stderr\n");
 }
 
+/* A connection from HAProxy on listener <l>: refused over max_connections. */
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+accept_cb(struct listen_sock *l, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct spoa *sp = w->data;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct spoa *sp = l->data;
 	char peer[SPOA_IP_MAX];
-	int fd, i;
 
-	(void)loop;
-	(void)revents;
-	/* Accept a bounded batch: HAProxy opens connections in bursts. */
-	for (i = 0; i < 64; i++) {
-		len = sizeof(ss);
-		fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (!listen_pause_on_error(&sp->accept_pause[w - sp->accept_w], errno) &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_limited_errno(&sp->log, LOG_WARNING, "accept", "spoa: accept");
-			return;
-		}
-		if (sp->nconns >= sp->gen->cfg->spoa.max_connections) {
-			spoa_count(sp, SC_CONN_REFUSED);
-			log_limited(&sp->log, LOG_WARNING, "max-connections",
-			            "spoa: max_connections (%u) reached, refusing",
-			            sp->gen->cfg->spoa.max_connections);
-			close(fd);
-			continue;
-		}
-		parse_addr_str((struct sockaddr *)&ss, 1, peer, sizeof(peer));
-		spoa_conn_accept(sp, fd, peer);
+	(void)salen;
+	if (sp->nconns >= spoa_cfg(sp)->spoa.max_connections) {
+		spoa_count(sp, SC_CONN_REFUSED);
+		log_limited(&sp->log, LOG_WARNING, "max-connections",
+		            "spoa: max_connections (%u) reached, refusing",
+		            spoa_cfg(sp)->spoa.max_connections);
+		close(fd);
+		return;
 	}
+	parse_addr_str(sa, 1, peer, sizeof(peer));
+	spoa_conn_accept(sp, fd, peer);
 }
 
 /* Open every [spoa] listen address with SO_REUSEPORT. Returns 0 or -1. */
 static int
 listen_all(struct spoa *sp)
 {
-	const struct cfg_list *l = &sp->gen->cfg->spoa.listen;
-	int i, one = 1;
+	const struct cfg_list *l = &spoa_cfg(sp)->spoa.listen;
+	char err[512];
+	int i;
 
 	for (i = 0; i < l->n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		int fd;
-
-		if (parse_addr(l->item[i], 0, &ss, &len) < 0) {
-			log_err(&sp->log, "spoa: bad listen address '%s'", l->item[i]);
+		if (listen_open(&sp->lis[sp->nlisten], sp->loop, l->item[i], NULL,
+		                "the SPOP listener", accept_cb, sp, &sp->log, err, sizeof(err)) < 0) {
+			log_err(&sp->log, "spoa: listen: %s", err);
 			return -1;
 		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-		    /* accepted sockets inherit it (Linux): no setsockopt per connection */
-		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-		    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-			log_errno(&sp->log, LOG_ERR, "spoa: listen on %s", l->item[i]);
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		sp->lfd[sp->nlisten] = fd;
-		ev_io_init(&sp->accept_w[sp->nlisten], accept_cb, fd, EV_READ);
-		sp->accept_w[sp->nlisten].data = sp;
-		listen_pause_init(&sp->accept_pause[sp->nlisten], sp->loop, &sp->accept_w[sp->nlisten],
-		                  &sp->log, "the SPOP listener");
-		ev_io_start(sp->loop, &sp->accept_w[sp->nlisten]);
 		sp->nlisten++;
 		log_notice(&sp->log, "spoa: listening on %s", l->item[i]);
 	}
 	return 0;
 }
 
+/* Close every SPOP listener of <sp>. */
 static void
-listen_close(struct spoa *sp)
+listen_close_all(struct spoa *sp)
 {
 	int i;
 
-	for (i = 0; i < sp->nlisten; i++) {
-		listen_pause_stop(&sp->accept_pause[i]);
-		ev_io_stop(sp->loop, &sp->accept_w[i]);
-		close(sp->lfd[i]);
-	}
+	for (i = 0; i < sp->nlisten; i++)
+		listen_close(&sp->lis[i]);
 	sp->nlisten = 0;
 }
 
@@ -138,12 +98,12 @@ sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	log_notice(&sp->log, "spoa: signal %d, draining %u connection(s)", w->signum, sp->nconns);
 	sp->draining = 1;
-	listen_close(sp);
+	listen_close_all(sp);
 	ev_signal_stop(loop, &sp->sighup_w);
 	/* In-flight requests are answered; then each connection gets an
 	 * AGENT-DISCONNECT. Bounded by deadline + 2 s. */
 	ev_timer_init(&sp->drain_w, drain_timeout_cb,
-	              sp->gen->cfg->spoa.deadline_ms / 1000.0 + 2.0, 0.);
+	              spoa_cfg(sp)->spoa.deadline_ms / 1000.0 + 2.0, 0.);
 	sp->drain_w.data = sp;
 	ev_timer_start(loop, &sp->drain_w);
 	TAILQ_FOREACH_SAFE(c, &sp->conns, link, tmp)
@@ -163,26 +123,56 @@ log_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_limit_flush(&sp->log, 0);
 }
 
+/*
+ * Keep, in the new configuration <nc>, the running value of every key of
+ * <sp> that only a restart changes (logged when it changed).
+ */
+static void
+reload_keep(struct spoa *sp, struct gh_config *nc)
+{
+	const struct gh_config *rc = spoa_cfg(sp);
+	struct gen_ctl *gc = &sp->gens;
+
+	gen_keep(gc, "spoa", "listen", &rc->spoa.listen, &nc->spoa.listen, sizeof(nc->spoa.listen));
+	gen_keep_str(gc, "spoa", "metrics", rc->spoa.metrics, nc->spoa.metrics,
+	             sizeof(nc->spoa.metrics));
+	gen_keep_str(gc, "log", "target", rc->log.target, nc->log.target, sizeof(nc->log.target));
+	gen_keep_str(gc, "log", "facility", rc->log.facility, nc->log.facility,
+	             sizeof(nc->log.facility));
+}
+
+/*
+ * SIGHUP: build a generation from the file and make it current; requests
+ * in flight finish on theirs. A file that does not load changes nothing.
+ */
 static void
 sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct spoa *sp = w->data;
-	struct spoa_gen *g, *old;
+	struct gh_config *nc = cfg_new();
+	struct gen *g;
 	char err[1024];
 
 	(void)loop;
 	(void)revents;
-	g = spoa_gen_new(sp, err, sizeof(err));
-	if (g == NULL) {
-		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s", err);
+	if (nc == NULL ||
+	    cfg_load(nc, sp->conf_path, CFG_NEED_SPOA | CFG_NEED_SERVERS, err, sizeof(err)) < 0) {
+		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s",
+		        nc != NULL ? err : "out of memory");
+		free(nc);
 		return;
 	}
-	old = sp->gen;
-	sp->gen = g;
-	spoa_gen_put(sp, old);
+	reload_keep(sp, nc);
+	g = gen_new(&sp->gens, nc, nc->spoa.threads, nc->spoa.queue_size, err, sizeof(err));
+	if (g == NULL) {
+		log_err(&sp->log, "spoa: reload failed, keeping the running configuration: %s",
+		        err);
+		return;
+	}
+	gen_install(&sp->gens, g);
+	(void)log_set_level(&sp->log, g->cfg->log.level);
 	log_limit_set(&sp->log_limit, g->cfg->log.rate_limit, g->cfg->log.rate_limit_interval_ms);
-	log_notice(&sp->log, "spoa: configuration reloaded from %s (listen addresses and "
-	           "metrics address take effect on restart)", sp->conf_path);
+	log_notice(&sp->log, "spoa: configuration reloaded from %s", sp->conf_path);
 }
 
 int
@@ -191,6 +181,7 @@ main(int argc, char **argv)
 	static struct spoa sp;
 	struct gh_config *cfg;
 	struct spoa_conn *c;
+	struct gen *g;
 	char err[1024];
 	int opt, check = 0, rc = 0;
 
@@ -235,25 +226,27 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sp.log.limit = &sp.log_limit;
-	free(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
 	sp.metrics = NULL;
 	TAILQ_INIT(&sp.conns);
 	spoa_conn_init(&sp);
-	sp.gen = spoa_gen_new(&sp, err, sizeof(err));
-	if (sp.gen == NULL) {
+	/* a pooled buffer holds a whole frame of the size offered at start */
+	if (mbuf_pool_init(&sp.pool, cfg->spoa.max_frame_size + SPOP_LEN_SIZE < SPOA_BUF_MIN
+	                                 ? SPOA_BUF_MIN : cfg->spoa.max_frame_size + SPOP_LEN_SIZE,
+	                   SPOA_BUF_SPARE) < 0) {
+		log_err(&sp.log, "spoa: out of memory");
+		free(cfg);
+		return 1;
+	}
+	gen_ctl_init(&sp.gens, sp.loop, &sp.log);
+	g = gen_new(&sp.gens, cfg, cfg->spoa.threads, cfg->spoa.queue_size, err, sizeof(err));
+	if (g == NULL) {
 		log_err(&sp.log, "spoa: %s", err);
 		return 1;
 	}
-	if (listen_all(&sp) < 0) {
-		rc = 1;
-		goto out;
-	}
-	if (spoa_metrics_start(&sp, sp.gen->cfg->spoa.metrics) < 0) {
-		rc = 1;
-		goto out;
-	}
+	gen_install(&sp.gens, g);
+	/* before the listeners: whoever sees them may signal at once */
 	ev_signal_init(&sp.sigterm_w, sigterm_cb, SIGTERM);
 	ev_signal_init(&sp.sigint_w, sigterm_cb, SIGINT);
 	ev_signal_init(&sp.sighup_w, sighup_cb, SIGHUP);
@@ -261,6 +254,14 @@ main(int argc, char **argv)
 	ev_signal_start(sp.loop, &sp.sigterm_w);
 	ev_signal_start(sp.loop, &sp.sigint_w);
 	ev_signal_start(sp.loop, &sp.sighup_w);
+	if (listen_all(&sp) < 0) {
+		rc = 1;
+		goto out;
+	}
+	if (spoa_metrics_start(&sp, spoa_cfg(&sp)->spoa.metrics) < 0) {
+		rc = 1;
+		goto out;
+	}
 	/* suppressed counts are reported within a second of their window's end */
 	ev_timer_init(&sp.log_flush_w, log_flush_cb, 1., 1.);
 	sp.log_flush_w.data = &sp;
@@ -276,9 +277,10 @@ out:
 	spoa_conn_flush_pending(&sp);   /* what the last iteration queued */
 	while ((c = TAILQ_FIRST(&sp.conns)) != NULL)
 		spoa_conn_close(c);
-	listen_close(&sp);
+	listen_close_all(&sp);
 	spoa_metrics_stop(&sp);
-	spoa_gen_put(&sp, sp.gen);
+	gen_ctl_stop(&sp.gens);
+	mbuf_pool_free(&sp.pool);
 	ev_loop_destroy(sp.loop);
 	/* what was suppressed while shutting down; the limiter itself lives
 	 * as long as the process, as a generation still referenced does */

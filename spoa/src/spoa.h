@@ -12,10 +12,12 @@
 
 #include "agent.h"
 #include "cfg-t.h"
+#include "gen.h"
 #include "httpuser.h"
 #include "jobq.h"
 #include "log.h"
 #include "log_limit.h"
+#include "mbuf.h"
 #include "metrics-t.h"
 #include "listen.h"
 #include "mhttp.h"
@@ -24,6 +26,8 @@
 #include "throttle.h"
 
 #define SPOA_OUT_MAX   (1024 * 1024)   /* pending output per connection */
+#define SPOA_BUF_MIN   16384           /* smallest pooled buffer: a batch of ACKs */
+#define SPOA_BUF_SPARE 256             /* spare buffers the pool keeps */
 #define SPOA_IP_MAX    64
 
 /* Daemon counters, rendered next to the library's. */
@@ -47,21 +51,6 @@ enum spoa_counter {
 	SC__COUNT
 };
 
-/*
- * One configuration generation: the parsed file, the library context, the
- * job queue and this loop's port. SIGHUP makes a new one; the old one is
- * freed when its last request is done.
- */
-struct spoa_gen {
-	struct gh_config *cfg;
-	struct agent ag;
-	struct jobq *q;
-	struct jobq_port *port;
-	unsigned refs;          /* requests using it, plus 1 while current */
-	int ag_ok;
-	ev_timer free_w;        /* teardown, outside any job queue callback */
-};
-
 /* The daemon. */
 struct spoa {
 	struct ev_loop *loop;
@@ -70,11 +59,9 @@ struct spoa {
 	ev_timer log_flush_w;             /* reports suppressed counts */
 	const char *conf_path;
 	int foreground;
-	struct spoa_gen *gen;             /* current generation */
+	struct gen_ctl gens;              /* configuration generations (current: gens.cur) */
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
-	int lfd[CFG_MAX_LISTS];
-	ev_io accept_w[CFG_MAX_LISTS];
-	struct listen_pause accept_pause[CFG_MAX_LISTS]; /* rests a listener when fds run out */
+	struct listen_sock lis[CFG_MAX_LISTS];
 	struct mhttp *metrics;            /* metrics endpoint, NULL = off */
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
@@ -82,6 +69,7 @@ struct spoa {
 	int stopped;                      /* the loop has returned */
 	unsigned nconns;
 	TAILQ_HEAD(, spoa_conn) conns;
+	struct mbuf_pool pool;            /* connections' input and output buffers */
 	TAILQ_HEAD(, spoa_conn) dirty;    /* output queued, not yet written */
 	ev_prepare flush_w;               /* writes <dirty> before the loop blocks */
 	_Atomic uint64_t c[SC__COUNT];
@@ -105,10 +93,9 @@ struct spoa_conn {
 	ev_timer idle;
 	enum spoa_conn_state state;
 	uint32_t max_frame;           /* negotiated (or ours before HELLO) */
-	uint8_t *in;
-	size_t in_len, in_size;
-	uint8_t *out;
-	size_t out_off, out_len, out_size;
+	struct mbuf *in;              /* borrowed while it holds part of a frame */
+	size_t in_size;               /* at most one frame of max_frame */
+	struct mbuf *out;             /* borrowed while it holds frames to write */
 	unsigned inflight;
 	int dirty;                    /* on sp->dirty */
 	TAILQ_HEAD(, spoa_req) reqs;
@@ -130,7 +117,7 @@ struct spoa_conn {
 struct spoa_req {
 	struct spoa *sp;
 	struct spoa_conn *conn;       /* NULL once the connection is gone */
-	struct spoa_gen *gen;
+	struct gen *gen;              /* held until the request is freed */
 	uint64_t sid, fid;
 	unsigned what;                /* REQ_* */
 	struct jobq_job *job;
@@ -175,13 +162,16 @@ void spoa_conn_close(struct spoa_conn *c);
 int spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f);
 void spoa_msg_req_cancel(struct spoa_req *r);
 
-/* spoa_gen.c */
-struct spoa_gen *spoa_gen_new(struct spoa *sp, char *err, size_t errlen);
-void spoa_gen_put(struct spoa *sp, struct spoa_gen *g);
-
 /* spoa_metrics.c */
 int spoa_metrics_start(struct spoa *sp, const char *addr);
 void spoa_metrics_stop(struct spoa *sp);
+
+/* Return the configuration of the current generation of <sp>. */
+static inline const struct gh_config *
+spoa_cfg(const struct spoa *sp)
+{
+	return sp->gens.cur->cfg;
+}
 
 /* Add 1 to daemon counter <k> of <sp>. */
 static inline void

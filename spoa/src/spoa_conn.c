@@ -91,7 +91,7 @@ conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static uint32_t
 our_max_frame(const struct spoa *sp)
 {
-	uint32_t m = sp->gen->cfg->spoa.max_frame_size;
+	uint32_t m = spoa_cfg(sp)->spoa.max_frame_size;
 
 	if (m < SPOP_FRAME_MIN_MAX)
 		m = SPOP_FRAME_MIN_MAX;
@@ -116,21 +116,15 @@ spoa_conn_accept(struct spoa *sp, int fd, const char *peer)
 	c->fd = fd;
 	c->state = CONN_HELLO;
 	c->max_frame = our_max_frame(sp);
+	/* buffers are borrowed from the pool only while they hold bytes */
 	c->in_size = (size_t)c->max_frame + SPOP_LEN_SIZE;
-	c->in = malloc(c->in_size);
-	if (c->in == NULL) {
-		log_err(&sp->log, "spoa: out of memory accepting %s", peer);
-		close(fd);
-		free(c);
-		return;
-	}
 	TAILQ_INIT(&c->reqs);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
 	ev_init(&c->idle, conn_idle_cb);
-	c->idle.repeat = sp->gen->cfg->spoa.idle_timeout_ms / 1000.0;
+	c->idle.repeat = spoa_cfg(sp)->spoa.idle_timeout_ms / 1000.0;
 	c->idle.data = c;
 	ev_io_start(sp->loop, &c->rio);
 	if (c->idle.repeat > 0)
@@ -164,8 +158,8 @@ spoa_conn_close(struct spoa_conn *c)
 	close(c->fd);
 	TAILQ_REMOVE(&sp->conns, c, link);
 	sp->nconns--;
-	free(c->in);
-	free(c->out);
+	mbuf_put(&sp->pool, &c->in);
+	mbuf_put(&sp->pool, &c->out);
 	free(c);
 	if (sp->draining && sp->nconns == 0)
 		ev_break(sp->loop, EVBREAK_ALL);
@@ -181,8 +175,8 @@ conn_flush(struct spoa_conn *c)
 	struct spoa *sp = c->sp;
 
 	conn_unmark_dirty(c);
-	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+	while (mbuf_len(c->out) > 0) {
+		ssize_t n = write(c->fd, c->out->d + c->out->r, mbuf_len(c->out));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -195,9 +189,9 @@ conn_flush(struct spoa_conn *c)
 			spoa_conn_close(c);
 			return -1;
 		}
-		c->out_off += (size_t)n;
+		mbuf_consume(c->out, (size_t)n);
 	}
-	c->out_off = c->out_len = 0;
+	mbuf_put(&sp->pool, &c->out);
 	ev_io_stop(sp->loop, &c->wio);
 	if (c->state == CONN_CLOSING) {
 		spoa_conn_close(c);
@@ -215,36 +209,16 @@ int
 spoa_conn_send(struct spoa_conn *c, const uint8_t *frame, size_t len)
 {
 	/* Frames are appended whole, so HAProxy never sees two interleaved. */
-	if (c->out_len + len > c->out_size) {
-		size_t want = c->out_size ? c->out_size : 4096;
-		uint8_t *nb;
-
-		if (c->out_off > 0) {
-			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-			c->out_len -= c->out_off;
-			c->out_off = 0;
-		}
-		while (want < c->out_len + len)
-			want *= 2;
-		if (want > SPOA_OUT_MAX) {
+	if (mbuf_reserve(&c->sp->pool, &c->out, len, SPOA_OUT_MAX) < 0) {
+		if (mbuf_len(c->out) + len > SPOA_OUT_MAX)
 			log_limited(&c->sp->log, LOG_WARNING, "spop-backlog",
 			            "spoa: %s: output backlog over %d bytes, closing", c->peer,
 			            SPOA_OUT_MAX);
-			spoa_conn_close(c);
-			return -1;
-		}
-		if (want != c->out_size) {
-			nb = realloc(c->out, want);
-			if (nb == NULL) {
-				spoa_conn_close(c);
-				return -1;
-			}
-			c->out = nb;
-			c->out_size = want;
-		}
+		spoa_conn_close(c);
+		return -1;
 	}
-	memcpy(c->out + c->out_len, frame, len);
-	c->out_len += len;
+	memcpy(c->out->d + c->out->w, frame, len);
+	c->out->w += (uint32_t)len;
 	spoa_count(c->sp, SC_FRAMES_OUT);
 	if (!ev_is_active(&c->wio))
 		conn_mark_dirty(c);   /* else the write watcher flushes it */
@@ -392,20 +366,30 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	n = read(c->fd, c->in + c->in_len, c->in_size - c->in_len);
+	/* room for the rest of one frame; the buffer goes back once parsed */
+	if (mbuf_reserve(&c->sp->pool, &c->in, c->in_size - mbuf_len(c->in), c->in_size) < 0) {
+		log_err(&c->sp->log, "spoa: %s: out of memory", c->peer);
+		spoa_conn_close(c);
+		return;
+	}
+	n = read(c->fd, c->in->d + c->in->w, c->in_size - mbuf_len(c->in));
 	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			if (mbuf_len(c->in) == 0)
+				mbuf_put(&c->sp->pool, &c->in);
 			return;
+		}
 		/* EOF or RST: HAProxy 3.x may close without DISCONNECT. */
 		log_debug(&c->sp->log, "%s: closed by peer", c->peer);
 		spoa_conn_close(c);
 		return;
 	}
-	c->in_len += (size_t)n;
+	c->in->w += (uint32_t)n;
 	if (c->idle.repeat > 0)
 		ev_timer_again(c->sp->loop, &c->idle);
 	while (c->state != CONN_CLOSING) {
-		r = spop_frame_parse(c->in + off, c->in_len - off, c->max_frame, &f, &st);
+		r = spop_frame_parse((const uint8_t *)c->in->d + c->in->r + off,
+		                     mbuf_len(c->in) - off, c->max_frame, &f, &st);
 		if (r == 0)
 			break;
 		if (r < 0) {
@@ -418,10 +402,9 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (c->state == CONN_CLOSING)
 		return;
-	if (off > 0) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
-	}
+	mbuf_consume(c->in, off);
+	if (mbuf_len(c->in) == 0)
+		mbuf_put(&c->sp->pool, &c->in);
 }
 
 static void

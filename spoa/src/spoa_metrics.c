@@ -37,7 +37,7 @@ spoa_metrics_render(void *arg, char *buf, size_t len, size_t *off)
 	struct spoa *sp = arg;
 	int i;
 
-	if (metrics_render(&sp->gen->ag.metrics, buf, len, off) < 0)
+	if (metrics_render(&sp->gens.cur->ag.metrics, buf, len, off) < 0)
 		return -1;
 	for (i = 0; i < SC__COUNT; i++) {
 		if (metrics_render_one(sc_desc[i].name, sc_desc[i].help, sc_desc[i].type,

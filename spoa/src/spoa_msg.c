@@ -53,9 +53,9 @@ req_new(void)
 
 /* Free <r> and drop its hold on its configuration generation. */
 static void
-req_free(struct spoa *sp, struct spoa_req *r)
+req_free(struct spoa_req *r)
 {
-	spoa_gen_put(sp, r->gen);
+	gen_put(r->gen);
 	free(r);
 }
 
@@ -65,7 +65,7 @@ req_release(void *arg)
 {
 	struct spoa_req *r = arg;
 
-	req_free(r->sp, r);
+	req_free(r);
 }
 
 /* Copy string value <v> into <dst> (<len> bytes); other types give "". */
@@ -339,7 +339,7 @@ req_done(void *arg)
 	}
 	if (r->conn != NULL)
 		req_answer(r->conn, r, NULL, NULL);
-	req_free(sp, r);
+	req_free(r);
 }
 
 static void
@@ -386,7 +386,7 @@ spoa_msg_req_cancel(struct spoa_req *r)
 		r->job = NULL;
 		jobq_cancel(job);
 	} else {
-		req_free(r->sp, r);
+		req_free(r);
 	}
 }
 
@@ -515,7 +515,7 @@ int
 spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 {
 	struct spoa *sp = c->sp;
-	struct spoa_gen *g = sp->gen;
+	struct gen *g;
 	struct spoa_req *r;
 	struct spop_iter it;
 	struct spop_msg m;
@@ -528,8 +528,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		return 1;
 	r->sp = sp;
 	r->conn = c;
-	r->gen = g;
-	g->refs++;
+	r->gen = g = gen_get(&sp->gens);
 	r->sid = f->stream_id;
 	r->fid = f->frame_id;
 	r->vhost = -1;
@@ -552,7 +551,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		read_args(r, &m, what, &hr, proto, sizeof(proto));
 	}
 	if (rc < 0) {
-		req_free(sp, r);
+		req_free(r);
 		return 1;   /* invalid frame: the caller disconnects */
 	}
 	if ((r->what & REQ_ROUTE) && proto[0] && cfg_proto_parse(proto, &r->proto) < 0)
@@ -597,7 +596,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->inflight++;
 		rc = req_answer(c, r, NULL, NULL);
-		req_free(sp, r);
+		req_free(r);
 		return rc < 0 ? -1 : 0;
 	}
 	TAILQ_INSERT_TAIL(&c->reqs, r, link);
@@ -606,7 +605,7 @@ spoa_msg_notify(struct spoa_conn *c, const struct spop_frame *f)
 	if (r->job == NULL) {
 		spoa_count(sp, SC_BUSY);
 		rc = req_answer(c, r, "busy", "busy");
-		req_free(sp, r);
+		req_free(r);
 		return rc < 0 ? -1 : 0;
 	}
 	ev_timer_init(&r->deadline, req_deadline_cb, g->cfg->spoa.deadline_ms / 1000.0, 0.);

@@ -340,3 +340,38 @@ def test_sighup_reloads(spoa_factory, memcached, mailboxes, slapd_shared):
                     in ag.proc.log_tail(), 5), ag.proc.log_tail()
     assert ask(c, 6, route_args(path="/home/alice@example.com/"))["port"] == 1
     assert ag.proc.alive()
+
+
+def test_sighup_keeps_restart_only_keys_and_counters(spoa_factory, memcached, mailboxes,
+                                                     slapd_shared):
+    """A reload names what only a restart changes and keeps serving on the
+    running listener; the library counters go on from where they were."""
+    ag = spoa_factory(ldap=[slapd_shared], memcached=[memcached],
+                      servers=server_table(mailboxes), spoa={"threads": 2})
+    c = SpopClient(ag.port)
+    c.handshake()
+    for sid in (2, 4, 6):
+        assert ask(c, sid, route_args(path="/home/alice@example.com/"))["port"] == \
+            mailboxes["mbox1"].port
+    key = "gatehouse_queue_submitted_total"
+
+    def lookups(m):
+        return sum(v for k, v in m.items() if k.startswith("gatehouse_lookups_total"))
+    before = ag.metrics()
+    assert lookups(before) >= 3, before
+    text = open(ag.conf).read()
+    listen = "listen = 127.0.0.1:%d" % ag.port
+    assert listen in text and "threads = 2" in text
+    open(ag.conf, "w").write(text.replace(listen, "listen = 127.0.0.1:1")
+                             .replace("threads = 2", "threads = 3"))
+    ag.proc.signal(signal.SIGHUP)
+    assert wait_for(lambda: "configuration reloaded" in ag.proc.log_tail(), 5), ag.proc.log_tail()
+    log = ag.proc.log_tail()
+    assert "[spoa] listen changed: it takes effect at the next restart" in log, log
+    assert "[spoa] threads changed" not in log       # applied: a new job queue
+    # still served on the running listener, by the new generation
+    assert ask(c, 8, route_args(path="/home/alice@example.com/"))["port"] == \
+        mailboxes["mbox1"].port
+    after = ag.metrics()
+    assert lookups(after) >= lookups(before) + 1, (before, after)
+    assert after.get(key, 0) >= before.get(key, 0)

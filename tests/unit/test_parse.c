@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "parse.h"
 
@@ -75,12 +78,43 @@ test_hostport_refused(void **state)
 	assert_int_equal(parse_hostport("abc:1", 0, tiny, sizeof(tiny), &p), 0);
 }
 
+/* A listening address: ip:port as parse_addr() reads it, or unix@/abs/path. */
+static void
+test_listen_addr(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char longp[200];
+
+	(void)state;
+	assert_int_equal(parse_listen_addr("unix@/run/gh/spoa.sock", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_UNIX);
+	assert_string_equal(((struct sockaddr_un *)&ss)->sun_path, "/run/gh/spoa.sock");
+	assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/gh/spoa.sock") + 1);
+	assert_int_equal(parse_listen_addr("127.0.0.1:12345", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(parse_listen_addr("unix@relative.sock", &ss, &len), -1);
+	assert_int_equal(parse_listen_addr("unix@", &ss, &len), -1);
+	assert_int_equal(parse_listen_addr("/run/gh/spoa.sock", &ss, &len), -1);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(parse_listen_addr(longp, &ss, &len), -1);   /* no unix@ */
+	{
+		char u[sizeof(longp) + 5];
+
+		snprintf(u, sizeof(u), "unix@%s", longp);
+		assert_int_equal(parse_listen_addr(u, &ss, &len), -1);   /* over sun_path */
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostport_forms),
 		cmocka_unit_test(test_hostport_refused),
+		cmocka_unit_test(test_listen_addr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,8 @@ request it answered.
 * "misses": the same haproxy, every request with a cookie never seen before
   (a new token signature, same account id: the agent answers it from its
   cache, the table never knows it);
+* "unix": as "misses", HAProxy reaching the agent on its UNIX socket
+  ([spoa] listen = unix@/path) instead of TCP;
 * "table off": GH_ROUTE_TABLE=off, every request asks the agent (informative:
   what the shipped config did before the route table).
 
@@ -250,7 +252,7 @@ def main():
         hp_plain = Haproxy(sf, pdir, plain_path, mailboxes, [dead], certs, nofile, "off")
         print("plain haproxy up (%s), backend on %d" % (os.path.basename(plain_path), bport))
 
-        hp_spoe, hp_off, spoa, cookie, mport = None, None, None, None, None
+        hp_spoe, hp_off, hp_unix, spoa, cookie, mport = None, None, None, None, None, None
         if spoa_exe is None:
             print("SKIP spoe rows: %s/gatehouse-spoa is not built" % a.build)
         else:
@@ -258,11 +260,12 @@ def main():
             sl = gh_slapd.Slapd(wd.sub("slapd"), tmpl)
             mc = gh_memcached.Memcached(wd.sub("memcached"))
             sport, mport = bl.gh_ports.free_port(), bl.gh_ports.free_port()
+            usock = os.path.join(wd.path, "spoa.sock")
             secs = bl.gh_config.sections(
                 [sl.uri], sl.bind_pw_file, [mc.address], servers,
                 {"log": {"level": "warning"},
                  "memcached": {"local_size": 65536},
-                 "spoa": {"listen": "127.0.0.1:%d" % sport,
+                 "spoa": {"listen": "127.0.0.1:%d unix@%s" % (sport, usock),
                           "metrics": "127.0.0.1:%d" % mport, "deadline": "300ms"}})
             sdir = wd.sub("spoa")
             conf = bl.gh_config.write(os.path.join(sdir, "gatehouse.conf"), secs)
@@ -278,17 +281,21 @@ def main():
                                   ["127.0.0.1:%d" % sport], certs, nofile)
                 hp_off = Haproxy(sf, wd.sub("haproxy-table-off"), shipped_cfg, mailboxes,
                                  ["127.0.0.1:%d" % sport], certs, nofile, "off")
+                hp_unix = Haproxy(sf, wd.sub("haproxy-unix"), shipped_cfg, mailboxes,
+                                  ["unix@" + usock], certs, nofile)
                 print("spoe haproxy up (shipped haproxy.cfg %s), gatehouse-spoa pid %d"
                       % (shipped_cfg, spoa.proc.pid))
             except Exception as e:  # noqa: BLE001 - skip the rows, say why
                 print("SKIP spoe rows: could not start gatehouse-spoa/haproxy: %s" % e)
-                hp_spoe = hp_off = None
+                hp_spoe = hp_off = hp_unix = None
 
         # (name, haproxy, label, cookie, wrk script)
         runs = [("plain", hp_plain, "plain (no SPOE)", None, None)]
         if hp_spoe is not None:
             runs += [("warm", hp_spoe, "shipped, warm route table", cookie, None),
                      ("misses", hp_spoe, "shipped, every request a table miss", None,
+                      script),
+                     ("unix", hp_unix, "shipped, table misses, agent on a UNIX socket", None,
                       script),
                      ("off", hp_off, "shipped, route table off (informative)", cookie, None)]
         # warm up (and fill the route cache and table), check they answer 200
@@ -341,14 +348,14 @@ def main():
         print()
         if "plain" in res:
             p = res["plain"]["rps"]
-            for name, target in (("warm", 0.95), ("misses", 0.75), ("off", None)):
+            for name, target in (("warm", 0.95), ("misses", 0.75), ("unix", 0.75), ("off", None)):
                 if name not in res:
                     continue
                 r = res[name]["rps"] / p
                 print("ratio %s/plain req/s: %.2f%s" % (
                     name, r, "" if target is None else " (target >= %.2f): %s"
                     % (target, "met" if r >= target else "NOT met")))
-        for name in ("misses", "off"):
+        for name in ("misses", "unix", "off"):
             if name in res and res[name]["agent_us"] is not None:
                 au = res[name]["agent_us"]
                 sp = res[name]["agent_split"]

@@ -1,20 +1,30 @@
 /*
- * Session buffers: fixed-size chunks lent by a free-list pool. A session
+ * Pooled buffers: fixed-size chunks lent by a free-list pool. A connection
  * borrows a buffer only while it holds data, so idle connections hold
  * none; the pool keeps a bounded number of spare chunks for reuse.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp.h"
+#include "mbuf.h"
+
+/* Move the bytes of <b> to its start. */
+static void
+mbuf_compact(struct mbuf *b)
+{
+	if (b->r > 0) {
+		memmove(b->d, b->d + b->r, b->w - b->r);
+		b->w -= b->r;
+		b->r = 0;
+	}
+}
 
 /* Set up pool <p> of <size>-byte buffers keeping at most <max> spares. Returns 0 or -1. */
 int
 mbuf_pool_init(struct mbuf_pool *p, uint32_t size, unsigned max)
 {
 	memset(p, 0, sizeof(*p));
-	/* pre-login needs room for OUT_HIGH of answers and a whole server line */
-	p->size = size < MBUF_MIN ? MBUF_MIN : size;
+	p->size = size;
 	p->max = max;
 	p->free = calloc(max ? max : 1, sizeof(*p->free));
 	return p->free != NULL ? 0 : -1;
@@ -53,17 +63,15 @@ mbuf_put(struct mbuf_pool *p, struct mbuf **b)
 	if (*b == NULL)
 		return;
 	p->in_use--;
-	if (p->nfree < p->max)
+	/* a grown buffer is not the pool's size: it goes */
+	if ((*b)->cap == p->size && p->nfree < p->max)
 		p->free[p->nfree++] = *b;
 	else
 		free(*b);
 	*b = NULL;
 }
 
-/*
- * Erase every byte of <*b> (it held credentials: a pre-login command) and
- * give it back to <p> like mbuf_put(). Never used on the relay path.
- */
+/* Erase every byte of <*b> and give it back to <p>. */
 void
 mbuf_put_wipe(struct mbuf_pool *p, struct mbuf **b)
 {
@@ -78,9 +86,7 @@ void
 mbuf_wipe_consumed(struct mbuf *b)
 {
 	if (b != NULL && b->r > 0) {
-		memmove(b->d, b->d + b->r, b->w - b->r);
-		b->w -= b->r;
-		b->r = 0;
+		mbuf_compact(b);
 		explicit_bzero(b->d + b->w, b->cap - b->w);
 	}
 }
@@ -97,6 +103,41 @@ size_t
 mbuf_room(const struct mbuf *b)
 {
 	return b != NULL ? b->cap - (b->w - b->r) : 0;
+}
+
+/* Make room for <len> more bytes in <*b>, growing up to <max>. Returns 0 or -1. */
+int
+mbuf_reserve(struct mbuf_pool *p, struct mbuf **b, size_t len, size_t max)
+{
+	struct mbuf *nb;
+	size_t used, cap;
+
+	if (*b == NULL && (*b = mbuf_get(p)) == NULL)
+		return -1;
+	if ((size_t)((*b)->cap - (*b)->w) >= len)
+		return 0;
+	used = mbuf_len(*b);
+	if (used + len > max || used + len > UINT32_MAX)
+		return -1;
+	if ((*b)->cap - used >= len) {
+		mbuf_compact(*b);
+		return 0;
+	}
+	for (cap = (*b)->cap ? (*b)->cap : 1; cap < used + len; cap *= 2)
+		;
+	if (cap > max)
+		cap = max;
+	if ((nb = malloc(sizeof(*nb) + cap)) == NULL)
+		return -1;
+	memcpy(nb->d, (*b)->d + (*b)->r, used);
+	nb->r = 0;
+	nb->w = (uint32_t)used;
+	nb->cap = (uint32_t)cap;
+	/* the old one goes back (to the free list when it is a chunk) */
+	mbuf_put(p, b);
+	p->in_use++;
+	*b = nb;
+	return 0;
 }
 
 /* Drop <n> bytes from the front of <b>; reset offsets when it empties. */
@@ -120,11 +161,8 @@ mbuf_append(struct mbuf_pool *p, struct mbuf **b, const void *data, size_t len)
 		return -1;
 	if (len > mbuf_room(*b))
 		return -1;
-	if ((*b)->w + len > (*b)->cap) {
-		memmove((*b)->d, (*b)->d + (*b)->r, (*b)->w - (*b)->r);
-		(*b)->w -= (*b)->r;
-		(*b)->r = 0;
-	}
+	if ((*b)->w + len > (*b)->cap)
+		mbuf_compact(*b);
 	memcpy((*b)->d + (*b)->w, data, len);
 	(*b)->w += (uint32_t)len;
 	return 0;
