@@ -504,7 +504,10 @@ route_from_http(struct agent_worker *w, enum route_kind kind, const char *norm,
 	memcpy(v->server, srv->name, strlen(srv->name) + 1);
 	if (route_val_format(v, val, sizeof(val)) < 0)
 		return ROUTE_ERROR;
-	route_store_found(w, kind, norm, canon, "", val, use_mc);
+	if (kind == ROUTE_BY_ID && a.user[0] == '\0')
+		(void)route_store(w, kind, norm, val, 0, use_mc);   /* no name known to cache under */
+	else
+		route_store_found(w, kind, norm, canon, "", val, use_mc);
 	return ROUTE_OK;
 }
 

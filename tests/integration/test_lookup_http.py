@@ -29,6 +29,8 @@ ACCOUNTS = {
     "carol@example.org": ("carol@example.org", "mbox3"),
 }
 # Auth-Protocol (Zimbra's names) -> [server] key
+# account id (zimbraId) -> (canonical name, server): Auth-Method zimbraId
+IDS = {"0b6c3f4e-1111-4222-8333-444455556666": ("carol@example.org", "mbox3")}
 PROTO_KEY = {"imap": "imap", "imapssl": "imaps", "pop3": "pop3", "pop3ssl": "pop3s",
              "http": "http", "httpssl": "https"}
 
@@ -52,6 +54,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 out += [("Auth-Status", msg)]
                 if wait is not None:
                     out += [("Auth-Wait", str(wait))]
+            elif hdrs.get("Auth-Method") == "zimbraId" and user in IDS:
+                canon, srv = IDS[user]
+                host, port = svc.where(srv, hdrs.get("Auth-Protocol", ""))
+                out += [("Auth-Status", "OK"), ("Auth-Server", host), ("Auth-Port", str(port)),
+                        ("Auth-User", canon)]
             elif user in svc.accounts:
                 canon, srv = svc.accounts[user]
                 host, port = svc.where(srv, hdrs.get("Auth-Protocol", ""))
@@ -228,6 +235,14 @@ def test_mail_routes_by_the_service_cached_and_purged(proxy, service_factory, do
     r = gh.route("carol@example.org", "pop3")
     assert r.rc == 0 and r.server == "mbox3" and r.source == "http", r
     assert svc.asked("carol@example.org")[-1]["Auth-Protocol"] == "pop3"
+
+    # a lookup by account id asks with Zimbra's Auth-Method zimbraId
+    uid = "0B6C3F4E-1111-4222-8333-444455556666"
+    r = gh.route_id(uid, "imap")
+    assert r.rc == 0 and r.server == "mbox3", r
+    h = svc.asked(uid.lower())
+    assert len(h) == 1 and h[0]["Auth-Method"] == "zimbraId"
+    assert memcached.get("gh:i:" + uid.lower()) == "carol@example.org mbox3"
 
 
 def server_table_of(dovecots):
