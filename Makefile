@@ -25,7 +25,7 @@ WARN := -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes 
 CPPFLAGS += -D_GNU_SOURCE -Ispoa/include -MMD -MP
 CFLAGS   += $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
 LDFLAGS  += $(SAN) -pthread
-LIBS     := -lldap -llber -lmemcached -lev -lssl -lcrypto -linih -lbsd
+LIBS     := -lldap -llber -lmemcached -lcurl -lev -lssl -lcrypto -linih -lbsd
 
 LIB_SRC   := $(sort $(wildcard spoa/lib/*.c))
 SPOA_SRC  := $(sort $(wildcard spoa/src/*.c))

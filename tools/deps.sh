@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libev-dev libldap-dev libmemcached-dev libssl-dev libcmocka-dev libinih-dev libbsd-dev
+  libcurl4-openssl-dev
   haproxy memcached libmemcached-tools slapd ldap-utils
   dovecot-imapd dovecot-pop3d
   nginx-light libnginx-mod-mail

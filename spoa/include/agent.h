@@ -17,6 +17,7 @@
 struct lcache;   /* in-process route cache */
 struct dir;      /* one LDAP connection */
 struct mc;       /* one memcached handle */
+struct httpsrc;  /* one auth_http client (libcurl easy handle) */
 
 /* Process-wide library state. */
 struct agent {
@@ -30,6 +31,9 @@ struct agent {
 	                                  open (uncached lookups fail at once) */
 	_Atomic uint64_t ldap_probe_ms;/* while down: monotonic ms from which the
 	                                  next probe may call LDAP */
+	_Atomic int http_down;         /* the same breaker for the auth_http service */
+	_Atomic uint64_t http_probe_ms;
+	int curl_ready;                /* libcurl's global init done (undone by agent_free()) */
 };
 
 /* Per-thread handles for blocking calls; used by one thread at a time. */
@@ -37,6 +41,7 @@ struct agent_worker {
 	struct agent *ag;
 	struct dir *dir;               /* NULL until first used */
 	struct mc *mc;                 /* NULL when no memcached servers */
+	struct httpsrc *http;          /* [lookup] source = http; NULL until first used */
 	int cache_only;                /* set by the job queue on its fast lane:
 	                                  a lookup that needs LDAP stops and says so */
 };
@@ -77,6 +82,17 @@ int agent_ldap_admit(struct agent *ag);
 int agent_ldap_usable(const struct agent *ag);
 
 /*
+ * The same breaker for the auth_http service ([lookup] source = http), with
+ * [lookup] probe_interval: note a failure (<why>: no URL answered), note an
+ * answer, ask whether a lookup may call it (taking the probe), or whether
+ * it may be called without taking the probe. Thread-safe.
+ */
+void agent_http_trouble(struct agent *ag, const char *why);
+void agent_http_fine(struct agent *ag);
+int agent_http_admit(struct agent *ag);
+int agent_http_usable(const struct agent *ag);
+
+/*
  * Initialise <ag> for configuration <cfg> logging to <lg>. Both must stay
  * valid until agent_free(). Returns 0, or -1 (logged) on failure.
  */
@@ -93,7 +109,7 @@ void agent_free(struct agent *ag);
 int agent_worker_init(struct agent_worker *w, struct agent *ag)
 	__attribute__((warn_unused_result));
 
-/* Close <w>'s connections and free its handles. */
+/* Close <w>'s connections (LDAP, memcached, auth_http) and free its handles. */
 void agent_worker_free(struct agent_worker *w);
 
 #endif

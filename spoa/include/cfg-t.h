@@ -70,6 +70,23 @@ struct cfg_ldap {
 	uint32_t probe_interval_ms;    /* while LDAP is down: one probe this often */
 };
 
+/* Where a route lookup goes when the caches do not know the answer. */
+enum cfg_lookup_source {
+	LOOKUP_LDAP = 0,               /* [ldap]: the directory itself */
+	LOOKUP_HTTP,                   /* [lookup] urls: an nginx auth_http / Zimbra route lookup service */
+};
+
+/* [lookup] */
+struct cfg_lookup {
+	int source;                    /* enum cfg_lookup_source */
+	struct cfg_list urls;          /* http(s) URLs of the service, tried in order */
+	uint32_t timeout_ms;           /* connect and answer timeout, per URL */
+	uint32_t probe_interval_ms;    /* while the service is down: one probe this often */
+	int send_password;             /* send the user's password (Auth-Pass) */
+	int allow_plain_http;          /* ... also to http:// URLs */
+	char ca_file[CFG_STR_MAX];     /* CA file for https URLs; empty = the system's */
+};
+
 /* [memcached] */
 struct cfg_memcached {
 	struct cfg_list servers;       /* host:port; consistent hashing over all */
@@ -153,6 +170,7 @@ struct gh_config {
 	char path[CFG_STR_MAX];
 	struct cfg_log log;
 	struct cfg_ldap ldap;
+	struct cfg_lookup lookup;
 	struct cfg_memcached memcached;
 	struct cfg_throttle throttle;
 	struct cfg_spoa spoa;

@@ -10,7 +10,8 @@
 #include "cfg-t.h"
 
 /* What a caller needs from the file; cfg_load() checks these are present. */
-#define CFG_NEED_LDAP       0x01   /* [ldap] uri and base */
+#define CFG_NEED_LDAP       0x01   /* a route source: [ldap] uri and base, or
+                                      [lookup] urls with source = http */
 #define CFG_NEED_SERVERS    0x02   /* at least one [server] */
 #define CFG_NEED_MAILPROXY  0x04   /* at least one mail listener */
 #define CFG_NEED_SPOA       0x08   /* a [spoa] listen address */

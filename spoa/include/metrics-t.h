@@ -13,6 +13,7 @@ enum metric {
 	M_LOOKUP_LOCAL = 0,      /* route answered by the in-process cache */
 	M_LOOKUP_MEMCACHED,      /* answered by memcached */
 	M_LOOKUP_LDAP,           /* answered by LDAP */
+	M_LOOKUP_HTTP,           /* answered by the auth_http service */
 	M_LOOKUP_UNKNOWN,        /* no such account (negative entry or LDAP) */
 	M_LOOKUP_REFUSED,        /* host attribute names no configured server */
 	M_LOOKUP_TEMPFAIL,       /* LDAP unreachable and not cached */
@@ -28,6 +29,7 @@ enum metric {
 	M_QUEUE_BUSY,            /* refused because the queue was full */
 	M_QUEUE_CANCELLED,
 	M_DEP_LDAP_ERROR,        /* LDAP connect/bind/search failures */
+	M_DEP_HTTP_ERROR,        /* auth_http service: no URL gave a usable answer */
 	M_DEP_MEMCACHED_ERROR,   /* memcached operation failures */
 	M_MEMCACHED_OUTAGES,     /* times memcached went from up to down */
 	M_VHOST_ALLOWED,         /* Host checks: allowed (config, cache or LDAP) */

@@ -39,6 +39,17 @@ enum route_source {
 	ROUTE_SRC_LOCAL,     /* in-process cache */
 	ROUTE_SRC_MEMCACHED,
 	ROUTE_SRC_LDAP,
+	ROUTE_SRC_HTTP,      /* the auth_http service ([lookup] source = http) */
+};
+
+/*
+ * What a login tells about itself, for a source that asks for it (the
+ * auth_http service: Client-IP, Auth-Pass, Auth-Login-Attempt). Not owned.
+ */
+struct route_client {
+	const char *ip;         /* client address; NULL when unknown */
+	const char *password;   /* NULL when none; sent only as [lookup] allows, never logged */
+	uint32_t attempt;       /* login attempt in the session, from 1; 0 = 1 */
 };
 
 /* The answer of route_lookup(). */

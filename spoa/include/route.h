@@ -10,14 +10,24 @@
 
 /*
  * Look up <key> of <kind> for protocol <proto> using worker <w>'s handles.
- * Blocking (memcached, LDAP): call it on a worker thread, never on an event
- * loop. When the answer needs LDAP: a temporary failure at once while LDAP
- * is known to be down (agent_ldap_admit()), ROUTE_DEFER when
+ * Blocking (memcached, LDAP or the auth_http service): call it on a worker
+ * thread, never on an event loop. When the answer needs the route source
+ * ([lookup] source): a temporary failure at once while it is known to be
+ * down (agent_ldap_admit(), agent_http_admit()), ROUTE_DEFER when
  * w->cache_only is set. Always fills <out> (status and source); returns 0
  * when out->status is ROUTE_OK, -1 otherwise.
  */
 int route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
                  enum gh_proto proto, struct route_result *out);
+
+/*
+ * Do what route_lookup() does, telling the route source what <cl> (NULL:
+ * nothing) knows of the login: the auth_http service gets its address,
+ * attempt number and, when [lookup] allows, its password.
+ */
+int route_lookup_client(struct agent_worker *w, enum route_kind kind, const char *key,
+                        enum gh_proto proto, const struct route_client *cl,
+                        struct route_result *out);
 
 /*
  * Answer <key> from the in-process cache of <ag> only. Never blocks on the
@@ -49,7 +59,7 @@ const char *route_throttle_name(const struct route_result *r);
 /* Return a short name for <s> ("ok", "unknown", ...). */
 const char *route_status_name(enum route_status s);
 
-/* Return a short name for <s> ("local", "memcached", "ldap", "none"). */
+/* Return a short name for <s> ("local", "memcached", "ldap", "http", "none"). */
 const char *route_source_name(enum route_source s);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "dir.h"
+#include "httpsrc.h"
 #include "lcache.h"
 #include "mc.h"
 #include "metrics.h"
@@ -16,7 +17,8 @@
  * Initialise <ag> for <cfg> logging to <lg>: creates the in-process cache
  * when [memcached] local_ttl is not 0, parses the throttle whitelist once
  * (an entry that does not parse is skipped with a log line; the loader
- * refuses such files) and prepares libldap. Returns 0, or -1 (logged).
+ * refuses such files) and prepares libldap and libcurl. Returns 0, or -1
+ * (logged).
  */
 int
 agent_init(struct agent *ag, const struct gh_config *cfg, const struct logger *lg)
@@ -37,6 +39,15 @@ agent_init(struct agent *ag, const struct gh_config *cfg, const struct logger *l
 		log_err(lg, "cannot initialise libldap");
 		return -1;
 	}
+	/* libcurl's global state (its TLS library, sockets) is the one piece of
+	 * process-wide state the library sets up outside struct agent: libcurl
+	 * requires it before any thread creates an easy handle, and counts the
+	 * calls, so every agent_init() is paired with the cleanup in agent_free() */
+	if (httpsrc_lib_init() < 0) {
+		log_err(lg, "cannot initialise libcurl");
+		return -1;
+	}
+	ag->curl_ready = 1;
 	if (cfg->memcached.local_ttl_ms > 0 && cfg->memcached.local_size > 0) {
 		ag->lcache = lcache_new(cfg->memcached.local_size);
 		if (ag->lcache == NULL) {
@@ -54,6 +65,9 @@ agent_free(struct agent *ag)
 {
 	lcache_free(ag->lcache);
 	ag->lcache = NULL;
+	if (ag->curl_ready)
+		httpsrc_lib_free();
+	ag->curl_ready = 0;
 }
 
 /*
@@ -79,6 +93,8 @@ agent_worker_free(struct agent_worker *w)
 {
 	dir_free(w->dir);
 	w->dir = NULL;
+	httpsrc_free(w->http);
+	w->http = NULL;
 	mc_free(w->mc);
 	w->mc = NULL;
 }
@@ -115,6 +131,52 @@ agent_now_ms(void)
 }
 
 /*
+ * Open the breaker <down>/<probe> (next probe <interval_ms> from now).
+ * Returns 1 when it was closed: an outage starts.
+ */
+static int
+agent_breaker_open(_Atomic int *down, _Atomic uint64_t *probe, uint32_t interval_ms)
+{
+	/* the probe time first: a thread seeing <down> must see it */
+	atomic_store(probe, agent_now_ms() + interval_ms);
+	return atomic_exchange(down, 1) == 0;
+}
+
+/* Close the breaker <down>. Returns 1 when it was open: an outage ends. */
+static int
+agent_breaker_close(_Atomic int *down)
+{
+	return atomic_load_explicit(down, memory_order_relaxed) && atomic_exchange(down, 0) == 1;
+}
+
+/* Tell whether the breaker <down>/<probe> lets a call through now. */
+static int
+agent_breaker_usable(const _Atomic int *down, const _Atomic uint64_t *probe)
+{
+	return !atomic_load(down) || agent_now_ms() >= atomic_load(probe);
+}
+
+/*
+ * Tell whether this call may go through the breaker <down>/<probe>: yes
+ * while closed; while open, only the one caller that moves the probe time
+ * on, to <hold_ms> from now (should the probe never report, the next one
+ * comes once the longest lookup is surely over).
+ */
+static int
+agent_breaker_admit(_Atomic int *down, _Atomic uint64_t *probe, uint64_t hold_ms)
+{
+	uint64_t now, at;
+
+	if (!atomic_load(down))
+		return 1;
+	now = agent_now_ms();
+	at = atomic_load(probe);
+	if (now < at)
+		return 0;
+	return atomic_compare_exchange_strong(probe, &at, now + hold_ms);
+}
+
+/*
  * Note an LDAP failure with reason <why>: count it; open the breaker (the
  * next probe after probe_interval); log when an outage starts.
  */
@@ -122,9 +184,7 @@ void
 agent_ldap_trouble(struct agent *ag, const char *why)
 {
 	metrics_inc(&ag->metrics, M_DEP_LDAP_ERROR);
-	/* the probe time first: a thread seeing ldap_down must see it */
-	atomic_store(&ag->ldap_probe_ms, agent_now_ms() + ag->cfg->ldap.probe_interval_ms);
-	if (atomic_exchange(&ag->ldap_down, 1) == 0)
+	if (agent_breaker_open(&ag->ldap_down, &ag->ldap_probe_ms, ag->cfg->ldap.probe_interval_ms))
 		log_warnx(ag->log, "LDAP unavailable (%s): only cached answers are given, "
 		          "others fail at once until a probe (every %u ms) finds it answering",
 		          why, (unsigned)ag->cfg->ldap.probe_interval_ms);
@@ -134,8 +194,7 @@ agent_ldap_trouble(struct agent *ag, const char *why)
 void
 agent_ldap_fine(struct agent *ag)
 {
-	if (atomic_load_explicit(&ag->ldap_down, memory_order_relaxed) &&
-	    atomic_exchange(&ag->ldap_down, 0) == 1)
+	if (agent_breaker_close(&ag->ldap_down))
 		log_notice(ag->log, "LDAP back: lookups complete again");
 }
 
@@ -143,7 +202,7 @@ agent_ldap_fine(struct agent *ag)
 int
 agent_ldap_usable(const struct agent *ag)
 {
-	return !atomic_load(&ag->ldap_down) || agent_now_ms() >= atomic_load(&ag->ldap_probe_ms);
+	return agent_breaker_usable(&ag->ldap_down, &ag->ldap_probe_ms);
 }
 
 /*
@@ -154,18 +213,47 @@ int
 agent_ldap_admit(struct agent *ag)
 {
 	const struct cfg_ldap *c = &ag->cfg->ldap;
-	uint64_t now, at;
 
-	if (!atomic_load(&ag->ldap_down))
-		return 1;
-	now = agent_now_ms();
-	at = atomic_load(&ag->ldap_probe_ms);
-	if (now < at)
-		return 0;
-	/* The probe's own outcome moves the time again; should it never
-	 * report one, the next probe comes once the longest lookup (a
-	 * timeout per server and one more for the retry) is surely over. */
-	return atomic_compare_exchange_strong(&ag->ldap_probe_ms, &at,
-	                                      now + (uint64_t)c->timeout_ms * ((uint64_t)c->uri.n + 2) +
-	                                      c->probe_interval_ms);
+	/* a timeout per server and one more for the retry */
+	return agent_breaker_admit(&ag->ldap_down, &ag->ldap_probe_ms,
+	                           (uint64_t)c->timeout_ms * ((uint64_t)c->uri.n + 2) +
+	                           c->probe_interval_ms);
+}
+
+/* Note an auth_http failure with reason <why>; see agent_ldap_trouble(). */
+void
+agent_http_trouble(struct agent *ag, const char *why)
+{
+	metrics_inc(&ag->metrics, M_DEP_HTTP_ERROR);
+	if (agent_breaker_open(&ag->http_down, &ag->http_probe_ms, ag->cfg->lookup.probe_interval_ms))
+		log_warnx(ag->log, "auth_http lookup service unavailable (%s): only cached answers "
+		          "are given, others fail at once until a probe (every %u ms) finds it "
+		          "answering", why, (unsigned)ag->cfg->lookup.probe_interval_ms);
+}
+
+/* Note an answering auth_http service; see agent_ldap_fine(). */
+void
+agent_http_fine(struct agent *ag)
+{
+	if (agent_breaker_close(&ag->http_down))
+		log_notice(ag->log, "auth_http lookup service back: lookups complete again");
+}
+
+/* Tell whether the auth_http service may be called now. */
+int
+agent_http_usable(const struct agent *ag)
+{
+	return agent_breaker_usable(&ag->http_down, &ag->http_probe_ms);
+}
+
+/* Tell whether this lookup may call the auth_http service (taking the probe). */
+int
+agent_http_admit(struct agent *ag)
+{
+	const struct cfg_lookup *c = &ag->cfg->lookup;
+
+	/* a timeout per URL, and one more */
+	return agent_breaker_admit(&ag->http_down, &ag->http_probe_ms,
+	                           (uint64_t)c->timeout_ms * ((uint64_t)c->urls.n + 1) +
+	                           c->probe_interval_ms);
 }

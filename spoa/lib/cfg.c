@@ -28,6 +28,8 @@ enum kw_type {
 	KW_FILTER,    /* a filter with at least one %s and no other % */
 	KW_CIDRLIST,  /* struct cfg_list of CIDRs or addresses, checked at load */
 	KW_ATTRLIST,  /* struct cfg_list of LDAP attribute names, checked at load */
+	KW_URLLIST,   /* struct cfg_list of http:// or https:// URLs */
+	KW_SOURCE,    /* int: enum cfg_lookup_source, "ldap" or "http" */
 };
 
 /* One configuration key. */
@@ -65,6 +67,14 @@ static const struct kw keywords[] = {
 	{ "ldap", "default_domain", KW_STR, S(ldap, default_domain), 0, NULL },
 	{ "ldap", "timeout", KW_MS, S(ldap, timeout_ms), 600000, "3s" },
 	{ "ldap", "probe_interval", KW_MS, S(ldap, probe_interval_ms), 600000, "1s" },
+
+	{ "lookup", "source", KW_SOURCE, S(lookup, source), 0, "ldap" },
+	{ "lookup", "urls", KW_URLLIST, S(lookup, urls), 0, NULL },
+	{ "lookup", "timeout", KW_MS, S(lookup, timeout_ms), 600000, "3s" },
+	{ "lookup", "probe_interval", KW_MS, S(lookup, probe_interval_ms), 600000, "1s" },
+	{ "lookup", "send_password", KW_BOOL, S(lookup, send_password), 0, "no" },
+	{ "lookup", "allow_plain_http", KW_BOOL, S(lookup, allow_plain_http), 0, "no" },
+	{ "lookup", "ca_file", KW_STR, S(lookup, ca_file), 0, NULL },
 
 	{ "memcached", "servers", KW_LIST, S(memcached, servers), 0, NULL },
 	{ "memcached", "ttl", KW_SEC, S(memcached, ttl_s), 2592000, "3600" },
@@ -201,9 +211,19 @@ valid_attr(const char *s)
 	return 1;
 }
 
+/* Tell whether <s> is an http:// or https:// URL with a host. */
+static int
+valid_url(const char *s)
+{
+	size_t n = strncasecmp(s, "https://", 8) == 0 ? 8 : strncasecmp(s, "http://", 7) == 0 ? 7 : 0;
+
+	return n > 0 && s[n] != '\0' && s[n] != '/';
+}
+
 /*
  * Append the space-separated words of <value> to <list>; <check> 1 requires
- * each to be ip:port, 2 an address or CIDR, 3 an LDAP attribute name.
+ * each to be ip:port, 2 an address or CIDR, 3 an LDAP attribute name, 4 a
+ * listen address, 5 an http(s) URL.
  */
 static int
 set_list(struct cfg_list *list, const char *value, int check)
@@ -235,6 +255,8 @@ set_list(struct cfg_list *list, const char *value, int check)
 
 			if (parse_listen_addr(tok, &ss, &len) < 0)
 				return -1;
+		} else if (check == 5 && !valid_url(tok)) {
+			return -1;
 		}
 		if (set_string(list->item[list->n], sizeof(list->item[0]), tok) < 0)
 			return -1;
@@ -290,6 +312,18 @@ kw_set(struct gh_config *cfg, const struct kw *k, const char *value, const char 
 	case KW_ATTRLIST:
 		*why = "expected LDAP attribute names (letters, digits, - . ;), at most 16";
 		return set_list((struct cfg_list *)(void *)base, value, 3);
+	case KW_URLLIST:
+		*why = "expected http:// or https:// URLs, at most 16";
+		return set_list((struct cfg_list *)(void *)base, value, 5);
+	case KW_SOURCE:
+		*why = "expected ldap or http";
+		if (strcmp(value, "ldap") == 0)
+			*(int *)(void *)base = LOOKUP_LDAP;
+		else if (strcmp(value, "http") == 0)
+			*(int *)(void *)base = LOOKUP_HTTP;
+		else
+			return -1;
+		return 0;
 	case KW_U32:
 		*why = "expected a whole number in range";
 		if (parse_uint(value, k->max, &v) < 0)
@@ -456,12 +490,13 @@ on_entry(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
 			continue;
 		if (ld->seen[i] && k->type != KW_LIST && k->type != KW_ADDRLIST && k->type != KW_LISTENLIST &&
-		    k->type != KW_CIDRLIST && k->type != KW_ATTRLIST) {
+		    k->type != KW_CIDRLIST && k->type != KW_ATTRLIST && k->type != KW_URLLIST) {
 			load_fail(ld, name, "duplicate key in [%s]", section);
 			return 0;
 		}
 		if (!ld->seen[i] && (k->type == KW_LIST || k->type == KW_ADDRLIST ||
-		                    k->type == KW_CIDRLIST || k->type == KW_ATTRLIST))
+		                    k->type == KW_CIDRLIST || k->type == KW_ATTRLIST ||
+		                    k->type == KW_URLLIST))
 			((struct cfg_list *)(void *)((char *)ld->cfg + k->off))->n = 0;
 		ld->seen[i] = 1;
 		if (kw_set(ld->cfg, k, value, &why) < 0) {
@@ -556,9 +591,12 @@ check_required(struct load *ld, unsigned need)
 	const char *miss = NULL;
 	const struct cfg_throttle *t = &c->throttle;
 
-	if ((need & CFG_NEED_LDAP) && c->ldap.uri.n == 0)
+	/* the route source: [ldap], or the auth_http service of [lookup] */
+	if ((need & CFG_NEED_LDAP) && c->lookup.source == LOOKUP_HTTP && c->lookup.urls.n == 0)
+		miss = "[lookup] urls (source = http)";
+	else if ((need & CFG_NEED_LDAP) && c->lookup.source == LOOKUP_LDAP && c->ldap.uri.n == 0)
 		miss = "[ldap] uri";
-	else if ((need & CFG_NEED_LDAP) && c->ldap.base[0] == '\0')
+	else if ((need & CFG_NEED_LDAP) && c->lookup.source == LOOKUP_LDAP && c->ldap.base[0] == '\0')
 		miss = "[ldap] base";
 	else if ((need & CFG_NEED_SERVERS) && c->nservers == 0)
 		miss = "a [server NAME] section";

@@ -38,9 +38,10 @@ struct family {
 static const struct family families[] = {
 	{ "lookups_total", "Route lookups by outcome.", "counter", "outcome", {
 		{ M_LOOKUP_LOCAL, "local" }, { M_LOOKUP_MEMCACHED, "memcached" },
-		{ M_LOOKUP_LDAP, "ldap" }, { M_LOOKUP_UNKNOWN, "unknown" },
+		{ M_LOOKUP_LDAP, "ldap" }, { M_LOOKUP_HTTP, "http" },
+		{ M_LOOKUP_UNKNOWN, "unknown" },
 		{ M_LOOKUP_REFUSED, "refused" }, { M_LOOKUP_TEMPFAIL, "tempfail" },
-		{ M_LOOKUP_ERROR, "error" } }, 7 },
+		{ M_LOOKUP_ERROR, "error" } }, 8 },
 	{ "throttle_verdicts_total", "Login throttle verdicts.", "counter", "verdict", {
 		{ M_THROTTLE_ALLOW, "allow" }, { M_THROTTLE_REJECT_IP, "reject_ip" },
 		{ M_THROTTLE_REJECT_USER, "reject_user" },
@@ -55,8 +56,8 @@ static const struct family families[] = {
 	{ "queue_cancelled_total", "Jobs cancelled by their requester.", "counter", NULL,
 		{ { M_QUEUE_CANCELLED, NULL } }, 1 },
 	{ "dependency_errors_total", "Failed operations on a dependency.", "counter",
-		"dependency", { { M_DEP_LDAP_ERROR, "ldap" },
-		{ M_DEP_MEMCACHED_ERROR, "memcached" } }, 2 },
+		"dependency", { { M_DEP_LDAP_ERROR, "ldap" }, { M_DEP_HTTP_ERROR, "http" },
+		{ M_DEP_MEMCACHED_ERROR, "memcached" } }, 3 },
 	{ "memcached_outages_total", "Times memcached went from reachable to unreachable.",
 		"counter", NULL, { { M_MEMCACHED_OUTAGES, NULL } }, 1 },
 	{ "vhost_checks_total", "Host header checks by outcome.", "counter", "outcome", {

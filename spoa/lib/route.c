@@ -2,10 +2,11 @@
  * Route lookup: which mailbox server holds an account. The steps, each
  * skipped when an earlier one answered: normalise the key; the in-process
  * cache; memcached ("gh:n:<name>" / "gh:i:<id>" holding "<canonical name>
- * <server name>" or "-" for unknown); LDAP, whose answer is written back
- * under the name, the canonical name and the id; finally the server table,
- * which alone decides the address: an LDAP entry can never send traffic to
- * a host that is not a configured [server].
+ * <server name>" or "-" for unknown); the route source ([lookup] source:
+ * LDAP, or an auth_http service), whose answer is written back under the
+ * name, the canonical name and the id; finally the server table, which
+ * alone decides the address: neither an LDAP entry nor an auth_http answer
+ * can ever send traffic to a host that is not a configured [server].
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,11 +14,13 @@
 
 #include "cfg.h"
 #include "dir.h"
+#include "httpsrc.h"
 #include "keys.h"
 #include "lcache.h"
 #include "mc.h"
 #include "metrics.h"
 #include "name.h"
+#include "parse.h"
 #include "route.h"
 
 #define ROUTE_VAL_MAX 512          /* a cache value read from memcached */
@@ -79,6 +82,7 @@ route_source_name(enum route_source s)
 	case ROUTE_SRC_LOCAL: return "local";
 	case ROUTE_SRC_MEMCACHED: return "memcached";
 	case ROUTE_SRC_LDAP: return "ldap";
+	case ROUTE_SRC_HTTP: return "http";
 	}
 	return "?";
 }
@@ -213,7 +217,8 @@ route_count(struct agent *ag, const struct route_result *out)
 	switch (out->status) {
 	case ROUTE_OK:
 		m = out->source == ROUTE_SRC_LOCAL ? M_LOOKUP_LOCAL :
-		    out->source == ROUTE_SRC_MEMCACHED ? M_LOOKUP_MEMCACHED : M_LOOKUP_LDAP;
+		    out->source == ROUTE_SRC_MEMCACHED ? M_LOOKUP_MEMCACHED :
+		    out->source == ROUTE_SRC_HTTP ? M_LOOKUP_HTTP : M_LOOKUP_LDAP;
 		break;
 	case ROUTE_UNKNOWN: m = M_LOOKUP_UNKNOWN; break;
 	case ROUTE_REFUSED: m = M_LOOKUP_REFUSED; break;
@@ -223,38 +228,45 @@ route_count(struct agent *ag, const struct route_result *out)
 	metrics_inc(&ag->metrics, m);
 }
 
-/* Put <val> under in-process key <lkey> with the lifetime for <v>. */
+/* Put <val> under in-process key <lkey> for at most <life_ms> (and local_ttl). */
 static void
-route_local_put(struct agent *ag, const char *lkey, const char *val, int unknown)
+route_local_put(struct agent *ag, const char *lkey, const char *val, uint64_t life_ms)
 {
 	uint32_t ttl = ag->cfg->memcached.local_ttl_ms;
-	uint64_t neg = (uint64_t)ag->cfg->memcached.negative_ttl_s * 1000;
 
 	if (ag->lcache == NULL)
 		return;
-	if (unknown && neg < ttl)
-		ttl = (uint32_t)neg;
+	if (life_ms < ttl)
+		ttl = (uint32_t)life_ms;
 	if (ttl > 0)
 		(void)lcache_put(ag->lcache, lkey, val, ttl);
 }
 
+/* Return how long in ms the in-process cache may keep an entry, <unknown> or not. */
+static uint64_t
+route_local_life(const struct agent *ag, int unknown)
+{
+	return unknown ? (uint64_t)ag->cfg->memcached.negative_ttl_s * 1000 : UINT64_MAX;
+}
+
 /*
  * Store value <val> for <norm> of <kind> in memcached (when <use_mc>) and
- * the in-process cache. Returns 0, or -1 when memcached failed.
+ * the in-process cache: a route for [memcached] ttl, an unknown name ("-")
+ * for <neg_s> seconds (not 0). Returns 0, or -1 when memcached failed.
  */
 static int
 route_store(struct agent_worker *w, enum route_kind kind, const char *norm, const char *val,
-            int unknown, int use_mc)
+            uint32_t neg_s, int use_mc)
 {
 	struct agent *ag = w->ag;
 	char key[KEYS_MAX], lkey[ROUTE_LKEY_MAX];
-	uint32_t ttl = unknown ? ag->cfg->memcached.negative_ttl_s : ag->cfg->memcached.ttl_s;
+	uint32_t ttl = neg_s ? neg_s : ag->cfg->memcached.ttl_s;
 	int rc = 0;
 
 	if (norm[0] == '\0')
 		return 0;
 	if (route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
-		route_local_put(ag, lkey, val, unknown);
+		route_local_put(ag, lkey, val, neg_s ? (uint64_t)neg_s * 1000 : UINT64_MAX);
 	if (!use_mc || w->mc == NULL || ttl == 0)
 		return 0;
 	if (keys_make(key, sizeof(key), kind == ROUTE_BY_ID ? KEYS_ID : KEYS_NAME, norm) < 0)
@@ -278,6 +290,28 @@ route_host_ok(const char *h)
 }
 
 /*
+ * Write answer <val> found for <norm> of <kind> under the key itself, then
+ * under the canonical name <name> and the account id <id> ("" = none), so
+ * that any of them hits next time.
+ */
+static void
+route_store_found(struct agent_worker *w, enum route_kind kind, const char *norm,
+                  const char *name, const char *id, const char *val, int use_mc)
+{
+	char idnorm[DIR_VAL_MAX];
+	uint32_t ttl = 0;   /* a route: [memcached] ttl */
+
+	if (route_store(w, kind, norm, val, ttl, use_mc) < 0)
+		use_mc = 0;
+	if (kind == ROUTE_BY_ID || strcmp(name, norm) != 0)
+		if (route_store(w, ROUTE_BY_NAME, name, val, ttl, use_mc) < 0)
+			use_mc = 0;
+	if (id[0] != '\0' && name_normalise(idnorm, sizeof(idnorm), id, NULL) > 0 &&
+	    (kind != ROUTE_BY_ID || strcmp(idnorm, norm) != 0))
+		(void)route_store(w, ROUTE_BY_ID, idnorm, val, ttl, use_mc);
+}
+
+/*
  * Look up <norm> of <kind> in LDAP through <w> and write the caches.
  * Fills <v> and returns ROUTE_OK (v->unknown tells unknown), or another
  * status.
@@ -288,7 +322,7 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 {
 	struct agent *ag = w->ag;
 	struct dir_entry e;
-	char val[ROUTE_VAL_MAX], idnorm[DIR_VAL_MAX];
+	char val[ROUTE_VAL_MAX];
 	enum dir_rc rc;
 
 	if (ag->cfg->ldap.uri.n == 0)
@@ -318,7 +352,8 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	case DIR_UNKNOWN:
 		agent_ldap_fine(ag);
 		v->unknown = 1;
-		(void)route_store(w, kind, norm, "-", 1, use_mc);
+		if (ag->cfg->memcached.negative_ttl_s > 0)
+			(void)route_store(w, kind, norm, "-", ag->cfg->memcached.negative_ttl_s, use_mc);
 		return ROUTE_OK;
 	case DIR_OK:
 		break;
@@ -346,28 +381,171 @@ route_from_ldap(struct agent_worker *w, enum route_kind kind, const char *norm, 
 	if (route_val_format(v, val, sizeof(val)) < 0)
 		return ROUTE_ERROR;
 	/* the key itself, then the canonical name and the id, so any of them hits next time */
-	if (route_store(w, kind, norm, val, 0, use_mc) < 0)
-		use_mc = 0;
-	if (kind == ROUTE_BY_ID || strcmp(e.name, norm) != 0)
-		if (route_store(w, ROUTE_BY_NAME, e.name, val, 0, use_mc) < 0)
-			use_mc = 0;
-	if (e.id[0] != '\0' && name_normalise(idnorm, sizeof(idnorm), e.id, NULL) > 0 &&
-	    (kind != ROUTE_BY_ID || strcmp(idnorm, norm) != 0))
-		(void)route_store(w, ROUTE_BY_ID, idnorm, val, 0, use_mc);
+	route_store_found(w, kind, norm, e.name, e.id, val, use_mc);
 	return ROUTE_OK;
 }
 
+/* Tell whether addresses <a> and <b> are the same (ports ignored). */
+static int
+route_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		              &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
 /*
- * Look up <key> of <kind> for <proto> with <w>'s handles. Fills <out>;
- * returns 0 when out->status is ROUTE_OK, -1 otherwise.
+ * Find the [server] an auth_http answer names: Auth-Server <host> (an
+ * address, as nginx requires and Zimbra answers; or a [server] name) with
+ * Auth-Port <port> as its port for <proto>. Returns it, or NULL.
+ */
+static const struct cfg_server *
+route_http_server(const struct gh_config *cfg, const char *host, int port, enum gh_proto proto)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const struct cfg_server *srv;
+	int i;
+
+	if (parse_addr(host, 1, &ss, &len) < 0) {
+		srv = cfg_server_find(cfg, host);
+		return srv != NULL && srv->port[proto] == port ? srv : NULL;
+	}
+	for (i = 0; i < cfg->nservers; i++)
+		if (route_same_addr(&cfg->servers[i].addr, &ss) && cfg->servers[i].port[proto] == port)
+			return &cfg->servers[i];
+	return NULL;
+}
+
+/*
+ * Ask the auth_http service about <norm> of <kind> for <proto> through <w>,
+ * telling it what <cl> knows, and write the caches. A refusal is an
+ * unknown name, cached for Auth-Wait seconds (at most negative_ttl; not at
+ * all for 0). Fills <v> and returns ROUTE_OK (v->unknown tells unknown),
+ * or another status.
+ */
+static enum route_status
+route_from_http(struct agent_worker *w, enum route_kind kind, const char *norm,
+                enum gh_proto proto, const struct route_client *cl, int use_mc,
+                struct route_val *v)
+{
+	struct agent *ag = w->ag;
+	const struct cfg_server *srv;
+	struct httpsrc_ask ask;
+	struct authhttp_answer a;
+	char val[ROUTE_VAL_MAX], canon[NAME_MAX_LEN + 1];
+	uint32_t neg;
+
+	if (ag->cfg->lookup.urls.n == 0 || w->cache_only || !agent_http_admit(ag))
+		return ROUTE_TEMPFAIL;
+	if (w->http == NULL) {
+		w->http = httpsrc_new(&ag->cfg->lookup, ag->log);
+		if (w->http == NULL) {
+			log_err(ag->log, "route: out of memory");
+			return ROUTE_ERROR;
+		}
+	}
+	memset(&ask, 0, sizeof(ask));
+	ask.key = norm;
+	ask.by_id = kind == ROUTE_BY_ID;
+	ask.proto = proto;
+	if (cl != NULL) {
+		ask.client_ip = cl->ip;
+		ask.password = cl->password;
+		ask.attempt = cl->attempt;
+	}
+	switch (httpsrc_lookup(w->http, &ask, &a)) {
+	case HTTPSRC_TEMPFAIL:
+		agent_http_trouble(ag, httpsrc_last_error(w->http));
+		return ROUTE_TEMPFAIL;
+	case HTTPSRC_ERROR:
+		log_limited(ag->log, LOG_ERR, "auth-http-error", "route: %s",
+		            httpsrc_last_error(w->http));
+		return ROUTE_ERROR;
+	case HTTPSRC_REFUSED:
+		agent_http_fine(ag);
+		log_debug(ag->log, "auth_http refused %s: '%s' (Auth-Wait %d)", norm, a.status,
+		          a.wait_s);
+		v->unknown = 1;
+		neg = ag->cfg->memcached.negative_ttl_s;
+		if (a.wait_s >= 0 && (uint32_t)a.wait_s < neg)
+			neg = (uint32_t)a.wait_s;
+		if (neg > 0)
+			(void)route_store(w, kind, norm, "-", neg, use_mc);
+		return ROUTE_OK;
+	case HTTPSRC_ROUTE:
+		break;
+	}
+	agent_http_fine(ag);
+	v->unknown = 0;
+	/* the canonical name: Zimbra's Auth-User, else the name asked about */
+	if (a.user[0] == '\0' ||
+	    name_normalise(canon, sizeof(canon), a.user, ag->cfg->ldap.default_domain) < 0)
+		memcpy(canon, norm, strlen(norm) + 1);
+	if (strlen(canon) >= sizeof(v->account))
+		return ROUTE_UNUSABLE;
+	memcpy(v->account, canon, strlen(canon) + 1);
+	srv = route_http_server(ag->cfg, a.server, a.port, proto);
+	if (srv == NULL) {
+		/* not cacheable, and never a configured server: refuse */
+		log_limited(ag->log, LOG_WARNING, "route-refused",
+		            "route: account %s: auth_http answered %s port %d, not a configured "
+		            "server's %s port: refused", canon, a.server, a.port,
+		            cfg_proto_name(proto));
+		v->server[0] = '\0';
+		return ROUTE_REFUSED;
+	}
+	memcpy(v->server, srv->name, strlen(srv->name) + 1);
+	if (route_val_format(v, val, sizeof(val)) < 0)
+		return ROUTE_ERROR;
+	if (kind == ROUTE_BY_ID && a.user[0] == '\0')
+		(void)route_store(w, kind, norm, val, 0, use_mc);   /* no name known to cache under */
+	else
+		route_store_found(w, kind, norm, canon, "", val, use_mc);
+	return ROUTE_OK;
+}
+
+/* Tell whether <ag>'s route source ([lookup] source) is configured at all. */
+static int
+route_source_set(const struct agent *ag)
+{
+	return ag->cfg->lookup.source == LOOKUP_HTTP ? ag->cfg->lookup.urls.n > 0
+	                                             : ag->cfg->ldap.uri.n > 0;
+}
+
+/* Tell whether <ag>'s route source may be called now (its breaker). */
+static int
+route_source_usable(const struct agent *ag)
+{
+	return ag->cfg->lookup.source == LOOKUP_HTTP ? agent_http_usable(ag)
+	                                             : agent_ldap_usable(ag);
+}
+
+/*
+ * Look up <key> of <kind> for <proto> with <w>'s handles, telling the
+ * source <cl>. Fills <out>; returns 0 when out->status is ROUTE_OK, -1
+ * otherwise.
  */
 static int
 route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm,
-                  enum gh_proto proto, struct route_result *out);
+                  enum gh_proto proto, const struct route_client *cl, struct route_result *out);
 
 int
 route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
              enum gh_proto proto, struct route_result *out)
+{
+	return route_lookup_client(w, kind, key, proto, NULL, out);
+}
+
+int
+route_lookup_client(struct agent_worker *w, enum route_kind kind, const char *key,
+                    enum gh_proto proto, const struct route_client *cl, struct route_result *out)
 {
 	struct agent *ag = w->ag;
 	char norm[NAME_MAX_LEN + 1];
@@ -386,7 +564,7 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 		route_count(ag, out);
 		return -1;
 	}
-	rc = route_lookup_norm(w, kind, norm, proto, out);
+	rc = route_lookup_norm(w, kind, norm, proto, cl, out);
 	route_note_name(out, kind, norm);
 	return rc;
 }
@@ -394,7 +572,7 @@ route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
 /* route_lookup() for normalised <norm>. */
 static int
 route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm,
-                  enum gh_proto proto, struct route_result *out)
+                  enum gh_proto proto, const struct route_client *cl, struct route_result *out)
 {
 	struct agent *ag = w->ag;
 	char mkey[KEYS_MAX], val[ROUTE_VAL_MAX];
@@ -414,7 +592,7 @@ route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm
 
 			agent_mc_fine(ag);
 			if (route_lkey(lkey, sizeof(lkey), kind, norm) == 0)
-				route_local_put(ag, lkey, val, v.unknown);
+				route_local_put(ag, lkey, val, route_local_life(ag, v.unknown));
 			out->source = ROUTE_SRC_MEMCACHED;
 			route_resolve(ag, &v, proto, out, 1);
 			route_count(ag, out);
@@ -429,13 +607,18 @@ route_lookup_norm(struct agent_worker *w, enum route_kind kind, const char *norm
 			agent_mc_fine(ag);
 		}
 	}
-	if (w->cache_only && ag->cfg->ldap.uri.n > 0 && agent_ldap_usable(ag)) {
-		/* the caller moves the lookup to a worker that may wait for LDAP */
+	if (w->cache_only && route_source_set(ag) && route_source_usable(ag)) {
+		/* the caller moves the lookup to a worker that may wait for the source */
 		out->status = ROUTE_DEFER;
 		return -1;
 	}
-	out->source = ROUTE_SRC_LDAP;
-	st = route_from_ldap(w, kind, norm, use_mc, &v);
+	if (ag->cfg->lookup.source == LOOKUP_HTTP) {
+		out->source = ROUTE_SRC_HTTP;
+		st = route_from_http(w, kind, norm, proto, cl, use_mc, &v);
+	} else {
+		out->source = ROUTE_SRC_LDAP;
+		st = route_from_ldap(w, kind, norm, use_mc, &v);
+	}
 	if (st == ROUTE_OK) {
 		route_resolve(ag, &v, proto, out, 1);
 	} else {

@@ -339,6 +339,41 @@ test_required(void **state)
 }
 
 static void
+test_lookup(void **state)
+{
+	struct gh_config *c = NULL;
+	char err[512];
+
+	assert_int_equal(load(*state, "[lookup]\nsource = http\n"
+	                      "urls = https://10.0.0.1:7072/service/extension/nginx-lookup\n"
+	                      "urls = http://10.0.0.2:7072/x\ntimeout = 2s\nsend_password = yes\n"
+	                      "ca_file = /etc/ssl/ca.pem\n", CFG_NEED_LDAP, err, sizeof(err), &c), 0);
+	assert_int_equal(c->lookup.source, LOOKUP_HTTP);
+	assert_int_equal(c->lookup.urls.n, 2);
+	assert_string_equal(c->lookup.urls.item[1], "http://10.0.0.2:7072/x");
+	assert_int_equal(c->lookup.timeout_ms, 2000);
+	assert_int_equal(c->lookup.probe_interval_ms, 1000);
+	assert_int_equal(c->lookup.send_password, 1);
+	assert_int_equal(c->lookup.allow_plain_http, 0);
+	assert_string_equal(c->lookup.ca_file, "/etc/ssl/ca.pem");
+	free(c);
+	/* defaults: LDAP, the password never sent */
+	c = cfg_new();
+	assert_non_null(c);
+	assert_int_equal(c->lookup.source, LOOKUP_LDAP);
+	assert_int_equal(c->lookup.send_password, 0);
+	assert_int_equal(c->lookup.allow_plain_http, 0);
+	free(c);
+	fails(state, "[lookup]\nsource = sql\n", 0, "ldap or http", 2);
+	fails(state, "[lookup]\nurls = ftp://h/x\n", 0, "urls", 2);
+	fails(state, "[lookup]\nurls = 10.0.0.1:7072\n", 0, "urls", 2);
+	fails(state, "[lookup]\nurls = https:///x\n", 0, "urls", 2);
+	/* source = http needs urls, and no [ldap] then */
+	fails(state, "[lookup]\nsource = http\n", CFG_NEED_LDAP, "[lookup] urls", 0);
+	fails(state, "[lookup]\nsource = ldap\n", CFG_NEED_LDAP, "[ldap] uri", 0);
+}
+
+static void
 test_server_errors(void **state)
 {
 	fails(state, "[server a]\nimap = 143\n", 0, "address", 1);
@@ -462,6 +497,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alias_attrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_required, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_trimmed, setup, teardown),

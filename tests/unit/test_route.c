@@ -266,6 +266,45 @@ test_ldap_down_fails_fast(void **state)
 	assert_null(f->w.dir);
 }
 
+/* The auth_http source has its own breaker: LDAP's state does not matter. */
+static void
+test_http_source_down_fails_fast(void **state)
+{
+	struct fx *f = *state;
+	struct route_result r;
+
+	with_ldap(f);
+	f->cfg->lookup.source = LOOKUP_HTTP;
+	f->cfg->lookup.urls.n = 1;
+	snprintf(f->cfg->lookup.urls.item[0], sizeof(f->cfg->lookup.urls.item[0]),
+	         "https://127.0.0.1:1/lookup");
+	f->cfg->lookup.probe_interval_ms = 600000;
+	/* cache-only worker: the lookup is handed to a worker that may wait */
+	f->w.cache_only = 1;
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_DEFER);
+	/* LDAP down changes nothing for this source */
+	agent_ldap_trouble(&f->ag, "timed out");
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_DEFER);
+	/* the service known down: a temporary failure at once, never asked */
+	agent_http_trouble(&f->ag, "timed out");
+	assert_int_equal(metrics_get(&f->ag.metrics, M_DEP_HTTP_ERROR), 1);
+	f->w.cache_only = 0;
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_TEMPFAIL);
+	assert_null(f->w.http);
+	assert_null(f->w.dir);
+	/* cached answers keep working */
+	plant(f, "n:alice@example.com", "alice@example.com mbox1");
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "alice", PROTO_IMAP, &r), 0);
+	agent_http_fine(&f->ag);
+	f->w.cache_only = 1;
+	assert_int_equal(route_lookup(&f->w, ROUTE_BY_NAME, "bob", PROTO_IMAP, &r), -1);
+	assert_int_equal(r.status, ROUTE_DEFER);
+	assert_string_equal(route_source_name(ROUTE_SRC_HTTP), "http");
+}
+
 static void
 test_purge_local(void **state)
 {
@@ -399,6 +438,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_no_backends_tempfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_only_defers_ldap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ldap_down_fails_fast, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_source_down_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_by_alias_local, setup, teardown),
 		cmocka_unit_test(test_names),
