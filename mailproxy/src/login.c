@@ -24,6 +24,7 @@ struct lookup_job {
 	char ip[64];
 	char key[SASL_NAME_MAX + 1];
 	char tuser[ROUTE_NAME_MAX];      /* the authcid, normalised, when it is not the key */
+	char pass[SASL_PASS_MAX + 1];    /* for an auth_http source that asks for it, else "" */
 	enum gh_proto proto;
 	struct route_result route;
 	struct throttle_result thr;
@@ -88,7 +89,9 @@ lookup_work(struct agent_worker *w, void *arg)
 	if (lk->throttled)
 		return JOBQ_DONE;
 	if (!lk->route_done) {
-		if (route_lookup(w, ROUTE_BY_NAME, lk->key, lk->proto, &lk->route) < 0 &&
+		struct route_client cl = { lk->ip, lk->pass[0] ? lk->pass : NULL, 1 };
+
+		if (route_lookup_client(w, ROUTE_BY_NAME, lk->key, lk->proto, &cl, &lk->route) < 0 &&
 		    lk->route.status == ROUTE_DEFER)
 			return JOBQ_SLOW;
 		lk->route_done = 1;
@@ -100,10 +103,18 @@ lookup_work(struct agent_worker *w, void *arg)
 	return JOBQ_DONE;
 }
 
+/* Wipe and free lookup job <lk> (it may hold a password). */
+static void
+lookup_free(struct lookup_job *lk)
+{
+	explicit_bzero(lk->pass, sizeof(lk->pass));
+	free(lk);
+}
+
 static void
 lookup_release(void *arg)
 {
-	free(arg);
+	lookup_free(arg);
 }
 
 /*
@@ -261,7 +272,7 @@ login_lookup_end(struct session *s, void *job, const char **why)
 {
 	enum phase rc = lookup_apply(s, job, why);
 
-	free(job);
+	lookup_free(job);
 	return rc;
 }
 
@@ -328,9 +339,14 @@ login_start(struct session *s, login_done_fn done, const char **why)
 	                                : (tls ? PROTO_POP3S : PROTO_POP3);
 	if (lookup_local(s, lk))
 		return login_lookup_end(s, lk, why);
+	/* an auth_http service that authenticates gets the password (the
+	 * library sends it only where [lookup] allows) */
+	if (s->gen->cfg->lookup.source == LOOKUP_HTTP && s->gen->cfg->lookup.send_password &&
+	    s->login->cred.password_len < sizeof(lk->pass))
+		memcpy(lk->pass, s->login->cred.password, s->login->cred.password_len + 1);
 	s->login->job = jobq_submit(s->gen->port, lookup_work, lookup_done, lookup_release, lk);
 	if (s->login->job == NULL) {
-		free(lk);
+		lookup_free(lk);
 		session_log_limited(s, LOG_WARNING, "job-queue-full", "job queue full");
 		*why = "busy";
 		return PH_TEMPFAIL;

@@ -473,6 +473,10 @@ route_from_http(struct agent_worker *w, enum route_kind kind, const char *norm,
 		log_debug(ag->log, "auth_http refused %s: '%s' (Auth-Wait %d)", norm, a.status,
 		          a.wait_s);
 		v->unknown = 1;
+		/* a refusal of a login that carried its password may be about the
+		 * password: cached, anyone could lock the name out with a wrong one */
+		if (ask.password != NULL && ag->cfg->lookup.send_password)
+			return ROUTE_OK;
 		neg = ag->cfg->memcached.negative_ttl_s;
 		if (a.wait_s >= 0 && (uint32_t)a.wait_s < neg)
 			neg = (uint32_t)a.wait_s;

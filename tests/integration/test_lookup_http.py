@@ -341,3 +341,32 @@ def test_http_routes_through_haproxy(spoa_factory, haproxy_factory, service_fact
     assert memcached.get("gh:n:bob@example.com") == "bob@example.com mbox2"
     m = agent.metrics()
     assert m.get('gatehouse_lookups_total{outcome="http"}', 0) >= 2, m
+
+
+def test_password_sent_only_when_asked_and_only_over_https(proxy, service_factory, dovecots):
+    """[lookup] send_password: the mail proxy hands the login's password to
+    the service (Auth-Pass), over https only unless allow_plain_http; a
+    refusal of a login that carried its password is not cached (it may be
+    about the password: cached, a wrong password would lock the name out)."""
+    svc = service_factory(server_table_of(dovecots))
+    mp = proxy([svc.url], send_password=True)
+    bob = "bob@example.com"
+    assert imap_login(mp, bob).startswith(b"a OK"), mp.log_text()[-2000:]
+    h = svc.asked(bob)[-1]
+    assert h.get("Auth-Pass") == password(bob), h
+    assert h.get("Client-IP") == "127.0.0.1", h
+    assert password(bob) not in mp.log_text()
+    # a wrong password the service refuses: refused, and asked again next time
+    carol = "carol@example.org"
+    svc.refuse[carol] = ("Invalid login or password", 2)
+    assert imap_login(mp, carol, "wrong").startswith(b"a NO")
+    n = len(svc.asked(carol))
+    del svc.refuse[carol]
+    assert imap_login(mp, carol).startswith(b"a OK"), mp.log_text()[-2000:]
+    assert len(svc.asked(carol)) == n + 1
+    # an http:// service never gets the password without allow_plain_http
+    plain = service_factory(server_table_of(dovecots), tls=False)
+    mp2 = proxy([plain.url], send_password=True)
+    assert imap_login(mp2, "alice@example.com").startswith(b"a OK"), mp2.log_text()[-2000:]
+    h = plain.asked("alice@example.com")[-1]
+    assert h.get("Auth-Pass", "") == "", h
