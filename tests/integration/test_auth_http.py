@@ -8,7 +8,9 @@ the log."""
 import imaplib
 import os
 import poplib
+import signal
 import socket
+import time
 
 import pytest
 
@@ -95,9 +97,11 @@ def authsrv(spoa_factory, nginx_factory, dovecots, memcached):
     authsrv(ldap=[...], throttle={...}) -> (spoa, nginx)."""
     from gh import config as gh_config
 
-    def make(ldap, throttle=None, log_level="info"):
+    def make(ldap, throttle=None, log_level="info", ldap_opts=None):
         port = gh_ports.free_port()
         sections = {"log": {"level": log_level}}
+        if ldap_opts:
+            sections["ldap_opts"] = ldap_opts
         if throttle:
             sections["throttle"] = throttle
         sp = spoa_factory(ldap=ldap, memcached=[memcached],
@@ -226,6 +230,31 @@ def test_ldap_down_is_a_temporary_failure(authsrv, slapd):
     assert h["Auth-Status"].startswith("[UNAVAILABLE]")
     assert "Auth-Wait" not in h
     assert "Auth-Server" not in h
+
+
+def test_hung_ldap_answers_cached_users_and_fails_the_others_in_time(authsrv, slapd):
+    """slapd stopped with SIGSTOP (hung, not refusing): a cached user is
+    still routed at once, an uncached one gets a temporary failure once the
+    LDAP timeout is over, well within nginx's auth_http_timeout."""
+    sp, ng = authsrv([slapd], ldap_opts={"timeout": "1s"})
+    status, h = ask(sp.auth_port, nginx_headers("alice@example.com"))
+    assert h["Auth-Status"] == "OK"
+    slapd.proc.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        status, h = ask(sp.auth_port, nginx_headers("carol@example.org"))
+        took = time.monotonic() - t0
+        assert h["Auth-Status"].startswith("[UNAVAILABLE]"), h
+        assert took < 5.0, took
+        t0 = time.monotonic()
+        status, h = ask(sp.auth_port, nginx_headers("alice@example.com"))
+        assert h["Auth-Status"] == "OK"
+        assert time.monotonic() - t0 < 1.0
+        got = imap_login(ng.imap, "bob@example.com", password("bob@example.com"))
+        assert "[UNAVAILABLE]" in got
+    finally:
+        slapd.proc.signal(signal.SIGCONT)
+    assert sp.proc.alive()
 
 
 def test_protocol_details(authsrv, slapd_shared):
