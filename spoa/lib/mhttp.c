@@ -119,8 +119,15 @@ mclient_bad(struct mhttp_client *m)
 {
 	static const char bad[] = "HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n"
 	                          "Connection: close\r\n\r\n";
+	char *b;
 
 	explicit_bzero(m->buf, m->off);
+	/* the head's buffer may be smaller than the answer */
+	if ((b = realloc(m->buf, sizeof(bad))) == NULL) {
+		mclient_free(m);
+		return;
+	}
+	m->buf = b;
 	memcpy(m->buf, bad, sizeof(bad) - 1);
 	m->off = 0;
 	m->len = sizeof(bad) - 1;
