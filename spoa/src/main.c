@@ -262,7 +262,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (spoa_metrics_start(&sp, spoa_cfg(&sp)->spoa.metrics) < 0 ||
-	    spoa_authhttp_start(&sp, spoa_cfg(&sp)->spoa.auth_http) < 0) {
+	    spoa_authsrv_start(&sp, spoa_cfg(&sp)->spoa.auth_http) < 0) {
 		rc = 1;
 		goto out;
 	}
@@ -283,7 +283,7 @@ out:
 		spoa_conn_close(c);
 	listen_close_all(&sp);
 	spoa_metrics_stop(&sp);
-	spoa_authhttp_stop(&sp);
+	spoa_authsrv_stop(&sp);
 	gen_ctl_stop(&sp.gens);
 	mbuf_pool_free(&sp.pool);
 	ev_loop_destroy(sp.loop);

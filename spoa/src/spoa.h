@@ -173,9 +173,9 @@ void spoa_msg_req_cancel(struct spoa_req *r);
 int spoa_metrics_start(struct spoa *sp, const char *addr);
 void spoa_metrics_stop(struct spoa *sp);
 
-/* spoa_authhttp.c */
-int spoa_authhttp_start(struct spoa *sp, const char *addr);
-void spoa_authhttp_stop(struct spoa *sp);
+/* spoa_authsrv.c */
+int spoa_authsrv_start(struct spoa *sp, const char *addr);
+void spoa_authsrv_stop(struct spoa *sp);
 
 /* Return the configuration of the current generation of <sp>. */
 static inline const struct gh_config *

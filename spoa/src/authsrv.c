@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "authhttp.h"
+#include "authsrv.h"
 
 #define INVALID_TEXT  "Invalid login or password"
 #define THROTTLE_TEXT "Too many login attempts, try again later"
@@ -104,7 +104,7 @@ name_is(const char *name, size_t n, const char *want)
  */
 static int
 take_header(const char *name, size_t nl, const char *v, size_t vl,
-            struct authhttp_req *out, unsigned *seen, const char **why)
+            struct authsrv_req *out, unsigned *seen, const char **why)
 {
 	unsigned bit = 0;
 
@@ -134,20 +134,20 @@ take_header(const char *name, size_t nl, const char *v, size_t vl,
 		break;
 	case SEEN_PROTO:
 		if (vl == 4 && strncasecmp(v, "imap", 4) == 0)
-			out->proto = AUTHHTTP_P_IMAP;
+			out->proto = AUTHSRV_P_IMAP;
 		else if (vl == 4 && strncasecmp(v, "pop3", 4) == 0)
-			out->proto = AUTHHTTP_P_POP3;
+			out->proto = AUTHSRV_P_POP3;
 		else if (vl == 4 && strncasecmp(v, "smtp", 4) == 0)
-			out->proto = AUTHHTTP_P_SMTP;
+			out->proto = AUTHSRV_P_SMTP;
 		else
-			out->proto = AUTHHTTP_P_OTHER;
+			out->proto = AUTHSRV_P_OTHER;
 		break;
 	case SEEN_METHOD:
 		if ((vl == 5 && strncasecmp(v, "plain", 5) == 0) ||
 		    (vl == 5 && strncasecmp(v, "login", 5) == 0))
-			out->method = AUTHHTTP_M_PLAIN;
+			out->method = AUTHSRV_M_PLAIN;
 		else
-			out->method = AUTHHTTP_M_OTHER;
+			out->method = AUTHSRV_M_OTHER;
 		(void)copy_val(v, vl < sizeof(out->method_name) ? vl : sizeof(out->method_name) - 1,
 		               out->method_name, sizeof(out->method_name));
 		break;
@@ -202,7 +202,7 @@ line_end(const char *p, const char *end, const char **vend)
 
 /* Parse request head <head> (<len> bytes) into <out>. Returns 0 or -1 (<*why>). */
 int
-authhttp_parse(const char *head, size_t len, struct authhttp_req *out, const char **why)
+authsrv_parse(const char *head, size_t len, struct authsrv_req *out, const char **why)
 {
 	const char *p = head, *end = head + len, *lf, *ve, *sp;
 	unsigned seen = 0, n = 0;
@@ -231,7 +231,7 @@ authhttp_parse(const char *head, size_t len, struct authhttp_req *out, const cha
 			return -1;         /* no blank line */
 		if (ve == p)
 			break;             /* the blank line */
-		if (++n > AUTHHTTP_HEADERS_MAX) {
+		if (++n > AUTHSRV_HEADERS_MAX) {
 			*why = "too many header lines";
 			return -1;
 		}
@@ -263,34 +263,34 @@ authhttp_parse(const char *head, size_t len, struct authhttp_req *out, const cha
 
 /* Decide the answer to <rq> from <rr> and <tr>/<throttled> into <out>. */
 void
-authhttp_decide(const struct authhttp_req *rq, const struct route_result *rr,
+authsrv_decide(const struct authsrv_req *rq, const struct route_result *rr,
                 const struct throttle_result *tr, int throttled,
-                struct authhttp_answer *out, char *ipbuf, size_t iplen)
+                struct authsrv_answer *out, char *ipbuf, size_t iplen)
 {
 	/* nginx keeps every attempt of a session in memory: from the
 	 * tenth on, refuse without Auth-Wait, which closes the session */
-	uint32_t wait = rq->attempt < AUTHHTTP_MAX_ATTEMPTS ? AUTHHTTP_WAIT : 0;
+	uint32_t wait = rq->attempt < AUTHSRV_MAX_ATTEMPTS ? AUTHSRV_WAIT : 0;
 
 	memset(out, 0, sizeof(*out));
 	out->proto = rq->proto;
-	if (rq->proto != AUTHHTTP_P_IMAP && rq->proto != AUTHHTTP_P_POP3) {
-		out->kind = AUTHHTTP_UNSUPPORTED;
+	if (rq->proto != AUTHSRV_P_IMAP && rq->proto != AUTHSRV_P_POP3) {
+		out->kind = AUTHSRV_UNSUPPORTED;
 		return;                      /* no Auth-Wait: closed */
 	}
-	if (rq->method != AUTHHTTP_M_PLAIN) {
-		out->kind = AUTHHTTP_UNSUPPORTED;
+	if (rq->method != AUTHSRV_M_PLAIN) {
+		out->kind = AUTHSRV_UNSUPPORTED;
 		out->wait = wait;            /* the client may try LOGIN/PLAIN */
 		return;
 	}
 	if (throttled) {
-		out->kind = AUTHHTTP_THROTTLED;
+		out->kind = AUTHSRV_THROTTLED;
 		out->message = tr != NULL && tr->message != NULL && tr->message[0] ? tr->message
 		                                                                    : NULL;
 		out->wait = wait;
 		return;
 	}
 	if (rr == NULL || rq->user[0] == '\0') {
-		out->kind = AUTHHTTP_INVALID;
+		out->kind = AUTHSRV_INVALID;
 		out->wait = wait;
 		return;
 	}
@@ -304,10 +304,10 @@ authhttp_decide(const struct authhttp_req *rq, const struct route_result *rr,
 			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&rr->addr)->sin6_addr,
 			          ipbuf, (socklen_t)iplen);
 		if (ipbuf[0] == '\0' || rr->port == 0) {
-			out->kind = AUTHHTTP_TEMPFAIL;
+			out->kind = AUTHSRV_TEMPFAIL;
 			return;
 		}
-		out->kind = AUTHHTTP_OK;
+		out->kind = AUTHSRV_OK;
 		out->server = ipbuf;
 		out->port = rr->port;
 		return;
@@ -315,11 +315,11 @@ authhttp_decide(const struct authhttp_req *rq, const struct route_result *rr,
 	case ROUTE_REFUSED:
 	case ROUTE_UNUSABLE:
 		/* to the client all look like a wrong password */
-		out->kind = AUTHHTTP_INVALID;
+		out->kind = AUTHSRV_INVALID;
 		out->wait = wait;
 		return;
 	default:
-		out->kind = AUTHHTTP_TEMPFAIL;   /* no Auth-Wait: nginx closes */
+		out->kind = AUTHSRV_TEMPFAIL;   /* no Auth-Wait: nginx closes */
 		return;
 	}
 }
@@ -353,7 +353,7 @@ put_header(char *buf, size_t len, size_t *off, const char *name, const char *val
 
 /* Write answer <a> into <buf> (<len> bytes). Returns its length or -1. */
 int
-authhttp_answer(const struct authhttp_answer *a, char *buf, size_t len)
+authsrv_answer(const struct authsrv_answer *a, char *buf, size_t len)
 {
 	static const char head[] = "HTTP/1.0 200 OK\r\n";
 	static const char tail[] = "Content-Length: 0\r\nConnection: close\r\n\r\n";
@@ -366,7 +366,7 @@ authhttp_answer(const struct authhttp_answer *a, char *buf, size_t len)
 		return -1;
 	memcpy(buf, head, sizeof(head) - 1);
 	switch (a->kind) {
-	case AUTHHTTP_OK:
+	case AUTHSRV_OK:
 		if (a->server == NULL)
 			return -1;
 		snprintf(num, sizeof(num), "%u", (unsigned)a->port);
@@ -374,23 +374,23 @@ authhttp_answer(const struct authhttp_answer *a, char *buf, size_t len)
 		     put_header(buf, len, &off, "Auth-Server", a->server) |
 		     put_header(buf, len, &off, "Auth-Port", num);
 		break;
-	case AUTHHTTP_INVALID:
+	case AUTHSRV_INVALID:
 		status = INVALID_TEXT;
 		errcode = "535 5.7.8";
 		break;
-	case AUTHHTTP_THROTTLED:
+	case AUTHSRV_THROTTLED:
 		status = a->message != NULL ? a->message : THROTTLE_TEXT;
 		errcode = "454 4.7.0";
 		break;
-	case AUTHHTTP_TEMPFAIL:
+	case AUTHSRV_TEMPFAIL:
 		/* RFC 5530 / RFC 3206 codes: nginx puts the text after NO / -ERR */
-		status = a->proto == AUTHHTTP_P_POP3
+		status = a->proto == AUTHSRV_P_POP3
 		         ? "[SYS/TEMP] Login service temporarily unavailable, try again later"
 		         : "[UNAVAILABLE] Login service temporarily unavailable, try again later";
 		errcode = "451 4.3.0";
 		break;
-	case AUTHHTTP_UNSUPPORTED:
-		status = a->proto == AUTHHTTP_P_IMAP || a->proto == AUTHHTTP_P_POP3
+	case AUTHSRV_UNSUPPORTED:
+		status = a->proto == AUTHSRV_P_IMAP || a->proto == AUTHSRV_P_POP3
 		         ? "Authentication method not supported, use LOGIN or PLAIN"
 		         : "Protocol not served by this proxy";
 		errcode = "554 5.7.0";
@@ -399,7 +399,7 @@ authhttp_answer(const struct authhttp_answer *a, char *buf, size_t len)
 	if (status != NULL) {
 		rc = put_header(buf, len, &off, "Auth-Status", status);
 		/* nginx reads it for SMTP only; harmless for the others */
-		if (a->proto == AUTHHTTP_P_SMTP)
+		if (a->proto == AUTHSRV_P_SMTP)
 			rc |= put_header(buf, len, &off, "Auth-Error-Code", errcode);
 		if (a->wait > 0) {
 			snprintf(num, sizeof(num), "%u", (unsigned)a->wait);
@@ -414,7 +414,7 @@ authhttp_answer(const struct authhttp_answer *a, char *buf, size_t len)
 
 /* Write the 400 answer into <buf>. Returns its length or -1. */
 int
-authhttp_answer_bad(char *buf, size_t len)
+authsrv_answer_bad(char *buf, size_t len)
 {
 	static const char bad[] = "HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n"
 	                          "Connection: close\r\n\r\n";
@@ -427,27 +427,27 @@ authhttp_answer_bad(char *buf, size_t len)
 
 /* Return a short name for <k>. */
 const char *
-authhttp_kind_name(enum authhttp_kind k)
+authsrv_kind_name(enum authsrv_kind k)
 {
 	switch (k) {
-	case AUTHHTTP_OK: return "ok";
-	case AUTHHTTP_INVALID: return "invalid";
-	case AUTHHTTP_THROTTLED: return "throttled";
-	case AUTHHTTP_TEMPFAIL: return "tempfail";
-	case AUTHHTTP_UNSUPPORTED: return "unsupported";
+	case AUTHSRV_OK: return "ok";
+	case AUTHSRV_INVALID: return "invalid";
+	case AUTHSRV_THROTTLED: return "throttled";
+	case AUTHSRV_TEMPFAIL: return "tempfail";
+	case AUTHSRV_UNSUPPORTED: return "unsupported";
 	}
 	return "?";
 }
 
 /* Return the name of <p>. */
 const char *
-authhttp_proto_name(enum authhttp_proto p)
+authsrv_proto_name(enum authsrv_proto p)
 {
 	switch (p) {
-	case AUTHHTTP_P_IMAP: return "imap";
-	case AUTHHTTP_P_POP3: return "pop3";
-	case AUTHHTTP_P_SMTP: return "smtp";
-	case AUTHHTTP_P_OTHER: break;
+	case AUTHSRV_P_IMAP: return "imap";
+	case AUTHSRV_P_POP3: return "pop3";
+	case AUTHSRV_P_SMTP: return "smtp";
+	case AUTHSRV_P_OTHER: break;
 	}
 	return "other";
 }

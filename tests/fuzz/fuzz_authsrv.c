@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "authhttp.h"
+#include "authsrv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,21 +43,21 @@ check_answer(const char *buf, int n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct authhttp_req rq;
-	struct authhttp_answer a;
+	struct authsrv_req rq;
+	struct authsrv_answer a;
 	struct route_result rr;
 	struct throttle_result tr;
 	const char *why;
-	char *copy, ip[64], buf[AUTHHTTP_ANSWER_MAX];
+	char *copy, ip[64], buf[AUTHSRV_ANSWER_MAX];
 	int k;
 
-	if (size > AUTHHTTP_HEAD_MAX)
+	if (size > AUTHSRV_HEAD_MAX)
 		return 0;
 	/* an exact-size copy: ASan sees any read past the input */
 	if ((copy = malloc(size ? size : 1)) == NULL)
 		return 0;
 	memcpy(copy, data, size);
-	if (authhttp_parse(copy, size, &rq, &why) < 0) {
+	if (authsrv_parse(copy, size, &rq, &why) < 0) {
 		if (why == NULL)
 			abort();
 		free(copy);
@@ -75,8 +75,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rr.status = (enum route_status)k;
 		rr.addr.ss_family = AF_INET;
 		rr.port = 143;
-		authhttp_decide(&rq, &rr, &tr, k == 1, &a, ip, sizeof(ip));
-		check_answer(buf, authhttp_answer(&a, buf, sizeof(buf)));
+		authsrv_decide(&rq, &rr, &tr, k == 1, &a, ip, sizeof(ip));
+		check_answer(buf, authsrv_answer(&a, buf, sizeof(buf)));
 	}
 	free(copy);
 	return 0;

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "authhttp.h"
+#include "authsrv.h"
 #include "route.h"
 #include "spoa.h"
 
@@ -34,7 +34,7 @@ struct ah_req {
 	struct jobq_job *job;
 	ev_timer deadline;
 	ev_tstamp start;
-	struct authhttp_req rq;
+	struct authsrv_req rq;
 	enum gh_proto proto;
 	/* written by the worker (or the loop's fast path) */
 	struct route_result rr;
@@ -93,52 +93,52 @@ ah_work(struct agent_worker *w, void *arg)
 
 /* Count answer kind <k> of <sp>. */
 static void
-ah_count(struct spoa *sp, enum authhttp_kind k)
+ah_count(struct spoa *sp, enum authsrv_kind k)
 {
 	switch (k) {
-	case AUTHHTTP_OK: spoa_count(sp, SC_AUTH_OK); break;
-	case AUTHHTTP_INVALID: spoa_count(sp, SC_AUTH_INVALID); break;
-	case AUTHHTTP_THROTTLED: spoa_count(sp, SC_AUTH_THROTTLED); break;
-	case AUTHHTTP_TEMPFAIL: spoa_count(sp, SC_AUTH_TEMPFAIL); break;
-	case AUTHHTTP_UNSUPPORTED: spoa_count(sp, SC_AUTH_UNSUPPORTED); break;
+	case AUTHSRV_OK: spoa_count(sp, SC_AUTH_OK); break;
+	case AUTHSRV_INVALID: spoa_count(sp, SC_AUTH_INVALID); break;
+	case AUTHSRV_THROTTLED: spoa_count(sp, SC_AUTH_THROTTLED); break;
+	case AUTHSRV_TEMPFAIL: spoa_count(sp, SC_AUTH_TEMPFAIL); break;
+	case AUTHSRV_UNSUPPORTED: spoa_count(sp, SC_AUTH_UNSUPPORTED); break;
 	}
 }
 
 /* Log answer <a> to <r>: what operators need, never the password. */
 static void
-ah_log(struct ah_req *r, const struct authhttp_answer *a, const char *why)
+ah_log(struct ah_req *r, const struct authsrv_answer *a, const char *why)
 {
 	struct spoa *sp = r->sp;
 	const char *peer = r->c ? mhttp_peer(r->c) : "-";
-	const char *proto = authhttp_proto_name(r->rq.proto);
+	const char *proto = authsrv_proto_name(r->rq.proto);
 
 	switch (a->kind) {
-	case AUTHHTTP_OK:
+	case AUTHSRV_OK:
 		log_info(&sp->log, "auth_http: %s: %s login of %s from %s (attempt %u): "
 		         "server %s %s:%u (%s)", peer, proto, r->rq.user, r->rq.ip,
 		         (unsigned)r->rq.attempt, r->rr.server, a->server, (unsigned)a->port,
 		         route_source_name(r->rr.source));
 		break;
-	case AUTHHTTP_INVALID:
+	case AUTHSRV_INVALID:
 		log_limited(&sp->log, r->rr.status == ROUTE_UNKNOWN ? LOG_INFO : LOG_WARNING,
 		            "authhttp-invalid", "auth_http: %s: %s login of %s from %s refused "
 		            "as an invalid login: route %s%s%s", peer, proto, r->rq.user, r->rq.ip,
 		            r->rq.user[0] ? route_status_name(r->rr.status) : "(no user)",
 		            r->rr.account[0] ? " account=" : "", r->rr.account);
 		break;
-	case AUTHHTTP_THROTTLED:
+	case AUTHSRV_THROTTLED:
 		log_limited(&sp->log, LOG_NOTICE, "authhttp-throttled",
 		            "auth_http: %s: %s login of %s from %s throttled (%s, %llu/%llu)",
 		            peer, proto, r->rq.user, r->rq.ip, throttle_verdict_name(r->tr.verdict),
 		            (unsigned long long)r->tr.count, (unsigned long long)r->tr.limit);
 		break;
-	case AUTHHTTP_TEMPFAIL:
+	case AUTHSRV_TEMPFAIL:
 		log_limited(&sp->log, LOG_WARNING, "authhttp-tempfail",
 		            "auth_http: %s: %s login of %s from %s: temporary failure (%s)",
 		            peer, proto, r->rq.user, r->rq.ip,
 		            why ? why : route_status_name(r->rr.status));
 		break;
-	case AUTHHTTP_UNSUPPORTED:
+	case AUTHSRV_UNSUPPORTED:
 		log_limited(&sp->log, LOG_NOTICE, "authhttp-unsupported",
 		            "auth_http: %s: %s login of %s from %s (method %s) refused: "
 		            "only IMAP and POP3 with a password are served", peer, proto,
@@ -149,16 +149,16 @@ ah_log(struct ah_req *r, const struct authhttp_answer *a, const char *why)
 
 /* Send answer <a> to <r>'s client, count and log it. */
 static void
-ah_send(struct ah_req *r, const struct authhttp_answer *a, const char *why)
+ah_send(struct ah_req *r, const struct authsrv_answer *a, const char *why)
 {
-	char buf[AUTHHTTP_ANSWER_MAX];
+	char buf[AUTHSRV_ANSWER_MAX];
 	int n;
 
 	ah_count(r->sp, a->kind);
 	ah_log(r, a, why);
-	n = authhttp_answer(a, buf, sizeof(buf));
+	n = authsrv_answer(a, buf, sizeof(buf));
 	if (n < 0)
-		n = authhttp_answer_bad(buf, sizeof(buf));   /* cannot happen: sizes are fixed */
+		n = authsrv_answer_bad(buf, sizeof(buf));   /* cannot happen: sizes are fixed */
 	(void)mhttp_reply(r->c, buf, (size_t)n);
 	r->c = NULL;
 }
@@ -167,10 +167,10 @@ ah_send(struct ah_req *r, const struct authhttp_answer *a, const char *why)
 static void
 ah_answer(struct ah_req *r)
 {
-	struct authhttp_answer a;
-	char ip[AUTHHTTP_IP_MAX];
+	struct authsrv_answer a;
+	char ip[AUTHSRV_IP_MAX];
 
-	authhttp_decide(&r->rq, r->route_done ? &r->rr : NULL, &r->tr, r->throttled, &a, ip,
+	authsrv_decide(&r->rq, r->route_done ? &r->rr : NULL, &r->tr, r->throttled, &a, ip,
 	                sizeof(ip));
 	ah_send(r, &a, NULL);
 }
@@ -193,14 +193,14 @@ static void
 ah_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct ah_req *r = t->data;
-	struct authhttp_answer a;
+	struct authsrv_answer a;
 	struct jobq_job *job = r->job;
 
 	(void)loop;
 	(void)revents;
 	spoa_count(r->sp, SC_DEADLINE);
 	memset(&a, 0, sizeof(a));
-	a.kind = AUTHHTTP_TEMPFAIL;
+	a.kind = AUTHSRV_TEMPFAIL;
 	a.proto = r->rq.proto;
 	if (r->c != NULL)
 		ah_send(r, &a, "over the deadline");
@@ -259,7 +259,7 @@ ah_request(void *arg, struct mhttp_client *c, char *head, size_t len)
 	struct spoa *sp = arg;
 	struct ah_req *r;
 	const char *why;
-	char buf[AUTHHTTP_ANSWER_MAX];
+	char buf[AUTHSRV_ANSWER_MAX];
 	uint32_t ms;
 	int n;
 
@@ -267,12 +267,12 @@ ah_request(void *arg, struct mhttp_client *c, char *head, size_t len)
 		(void)mhttp_reply(c, "", 0);
 		return;
 	}
-	if (authhttp_parse(head, len, &r->rq, &why) < 0) {
+	if (authsrv_parse(head, len, &r->rq, &why) < 0) {
 		spoa_count(sp, SC_AUTH_BAD);
 		log_limited(&sp->log, LOG_WARNING, "authhttp-bad",
 		            "auth_http: %s: bad request (%s): answering 400", mhttp_peer(c), why);
 		free(r);
-		n = authhttp_answer_bad(buf, sizeof(buf));
+		n = authsrv_answer_bad(buf, sizeof(buf));
 		(void)mhttp_reply(c, buf, (size_t)n);
 		return;
 	}
@@ -280,21 +280,21 @@ ah_request(void *arg, struct mhttp_client *c, char *head, size_t len)
 	r->c = c;
 	r->gen = gen_get(&sp->gens);
 	r->start = ev_now(sp->loop);
-	r->proto = r->rq.proto == AUTHHTTP_P_POP3 ? PROTO_POP3 : PROTO_IMAP;
+	r->proto = r->rq.proto == AUTHSRV_P_POP3 ? PROTO_POP3 : PROTO_IMAP;
 	/* nothing to look up: unsupported, or no user name */
-	if (r->rq.user[0] == '\0' || r->rq.method != AUTHHTTP_M_PLAIN ||
-	    (r->rq.proto != AUTHHTTP_P_IMAP && r->rq.proto != AUTHHTTP_P_POP3) || ah_local(r)) {
+	if (r->rq.user[0] == '\0' || r->rq.method != AUTHSRV_M_PLAIN ||
+	    (r->rq.proto != AUTHSRV_P_IMAP && r->rq.proto != AUTHSRV_P_POP3) || ah_local(r)) {
 		ah_answer(r);
 		ah_free(r);
 		return;
 	}
 	r->job = jobq_submit(r->gen->port, ah_work, ah_done, ah_release, r);
 	if (r->job == NULL) {
-		struct authhttp_answer a;
+		struct authsrv_answer a;
 
 		spoa_count(sp, SC_BUSY);
 		memset(&a, 0, sizeof(a));
-		a.kind = AUTHHTTP_TEMPFAIL;
+		a.kind = AUTHSRV_TEMPFAIL;
 		a.proto = r->rq.proto;
 		ah_send(r, &a, "job queue full");
 		ah_free(r);
@@ -316,13 +316,13 @@ ah_request(void *arg, struct mhttp_client *c, char *head, size_t len)
  * 0, or -1 (logged) when the address is bad or cannot be bound.
  */
 int
-spoa_authhttp_start(struct spoa *sp, const char *addr)
+spoa_authsrv_start(struct spoa *sp, const char *addr)
 {
 	sp->authhttp = NULL;
 	if (addr == NULL || addr[0] == '\0')
 		return 0;
 	sp->authhttp = mhttp_start_req(sp->loop, addr, ah_request, sp, AH_CONN_DEADLINE,
-	                               AUTHHTTP_HEAD_MAX, AH_MAX_CLIENTS, "auth_http", &sp->log);
+	                               AUTHSRV_HEAD_MAX, AH_MAX_CLIENTS, "auth_http", &sp->log);
 	if (sp->authhttp == NULL)
 		return -1;
 	log_notice(&sp->log, "spoa: auth_http on %s", addr);
@@ -331,7 +331,7 @@ spoa_authhttp_start(struct spoa *sp, const char *addr)
 
 /* Stop serving auth_http for <sp>; requests in flight are dropped. */
 void
-spoa_authhttp_stop(struct spoa *sp)
+spoa_authsrv_stop(struct spoa *sp)
 {
 	mhttp_stop(sp->authhttp);
 	sp->authhttp = NULL;

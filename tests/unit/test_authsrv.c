@@ -15,7 +15,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
-#include "authhttp.h"
+#include "authsrv.h"
 
 #define NGINX_HEAD(user, proto, attempt) \
 	"GET /auth HTTP/1.0\r\nHost: localhost\r\nAuth-Method: plain\r\n" \
@@ -24,43 +24,43 @@
 	"Client-Host: client.example.org\r\n\r\n"
 
 static int
-parse(const char *head, struct authhttp_req *rq, const char **why)
+parse(const char *head, struct authsrv_req *rq, const char **why)
 {
-	return authhttp_parse(head, strlen(head), rq, why);
+	return authsrv_parse(head, strlen(head), rq, why);
 }
 
 static void
 test_parse_nginx_request(void **state)
 {
-	struct authhttp_req rq;
+	struct authsrv_req rq;
 	const char *why;
 
 	(void)state;
 	assert_int_equal(parse(NGINX_HEAD("us%20er%25x@example.com", "imap", "2"), &rq, &why), 0);
 	assert_null(why);
 	assert_string_equal(rq.user, "us er%x@example.com");
-	assert_int_equal(rq.proto, AUTHHTTP_P_IMAP);
-	assert_int_equal(rq.method, AUTHHTTP_M_PLAIN);
+	assert_int_equal(rq.proto, AUTHSRV_P_IMAP);
+	assert_int_equal(rq.method, AUTHSRV_M_PLAIN);
 	assert_string_equal(rq.ip, "192.0.2.42");
 	assert_int_equal(rq.attempt, 2);
 	/* the password is nowhere in the parsed request */
 	assert_null(memmem(&rq, sizeof(rq), "pa%20ss", 7));
 	assert_null(memmem(&rq, sizeof(rq), "pa ss", 5));
 	assert_int_equal(parse(NGINX_HEAD("a@b", "POP3", "1"), &rq, &why), 0);
-	assert_int_equal(rq.proto, AUTHHTTP_P_POP3);
+	assert_int_equal(rq.proto, AUTHSRV_P_POP3);
 	assert_int_equal(parse(NGINX_HEAD("a@b", "smtp", "1"), &rq, &why), 0);
-	assert_int_equal(rq.proto, AUTHHTTP_P_SMTP);
+	assert_int_equal(rq.proto, AUTHSRV_P_SMTP);
 	/* bare LFs, no Auth-Login-Attempt, IPv6, HTTP/1.1 */
 	assert_int_equal(parse("GET /x HTTP/1.1\nAuth-Method: LOGIN\nAuth-User: a@b\n"
 	                       "Auth-Protocol: imap\nClient-IP: 2001:db8::1\n\n", &rq, &why), 0);
 	assert_int_equal(rq.attempt, 1);
-	assert_int_equal(rq.method, AUTHHTTP_M_PLAIN);
+	assert_int_equal(rq.method, AUTHSRV_M_PLAIN);
 	assert_string_equal(rq.ip, "2001:db8::1");
 	/* apop needs the cleartext password back: not served */
 	assert_int_equal(parse("GET / HTTP/1.0\r\nAuth-Method: apop\r\nAuth-User: a@b\r\n"
 	                       "Auth-Salt: <1.2@x>\r\nAuth-Protocol: pop3\r\n"
 	                       "Client-IP: 127.0.0.1\r\n\r\n", &rq, &why), 0);
-	assert_int_equal(rq.method, AUTHHTTP_M_OTHER);
+	assert_int_equal(rq.method, AUTHSRV_M_OTHER);
 	assert_string_equal(rq.method_name, "apop");
 }
 
@@ -89,7 +89,7 @@ test_parse_refuses_bad_heads(void **state)
 		  "Client-IP: 127.0.0.1\r\n\r\n", "Auth-User, Auth-Method, Auth-Protocol or Client-IP missing" },
 	};
 	char many[4096];
-	struct authhttp_req rq;
+	struct authsrv_req rq;
 	const char *why;
 	size_t i, off;
 
@@ -99,20 +99,20 @@ test_parse_refuses_bad_heads(void **state)
 		assert_string_equal(why, bad[i].why);
 	}
 	off = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.0\r\n");
-	for (i = 0; i <= AUTHHTTP_HEADERS_MAX; i++)
+	for (i = 0; i <= AUTHSRV_HEADERS_MAX; i++)
 		off += (size_t)snprintf(many + off, sizeof(many) - off, "X-%zu: y\r\n", i);
 	snprintf(many + off, sizeof(many) - off, "\r\n");
 	assert_int_equal(parse(many, &rq, &why), -1);
 	assert_string_equal(why, "too many header lines");
 	/* a NUL inside the head */
-	assert_int_equal(authhttp_parse("GET / HTTP/1.0\r\nA: \0b\r\n\r\n", 24, &rq, &why), -1);
+	assert_int_equal(authsrv_parse("GET / HTTP/1.0\r\nA: \0b\r\n\r\n", 24, &rq, &why), -1);
 }
 
 /* Build answer <a> into <buf> and return it as a string. */
 static const char *
-build(const struct authhttp_answer *a, char *buf, size_t len)
+build(const struct authsrv_answer *a, char *buf, size_t len)
 {
-	int n = authhttp_answer(a, buf, len);
+	int n = authsrv_answer(a, buf, len);
 
 	assert_true(n > 0);
 	assert_int_equal(strlen(buf), (size_t)n);
@@ -121,11 +121,11 @@ build(const struct authhttp_answer *a, char *buf, size_t len)
 }
 
 static void
-req_for(struct authhttp_req *rq, enum authhttp_proto p, uint32_t attempt)
+req_for(struct authsrv_req *rq, enum authsrv_proto p, uint32_t attempt)
 {
 	memset(rq, 0, sizeof(*rq));
 	rq->proto = p;
-	rq->method = AUTHHTTP_M_PLAIN;
+	rq->method = AUTHSRV_M_PLAIN;
 	rq->attempt = attempt;
 	snprintf(rq->user, sizeof(rq->user), "alice@example.com");
 	snprintf(rq->ip, sizeof(rq->ip), "192.0.2.1");
@@ -134,82 +134,82 @@ req_for(struct authhttp_req *rq, enum authhttp_proto p, uint32_t attempt)
 static void
 test_decide_and_answer(void **state)
 {
-	struct authhttp_req rq;
+	struct authsrv_req rq;
 	struct route_result rr;
 	struct throttle_result tr;
-	struct authhttp_answer a;
+	struct authsrv_answer a;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&rr.addr;
-	char ip[64], buf[AUTHHTTP_ANSWER_MAX], unknown[AUTHHTTP_ANSWER_MAX];
+	char ip[64], buf[AUTHSRV_ANSWER_MAX], unknown[AUTHSRV_ANSWER_MAX];
 
 	(void)state;
 	memset(&rr, 0, sizeof(rr));
 	memset(&tr, 0, sizeof(tr));
-	req_for(&rq, AUTHHTTP_P_IMAP, 1);
+	req_for(&rq, AUTHSRV_P_IMAP, 1);
 	/* a route: Auth-Server is the IP address, Auth-Port the protocol's */
 	rr.status = ROUTE_OK;
 	sin->sin_family = AF_INET;
 	inet_pton(AF_INET, "10.1.2.3", &sin->sin_addr);
 	rr.port = 7143;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
-	assert_int_equal(a.kind, AUTHHTTP_OK);
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	assert_int_equal(a.kind, AUTHSRV_OK);
 	assert_string_equal(build(&a, buf, sizeof(buf)),
 	                    "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.1.2.3\r\n"
 	                    "Auth-Port: 7143\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	/* unknown, refused and unusable give the very same answer */
 	rr.status = ROUTE_UNKNOWN;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	build(&a, unknown, sizeof(unknown));
 	assert_non_null(strstr(unknown, "Auth-Status: Invalid login or password\r\n"));
 	assert_non_null(strstr(unknown, "Auth-Wait: 3\r\n"));
 	assert_null(strstr(unknown, "Auth-Server"));
 	rr.status = ROUTE_REFUSED;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	assert_string_equal(build(&a, buf, sizeof(buf)), unknown);
 	rr.status = ROUTE_UNUSABLE;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	assert_string_equal(build(&a, buf, sizeof(buf)), unknown);
 	/* from the tenth attempt on, no Auth-Wait: nginx closes */
-	req_for(&rq, AUTHHTTP_P_IMAP, AUTHHTTP_MAX_ATTEMPTS);
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	req_for(&rq, AUTHSRV_P_IMAP, AUTHSRV_MAX_ATTEMPTS);
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	assert_null(strstr(build(&a, buf, sizeof(buf)), "Auth-Wait"));
 	/* throttled: the configured message, cleaned of line breaks */
-	req_for(&rq, AUTHHTTP_P_POP3, 1);
+	req_for(&rq, AUTHSRV_P_POP3, 1);
 	tr.message = "Slow down\r\nX-Evil: 1";
-	authhttp_decide(&rq, &rr, &tr, 1, &a, ip, sizeof(ip));
-	assert_int_equal(a.kind, AUTHHTTP_THROTTLED);
+	authsrv_decide(&rq, &rr, &tr, 1, &a, ip, sizeof(ip));
+	assert_int_equal(a.kind, AUTHSRV_THROTTLED);
 	build(&a, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "Auth-Status: Slow down  X-Evil: 1\r\nAuth-Wait: 3\r\n"));
 	tr.message = NULL;
-	authhttp_decide(&rq, &rr, &tr, 1, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, &rr, &tr, 1, &a, ip, sizeof(ip));
 	assert_non_null(strstr(build(&a, buf, sizeof(buf)),
 	                       "Auth-Status: Too many login attempts, try again later\r\n"));
 	/* LDAP down: the protocol's temporary code, no Auth-Wait */
 	rr.status = ROUTE_TEMPFAIL;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
-	assert_int_equal(a.kind, AUTHHTTP_TEMPFAIL);
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	assert_int_equal(a.kind, AUTHSRV_TEMPFAIL);
 	build(&a, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "Auth-Status: [SYS/TEMP] "));
 	assert_null(strstr(buf, "Auth-Wait"));
-	req_for(&rq, AUTHHTTP_P_IMAP, 1);
+	req_for(&rq, AUTHSRV_P_IMAP, 1);
 	rr.status = ROUTE_BUSY;
-	authhttp_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	assert_non_null(strstr(build(&a, buf, sizeof(buf)), "Auth-Status: [UNAVAILABLE] "));
 	/* SMTP: refused with an SMTP code, no Auth-Wait */
-	req_for(&rq, AUTHHTTP_P_SMTP, 1);
-	authhttp_decide(&rq, NULL, NULL, 0, &a, ip, sizeof(ip));
-	assert_int_equal(a.kind, AUTHHTTP_UNSUPPORTED);
+	req_for(&rq, AUTHSRV_P_SMTP, 1);
+	authsrv_decide(&rq, NULL, NULL, 0, &a, ip, sizeof(ip));
+	assert_int_equal(a.kind, AUTHSRV_UNSUPPORTED);
 	build(&a, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "Auth-Error-Code: 554 5.7.0\r\n"));
 	assert_null(strstr(buf, "Auth-Wait"));
 	/* no route looked up (empty user): invalid */
-	req_for(&rq, AUTHHTTP_P_IMAP, 1);
+	req_for(&rq, AUTHSRV_P_IMAP, 1);
 	rq.user[0] = '\0';
-	authhttp_decide(&rq, NULL, &tr, 0, &a, ip, sizeof(ip));
+	authsrv_decide(&rq, NULL, &tr, 0, &a, ip, sizeof(ip));
 	assert_string_equal(build(&a, buf, sizeof(buf)), unknown);
 	/* too small a buffer: -1, never a partial write past it */
-	assert_int_equal(authhttp_answer(&a, buf, 40), -1);
-	assert_int_equal(authhttp_answer_bad(buf, 10), -1);
-	assert_true(authhttp_answer_bad(buf, sizeof(buf)) > 0);
+	assert_int_equal(authsrv_answer(&a, buf, 40), -1);
+	assert_int_equal(authsrv_answer_bad(buf, 10), -1);
+	assert_true(authsrv_answer_bad(buf, sizeof(buf)) > 0);
 	assert_int_equal(strncmp(buf, "HTTP/1.0 400 ", 13), 0);
 }
 
