@@ -120,6 +120,7 @@ struct cfg_spoa {
 	uint32_t idle_timeout_ms;      /* close an idle HAProxy connection */
 	uint32_t max_connections;
 	char metrics[CFG_STR_MAX];     /* host:port of the Prometheus endpoint; empty = off */
+	char auth_http[CFG_STR_MAX];   /* host:port of the nginx auth_http endpoint; empty = off */
 	int strict_hosts;              /* check Host against vhosts */
 	struct cfg_list vhosts;        /* allowed virtual host names (exact or *.domain) */
 	struct cfg_list haproxy_admin; /* admin sockets of the HAProxy nodes (route tables) */

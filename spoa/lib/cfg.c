@@ -107,6 +107,7 @@ static const struct kw keywords[] = {
 	{ "spoa", "idle_timeout", KW_MS, S(spoa, idle_timeout_ms), 86400000, "60s" },
 	{ "spoa", "max_connections", KW_U32, S(spoa, max_connections), 1000000, "10000" },
 	{ "spoa", "metrics", KW_STR, S(spoa, metrics), 0, NULL },
+	{ "spoa", "auth_http", KW_STR, S(spoa, auth_http), 0, NULL },
 	{ "spoa", "strict_hosts", KW_BOOL, S(spoa, strict_hosts), 0, "no" },
 	{ "spoa", "vhosts", KW_LIST, S(spoa, vhosts), 0, NULL },
 	{ "spoa", "haproxy_admin", KW_LIST, S(spoa, haproxy_admin), 0, NULL },

@@ -136,6 +136,8 @@ reload_keep(struct spoa *sp, struct gh_config *nc)
 	gen_keep(gc, "spoa", "listen", &rc->spoa.listen, &nc->spoa.listen, sizeof(nc->spoa.listen));
 	gen_keep_str(gc, "spoa", "metrics", rc->spoa.metrics, nc->spoa.metrics,
 	             sizeof(nc->spoa.metrics));
+	gen_keep_str(gc, "spoa", "auth_http", rc->spoa.auth_http, nc->spoa.auth_http,
+	             sizeof(nc->spoa.auth_http));
 	gen_keep_str(gc, "log", "target", rc->log.target, nc->log.target, sizeof(nc->log.target));
 	gen_keep_str(gc, "log", "facility", rc->log.facility, nc->log.facility,
 	             sizeof(nc->log.facility));
@@ -229,6 +231,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sp.loop = ev_default_loop(EVFLAG_AUTO);
 	sp.metrics = NULL;
+	sp.authhttp = NULL;
 	TAILQ_INIT(&sp.conns);
 	spoa_conn_init(&sp);
 	/* a pooled buffer holds a whole frame of the size offered at start */
@@ -258,7 +261,8 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (spoa_metrics_start(&sp, spoa_cfg(&sp)->spoa.metrics) < 0) {
+	if (spoa_metrics_start(&sp, spoa_cfg(&sp)->spoa.metrics) < 0 ||
+	    spoa_authsrv_start(&sp, spoa_cfg(&sp)->spoa.auth_http) < 0) {
 		rc = 1;
 		goto out;
 	}
@@ -279,6 +283,7 @@ out:
 		spoa_conn_close(c);
 	listen_close_all(&sp);
 	spoa_metrics_stop(&sp);
+	spoa_authsrv_stop(&sp);
 	gen_ctl_stop(&sp.gens);
 	mbuf_pool_free(&sp.pool);
 	ev_loop_destroy(sp.loop);

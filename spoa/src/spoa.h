@@ -48,6 +48,12 @@ enum spoa_counter {
 	SC_ROUTE_NONE,          /* no user in the request */
 	SC_ROUTE_FAIL,          /* unknown, refused, tempfail, error */
 	SC_LOGIN_REJECT,
+	SC_AUTH_OK,             /* auth_http: answered with a server */
+	SC_AUTH_INVALID,        /* auth_http: "Invalid login or password" */
+	SC_AUTH_THROTTLED,      /* auth_http: throttled */
+	SC_AUTH_TEMPFAIL,       /* auth_http: temporary failure */
+	SC_AUTH_UNSUPPORTED,    /* auth_http: SMTP, or not a password login */
+	SC_AUTH_BAD,            /* auth_http: bad request (400) */
 	SC__COUNT
 };
 
@@ -63,6 +69,7 @@ struct spoa {
 	int nlisten;                      /* SPOP listeners (SO_REUSEPORT) */
 	struct listen_sock lis[CFG_MAX_LISTS];
 	struct mhttp *metrics;            /* metrics endpoint, NULL = off */
+	struct mhttp *authhttp;           /* auth_http endpoint, NULL = off */
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
 	int draining;
@@ -165,6 +172,10 @@ void spoa_msg_req_cancel(struct spoa_req *r);
 /* spoa_metrics.c */
 int spoa_metrics_start(struct spoa *sp, const char *addr);
 void spoa_metrics_stop(struct spoa *sp);
+
+/* spoa_authsrv.c */
+int spoa_authsrv_start(struct spoa *sp, const char *addr);
+void spoa_authsrv_stop(struct spoa *sp);
 
 /* Return the configuration of the current generation of <sp>. */
 static inline const struct gh_config *

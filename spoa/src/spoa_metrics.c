@@ -28,6 +28,12 @@ static const struct {
 	[SC_ROUTE_NONE] = { "gatehouse_spoa_route_none_total", "requests naming no user", "counter" },
 	[SC_ROUTE_FAIL] = { "gatehouse_spoa_route_fail_total", "route answers without a server", "counter" },
 	[SC_LOGIN_REJECT] = { "gatehouse_spoa_login_throttled_total", "logins refused by throttling", "counter" },
+	[SC_AUTH_OK] = { "gatehouse_spoa_auth_http_ok_total", "auth_http answers with a server", "counter" },
+	[SC_AUTH_INVALID] = { "gatehouse_spoa_auth_http_invalid_total", "auth_http answers: invalid login (unknown or refused route)", "counter" },
+	[SC_AUTH_THROTTLED] = { "gatehouse_spoa_auth_http_throttled_total", "auth_http answers: throttled", "counter" },
+	[SC_AUTH_TEMPFAIL] = { "gatehouse_spoa_auth_http_tempfail_total", "auth_http answers: temporary failure", "counter" },
+	[SC_AUTH_UNSUPPORTED] = { "gatehouse_spoa_auth_http_unsupported_total", "auth_http answers: protocol or method not served", "counter" },
+	[SC_AUTH_BAD] = { "gatehouse_spoa_auth_http_bad_total", "auth_http bad requests (400)", "counter" },
 };
 
 /* Render every metric of the agent <arg> into <buf> from <*off>. */

@@ -231,6 +231,107 @@ test_too_big_and_bad_address(void **state)
 	fx_done(&f);
 }
 
+/* Request mode: what the request callback saw and did. */
+struct rfx {
+	struct fx f;
+	int requests, drops;
+	struct mhttp_client *held;     /* answered later by the test */
+	char head[256];
+};
+
+static void
+on_drop(void *arg)
+{
+	struct rfx *r = arg;
+
+	r->drops++;
+	r->held = NULL;
+}
+
+static void
+on_request(void *arg, struct mhttp_client *c, char *head, size_t len)
+{
+	struct rfx *r = arg;
+
+	r->requests++;
+	assert_int_equal(strlen(head), len);
+	snprintf(r->head, sizeof(r->head), "%s", head);
+	r->held = c;
+	mhttp_on_drop(c, on_drop, r);
+}
+
+static void
+rfx_init(struct rfx *r, double deadline)
+{
+	char addr[32];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", free_port());
+	r->f.loop = ev_loop_new(EVFLAG_AUTO);
+	assert_int_equal(log_init(&r->f.lg, "test_mhttp", "stderr", "err", NULL), 0);
+	r->f.srv = mhttp_start_req(r->f.loop, addr, on_request, r, deadline, 64, 4, "test",
+	                           &r->f.lg);
+	assert_non_null(r->f.srv);
+}
+
+static void
+test_request_mode(void **state)
+{
+	static char out[4096];
+	struct rfx r;
+	int fd, closed, i;
+	size_t got;
+
+	(void)state;
+	rfx_init(&r, 0.3);
+	/* a head in two pieces is handed over once, whole, without the body */
+	fd = client(&r.f);
+	assert_int_equal(write(fd, "GET /a HTTP/1.0\r\nX: y", 21), 21);
+	for (i = 0; i < 20; i++)
+		ev_run(r.f.loop, EVRUN_NOWAIT);
+	assert_int_equal(r.requests, 0);
+	assert_int_equal(write(fd, "\r\n\r\nbody", 8), 8);
+	for (i = 0; i < 20 && r.requests == 0; i++)
+		ev_run(r.f.loop, EVRUN_NOWAIT);
+	assert_int_equal(r.requests, 1);
+	assert_string_equal(r.head, "GET /a HTTP/1.0\r\nX: y\r\n\r\n");
+	assert_string_equal(mhttp_peer(r.held), "127.0.0.1");
+	/* answered later, from outside the callback */
+	assert_int_equal(mhttp_reply(r.held, "HTTP/1.0 204 x\r\n\r\n", 18), 0);
+	got = drain(&r.f, fd, out, sizeof(out), 2000, &closed);
+	assert_true(closed);
+	assert_int_equal(got, 18);
+	assert_int_equal(r.drops, 0);
+	close(fd);
+	/* never answered: dropped at the deadline, the drop callback told once */
+	fd = client(&r.f);
+	assert_int_equal(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	got = drain(&r.f, fd, out, sizeof(out), 3000, &closed);
+	assert_true(closed);
+	assert_int_equal(got, 0);
+	assert_int_equal(r.requests, 2);
+	assert_int_equal(r.drops, 1);
+	close(fd);
+	/* a head over the bound: 400, never handed over */
+	fd = client(&r.f);
+	memset(out, 'x', 200);
+	assert_int_equal(write(fd, out, 200), 200);
+	got = drain(&r.f, fd, out, sizeof(out) - 1, 2000, &closed);
+	out[got] = '\0';
+	assert_int_equal(strncmp(out, "HTTP/1.0 400 ", 13), 0);
+	assert_int_equal(r.requests, 2);
+	close(fd);
+	/* a client waiting for its answer is dropped (told) when the server stops */
+	fd = client(&r.f);
+	assert_int_equal(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	for (i = 0; i < 50 && r.requests < 3; i++)
+		ev_run(r.f.loop, EVRUN_NOWAIT);
+	assert_int_equal(r.requests, 3);
+	fx_done(&r.f);
+	assert_int_equal(r.drops, 2);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -239,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_silent_client_blocks_nobody),
 		cmocka_unit_test(test_client_cap_and_stop),
 		cmocka_unit_test(test_too_big_and_bad_address),
+		cmocka_unit_test(test_request_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
