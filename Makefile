@@ -101,7 +101,7 @@ $(BUILD)/obj/tests/%.o: CPPFLAGS += -Imailproxy/src -Ispoa/src
 # Unit tests of a daemon's own files link that daemon's archive.
 MP_TESTS   := $(filter $(addprefix $(BUILD)/tests/,test_mp_% test_imapcmd test_pop3cmd \
                 test_sasl test_sasl_line),$(TESTS))
-SPOA_TESTS := $(filter $(addprefix $(BUILD)/tests/,test_spop test_httpuser),$(TESTS))
+SPOA_TESTS := $(filter $(addprefix $(BUILD)/tests/,test_spop test_httpuser test_authsrv),$(TESTS))
 
 $(MP_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmailproxy.a $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
@@ -152,7 +152,7 @@ FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -Imailproxy/src -Ispo
               -fsanitize=fuzzer,address,undefined
 FUZZ_TIME  ?= 20
 FUZZ_PARSERS := $(addprefix mailproxy/src/,imapcmd.c pop3cmd.c sasl.c sasl_line.c) \
-                $(addprefix spoa/src/,spop.c httpuser.c)
+                $(addprefix spoa/src/,spop.c httpuser.c authsrv.c)
 
 # one clang call per target: depend on every header used, not a .d file
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(FUZZ_PARSERS) $(wildcard spoa/include/*.h) \
