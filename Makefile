@@ -65,7 +65,10 @@ endif
 
 all: $(BINS) $(TESTS) $(BENCHES)
 
-$(BUILD)/obj/%.o: %.c
+# The Makefile is a prerequisite: when files move (a header from one folder
+# to another), the old dependency files name paths that no longer exist and
+# would leave stale objects behind; a changed Makefile rebuilds everything.
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
