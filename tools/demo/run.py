@@ -14,7 +14,7 @@ With an existing ./gatehouse.conf, only the gatehouse parts (two agents,
 the mail proxy, HAProxy) are started, with that configuration: its LDAP,
 memcached and mailbox servers must be reachable.
 
-The process plumbing is the integration tests' own (tests/integration/gh).
+The process plumbing is shared with the integration tests (tools/gh).
 """
 import argparse
 import configparser
@@ -27,7 +27,7 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tools"))
 
 from gh import certs as gh_certs  # noqa: E402
 from gh import config as gh_config  # noqa: E402
@@ -36,7 +36,8 @@ from gh import memcached as gh_memcached  # noqa: E402
 from gh import ports, procs  # noqa: E402
 from gh import slapd as gh_slapd  # noqa: E402
 from gh.slapd import gen_ldif  # noqa: E402
-import spoa_fixtures  # noqa: E402
+from gh import haproxy as gh_haproxy  # noqa: E402
+from gh import mailbox as gh_mailbox  # noqa: E402
 
 CERTS = os.path.join(REPO, "certs")
 SITE_NAMES = {"00-mail.example.com.pem": ["mail.example.com", "localhost"],
@@ -125,7 +126,7 @@ def start_backing(d, nusers):
         # failure_delay default: a wrong password and an unknown user look alike
         dovecots[name] = gh_dovecot.Dovecot(os.path.join(d, "dovecot-" + name), name,
                                             cert=pem, nusers=nusers, failure_delay="2 secs")
-    mailboxes = {n: spoa_fixtures.Mailbox(n) for n in MBOX}
+    mailboxes = {n: gh_mailbox.Mailbox(n) for n in MBOX}
     logs = [("slapd", slapd.log), ("memcached", mc.proc.log)]
     logs += [("dovecot-" + n[-1], dv.log) for n, dv in dovecots.items()]
     return slapd, mc, dovecots, mailboxes, ca, logs
@@ -389,7 +390,7 @@ def main(argv=None):
                 ports.wait_listening(port, proc=mp)
         hd = os.path.join(d, "haproxy")
         os.makedirs(hd, exist_ok=True)
-        hp = spoa_fixtures.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
+        hp = gh_haproxy.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
         started.append(hp.proc)
         tails.append(("haproxy", hp.log))
         # certificates dropped into the directory reach HAProxy through its
