@@ -36,7 +36,7 @@ from gh.slapd import gen_ldif
 # the HTTP mailbox stand-in and the HAProxy starter live in tools/gh (the demo
 # and the benchmarks use them too); tests keep importing them from here
 from gh.haproxy import Haproxy, write_allowed, write_pool, write_routes  # noqa: F401
-from gh.mailbox import Mailbox  # noqa: F401
+from gh.mailbox import Mailbox, _MboxHandler, _QuietServer  # noqa: F401
 from gh.spoa import Spoa  # noqa: F401
 
 # --------------------------------------------------------------------------
