@@ -193,3 +193,9 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Manual pages, generated from README.md and tools/man/*.md into man/ (the
+# generated pages are committed: a package build needs no generator).
+.PHONY: man
+man:
+	$(PYTHON) tools/man/mkman.py --out man

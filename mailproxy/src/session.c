@@ -579,6 +579,12 @@ step_handshake(struct session *s)
 	char err[256];
 	int r = side_handshake(&s->cl, err, sizeof(err));
 
+	if (r == -2) {
+		/* a readiness probe or a port scan: nothing was attempted */
+		session_log(s, LOG_DEBUG, "TLS: %s", err);
+		session_close(s, "closed by the client before the TLS handshake");
+		return -1;
+	}
 	if (r < 0) {
 		session_log_limited(s, LOG_INFO, "tls-handshake",
 		                    "TLS handshake with the client failed: %s", err);

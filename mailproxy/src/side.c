@@ -277,7 +277,8 @@ side_tls(struct side *sd, SSL *ssl, int server)
 /*
  * Drive the TLS handshake of <sd>. Returns 1 when complete, 0 when waiting
  * (sd->hs_want says for what), -1 on failure with the reason in <err>
- * (<errlen> bytes).
+ * (<errlen> bytes), -2 when a client closed the connection before sending
+ * a single byte (a port probe: not a failed handshake).
  */
 int
 side_handshake(struct side *sd, char *err, size_t errlen)
@@ -302,6 +303,12 @@ side_handshake(struct side *sd, char *err, size_t errlen)
 	if (e == SSL_ERROR_WANT_WRITE) {
 		sd->hs_want = EV_WRITE;
 		return 0;
+	}
+	if (SSL_is_server(sd->ssl) && BIO_number_read(SSL_get_rbio(sd->ssl)) == 0 &&
+	    (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SSL)) {
+		snprintf(err, errlen, "the client closed the connection before the handshake");
+		ERR_clear_error();
+		return -2;
 	}
 	ERR_error_string_n(ERR_peek_last_error(), err, errlen);
 	if (!SSL_is_server(sd->ssl) && SSL_get_verify_result(sd->ssl) != X509_V_OK)

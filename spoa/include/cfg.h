@@ -51,4 +51,11 @@ const char *cfg_proto_name(enum gh_proto p);
 /* Parse a protocol name <s> into <p>. Returns 0, or -1 when unknown. */
 int cfg_proto_parse(const char *s, enum gh_proto *p);
 
+/*
+ * Name key number <i> the loader knows: <section> ("server" for [server
+ * NAME]), <name> and <def> (its default, or NULL). Returns 0, or -1 past
+ * the last key.
+ */
+int cfg_key(size_t i, const char **section, const char **name, const char **def);
+
 #endif

@@ -152,6 +152,9 @@ static const char *server_port_keys[PROTO__COUNT] = {
 	"http", "https", "imap", "imaps", "pop3", "pop3s"
 };
 
+/* The other keys of a [server NAME] section (listed by cfg_key()). */
+static const char *server_other_keys[] = { "address", "tls_name" };
+
 /* Parser state passed through libinih. */
 struct load {
 	struct gh_config *cfg;
@@ -743,6 +746,39 @@ cfg_proto_parse(const char *s, enum gh_proto *p)
 			*p = (enum gh_proto)i;
 			return 0;
 		}
+	}
+	return -1;
+}
+
+/*
+ * Name key number <i> of the configuration: its <section> ("server" for a
+ * [server NAME] section) and its <name>, and its default in <def> (NULL when
+ * none). Lets tools list every key the loader knows. Returns 0, or -1 when
+ * <i> is past the last key.
+ */
+int
+cfg_key(size_t i, const char **section, const char **name, const char **def)
+{
+	const size_t nkw = sizeof(keywords) / sizeof(keywords[0]);
+	const size_t nother = sizeof(server_other_keys) / sizeof(server_other_keys[0]);
+
+	if (i < nkw) {
+		*section = keywords[i].section;
+		*name = keywords[i].name;
+		*def = keywords[i].def;
+		return 0;
+	}
+	i -= nkw;
+	*section = "server";
+	*def = NULL;
+	if (i < nother) {
+		*name = server_other_keys[i];
+		return 0;
+	}
+	i -= nother;
+	if (i < PROTO__COUNT) {
+		*name = server_port_keys[i];
+		return 0;
 	}
 	return -1;
 }

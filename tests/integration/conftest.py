@@ -18,6 +18,8 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the process starters the tests share with the demo and the benchmarks (gh)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 
 from gh import certs as gh_certs  # noqa: E402
 from gh import cli as gh_cli  # noqa: E402

@@ -33,6 +33,11 @@ from gh.unixcmd import unix_cmd
 from gh.cli import REPO
 from gh.ports import free_port, wait_listening
 from gh.slapd import gen_ldif
+# the HTTP mailbox stand-in and the HAProxy starter live in tools/gh (the demo
+# and the benchmarks use them too); tests keep importing them from here
+from gh.haproxy import Haproxy, write_allowed, write_pool, write_routes  # noqa: F401
+from gh.mailbox import Mailbox, _MboxHandler, _QuietServer  # noqa: F401
+from gh.spoa import Spoa  # noqa: F401
 
 # --------------------------------------------------------------------------
 # SPOP client
@@ -230,76 +235,6 @@ def route_args(path="/", query="", token=None, auth=None, ip="192.0.2.7", host="
 # Stand-in mailbox servers
 
 
-class _MboxHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _refuses(self, data):
-        """With mbox_auth set, tell whether the request carries credentials
-        (a login form's username/password, or Basic) that are wrong: the
-        password of the seed directory's account (gen_ldif.password_for)."""
-        if not getattr(self.server, "mbox_auth", False):
-            return False
-        user = pw = None
-        auth = self.headers.get("Authorization") or ""
-        if auth[:6].lower() == "basic ":
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip()).decode().partition(":")
-            except ValueError:
-                return True
-        else:
-            # as a servlet reads parameters: the query string's first
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            form = urllib.parse.parse_qs(data.decode("utf-8", "replace")) \
-                if self.command == "POST" and data else {}
-            if "username" in query or "username" in form:
-                user = (query.get("username") or form["username"])[0]
-                pw = (query.get("password") or form.get("password") or [""])[0]
-        return user is not None and pw != gen_ldif.password_for(user.strip())
-
-    def _answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(n) if n else b""
-        body = json.dumps({"server": self.server.mbox_name, "path": self.path,
-                           "xff": self.headers.get("X-Forwarded-For"),
-                           "xfp": self.headers.get("X-Forwarded-Proto")}).encode()
-        status = 401 if self._refuses(data) else self.server.mbox_status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Mailbox", self.server.mbox_name)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PROPFIND = do_OPTIONS = _answer
-
-    def log_message(self, *a):
-        pass
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass   # health checks and aborted clients reset connections
-
-
-class Mailbox:
-    """A threaded HTTP server answering with its name <name>."""
-
-    def __init__(self, name, host="127.0.0.1", port=None, status=200):
-        self.name, self.host = name, host
-        self.port = port or free_port(host)
-        self.httpd = _QuietServer((host, self.port), _MboxHandler)
-        self.httpd.daemon_threads = True
-        self.httpd.mbox_name = name
-        self.httpd.mbox_status = status
-        self.httpd.mbox_auth = False    # True: refuse wrong passwords with 401
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def mailboxes():
     """Three stand-in mailbox servers: {"mbox1": Mailbox, ...}."""
@@ -316,35 +251,6 @@ def server_table(mailboxes):
 
 # --------------------------------------------------------------------------
 # gatehouse-spoa
-
-
-class Spoa:
-    """A running gatehouse-spoa: .port (SPOP), .metrics_port, .proc."""
-
-    def __init__(self, exe, conf, port, metrics_port, d):
-        self.conf, self.port, self.metrics_port = conf, port, metrics_port
-        self.proc = gh_procs.Proc("gatehouse-spoa", [exe, "-f", "-c", conf],
-                                  os.path.join(d, "spoa-%d.log" % port))
-        wait_listening(port, proc=self.proc)
-        wait_listening(metrics_port, proc=self.proc)
-
-    def metrics(self):
-        """Return {metric line name: value} from the Prometheus endpoint."""
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
-                                    timeout=5) as r:
-            text = r.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                k, _, v = line.rpartition(" ")
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    pass
-        return out
-
-    def stop(self, sig=signal.SIGTERM):
-        return self.proc.stop(sig=sig)
 
 
 @pytest.fixture
@@ -371,156 +277,6 @@ def spoa_factory(gh_bin, make_conf, gh_tmp):
 
 # --------------------------------------------------------------------------
 # HAProxy
-
-
-def write_pool(path, mailboxes):
-    """Write the generated server list: backend be_pool over the mailbox
-    servers' http ports, balanced by client IP hash."""
-    lines = ["# generated: mailbox servers for the client-IP-hash pool",
-             "backend be_pool", "    balance source", "    hash-type consistent"]
-    for n, m in sorted(mailboxes.items()):
-        lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port))
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def write_allowed(path, mailboxes):
-    """Write the allowed destinations ("ip:port", one a line)."""
-    with open(path, "w") as f:
-        for m in mailboxes.values():
-            f.write("%s:%d\n" % (m.host, m.port))
-
-
-def write_routes(routes_path, index_path, mailboxes):
-    """Write the route table's maps: "N ip|http|https|name" (N = 1 + the
-    server's place by name) and "ip:port|name N" for each of its ports."""
-    with open(routes_path, "w") as r, open(index_path, "w") as x:
-        for i, (n, m) in enumerate(sorted(mailboxes.items()), 1):
-            r.write("%d %s|%d|%d|%s\n" % (i, m.host, m.port, m.port, n))
-            x.write("%s:%d|%s %d\n" % (m.host, m.port, n, i))
-
-
-class Haproxy:
-    """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
-
-    def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
-                 extra_cfg=None, master=False, host="127.0.0.1"):
-        self.d = d
-        self.host = host     # its listeners' address (a node of a cluster has its own)
-        self.http_port, self.https_port = free_port(host), free_port(host)
-        pool = os.path.join(d, "gatehouse-servers.cfg")
-        allowed = os.path.join(d, "allowed-dst.lst")
-        write_pool(pool, mailboxes)
-        write_allowed(allowed, mailboxes)
-        self.routes = os.path.join(d, "routes.map")
-        self.route_index = os.path.join(d, "route-index.map")
-        write_routes(self.routes, self.route_index, mailboxes)
-        env = dict(os.environ)
-        env.update({
-            "GH_HTTP_BIND": "%s:%d" % (host, self.http_port),
-            "GH_HTTPS_BIND": "%s:%d" % (host, self.https_port),
-            "GH_CERTS": certs_dir,
-            "GH_ERRORS": os.path.join(REPO, "haproxy", "errors"),
-            "GH_SPOE_CONF": os.path.join(REPO, "haproxy", "spoe-gatehouse.conf"),
-            "GH_SPOE_PROCESSING": processing,
-            "GH_AGENT1": agents[0],
-            "GH_AGENT2": agents[1] if len(agents) > 1 else agents[0],
-            "GH_ALLOWED_DST": allowed,
-            "GH_ROUTES": self.routes,
-            "GH_ROUTE_INDEX": self.route_index,
-            "GH_LOG": "stdout",
-            "GH_HTTPS_REDIRECT": "no",
-            "GH_ADMIN_SOCK": os.path.join(d, "admin.sock"),
-        })
-        env.update(extra_env or {})
-        self.env = env
-        argv = ["/usr/sbin/haproxy", "-db", "-f", os.path.join(REPO, "haproxy", "haproxy.cfg"),
-                "-f", pool]
-        if extra_cfg:
-            # e.g. a second "global" section (nbthread) for one test
-            extra = os.path.join(d, "extra.cfg")
-            with open(extra, "w") as f:
-                f.write(extra_cfg)
-            argv += ["-f", extra]
-        self.admin_sock = env["GH_ADMIN_SOCK"]   # runtime API (level admin)
-        self.master_sock = None
-        if master:
-            # master-worker mode with the master CLI, as Debian runs it
-            self.master_sock = os.path.join(d, "master.sock")
-            argv += ["-W", "-S", self.master_sock]
-        self.log = os.path.join(d, "haproxy.log")
-        self.proc = gh_procs.Proc("haproxy", argv, self.log, env=env)
-        wait_listening(self.http_port, host, proc=self.proc)
-        wait_listening(self.https_port, host, proc=self.proc)
-
-    def url(self, path, https=False):
-        if https:
-            return "https://%s:%d%s" % (self.host, self.https_port, path)
-        return "http://%s:%d%s" % (self.host, self.http_port, path)
-
-    def get(self, path, headers=None, method="GET", data=None, timeout=10):
-        """Plain HTTP request through haproxy: (status, headers, parsed body or text)."""
-        req = urllib.request.Request(self.url(path), headers=headers or {}, method=method,
-                                     data=data)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                body = r.read()
-                st, hd = r.status, r.headers
-        except urllib.error.HTTPError as e:
-            body, st, hd = e.read(), e.code, e.headers
-        try:
-            return st, hd, json.loads(body)
-        except ValueError:
-            return st, hd, body.decode("utf-8", "replace")
-
-    def master_cmd(self, cmd, timeout=20.0):
-        """Send <cmd> to the master CLI; return its answer. While a reload
-        re-executes the master its socket refuses or resets connections for
-        a moment: a read-only command is tried again until <timeout>; a
-        "reload" whose connection the re-executing master resets has been
-        taken, and is never sent twice."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                return self._master_once(cmd)
-            except (ConnectionRefusedError, FileNotFoundError):
-                pass                      # nothing was sent: always safe to retry
-            except (ConnectionResetError, BrokenPipeError):
-                if cmd == "reload":
-                    return ""
-            if time.monotonic() > end:
-                raise AssertionError("master CLI of haproxy did not answer %r within %.0f s"
-                                     % (cmd, timeout))
-            time.sleep(0.05)
-
-    def _master_once(self, cmd):
-        return unix_cmd(self.master_sock, cmd, half_close=cmd != "reload")
-
-    def master_reloads(self):
-        """Return how often the master has reloaded (from "show proc")."""
-        for line in self.master_cmd("show proc").splitlines():
-            f = line.split()
-            if len(f) > 2 and f[1] == "master" and f[2].isdigit():
-                return int(f[2])
-        return -1
-
-    def admin(self, cmd, timeout=10):
-        """Send <cmd> to the admin socket (runtime API); return the answer."""
-        return unix_cmd(self.admin_sock, cmd, timeout=timeout, half_close=False)
-
-    def route_stats(self):
-        """Return (hits, misses, used) of the route table."""
-        st = {}
-        for line in self.admin("show table gh_route_stats").splitlines():
-            m = re.search(r"key=(\d+) .*http_req_cnt=(\d+)", line)
-            if m:
-                st[int(m.group(1))] = int(m.group(2))
-        used = re.search(r"used:(\d+)", self.admin("show table gh_routes"))
-        return st.get(1, 0), st.get(2, 0), int(used.group(1)) if used else -1
-
-    def log_text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
 
 @pytest.fixture

@@ -180,6 +180,20 @@ def test_haproxy_servers_addresses_as_parsed(make_conf, gatehouse, tmp_path):
     assert c.returncode == 0, c.stdout + c.stderr
 
 
+def test_haproxy_servers_missing_directory_is_named(make_conf, gatehouse, tmp_path):
+    """-o into a directory that does not exist (or a file) names that
+    directory, not the temporary file it would have written."""
+    conf = make_conf(servers={"a": {"address": "192.0.2.10", "http": 8080}})
+    missing = tmp_path / "missing" / "x"
+    r = gatehouse(conf).run("haproxy-servers", "-o", str(missing), json_out=False)
+    assert r.rc == 2, r
+    assert "%s: No such file or directory" % missing in r.stderr and ".tmp." not in r.stderr, r
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    r = gatehouse(conf).run("haproxy-servers", "-o", str(afile), json_out=False)
+    assert r.rc == 2 and "%s: not a directory" % afile in r.stderr, r
+
+
 def test_invalid_configuration_exits_1_everywhere(gatehouse, tmp_path):
     """The overview's exit status: 1 for a configuration that is not valid,
     whichever command reads it; the error names file, line and key."""

@@ -267,7 +267,7 @@ def test_children_die_with_the_test_process(gh_tmp):
     import signal
     import sys
     import time
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
     code = ("import sys, time; sys.path.insert(0, %r)\n"
             "from gh import memcached\n"
             "m = memcached.Memcached(%r)\n"

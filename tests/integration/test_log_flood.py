@@ -121,10 +121,8 @@ def test_mailproxy_tls_garbage_is_its_own_kind(mailproxy):
     """Failed TLS handshakes are limited under their own kind: a flood of
     them leaves the bad-command budget untouched."""
     mp = mailproxy(max_bad_commands=1, log=LOG)
-    # the fixture's readiness probes of the imaps and pop3s ports are
-    # handshakes that failed too: count from after their lines
-    assert wait_for(lambda: sum("TLS handshake with the client failed" in l
-                                for l in read_log(mp.log)) >= 2)
+    # the fixture's readiness probes of the imaps and pop3s ports connect and
+    # close without a byte: no failed handshake (logged at debug only)
     before = len(read_log(mp.log))
     start = time.monotonic()
     n = 0

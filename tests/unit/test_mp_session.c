@@ -678,6 +678,23 @@ test_handshake_fail(void **state)
 	assert_int_equal(f->mp.nhandshakes, 0);
 }
 
+/*
+ * Implicit TLS: a client that closes before sending anything (a readiness
+ * probe) is no failed handshake: the session closes, nothing is counted.
+ */
+static void
+test_handshake_probe_close(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(f->s->state, SS_HANDSHAKE);
+	peer_close(&f->cl);
+	wait_closed(f);
+	assert_true(now() - f->t0 < 0.25);      /* closed at once, not by the timer */
+	assert_int_equal(f->mp.counters[MPC_TLS_HANDSHAKE_FAIL], 0);
+	assert_int_equal(f->mp.nhandshakes, 0);
+}
+
 /* A login accepted by the mailbox server: relay both ways, then the idle timer closes. */
 static void
 test_login_relay_idle(void **state)
@@ -1148,6 +1165,7 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup_imaps, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_fail, setup_imaps, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_probe_close, setup_imaps, teardown),
 		cmocka_unit_test_setup_teardown(test_login_relay_idle, setup_imap, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_client_eof, setup_imap, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_backpressure, setup_imap, teardown),

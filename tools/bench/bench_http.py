@@ -149,7 +149,7 @@ def route_stats(sock):
 
 class Haproxy:
     """haproxy -f CFG -f pool -f limits, environment as the shipped config
-    wants it (see tests/integration/spoa_fixtures.py): .http_port, .proc."""
+    wants it (see tools/gh/haproxy.py): .http_port, .proc."""
 
     def __init__(self, sf, d, cfg, mailboxes, agents, certs, nofile, table="on"):
         self.http_port, self.https_port = bl.gh_ports.free_port(), bl.gh_ports.free_port()
@@ -219,8 +219,8 @@ def main():
     if not os.access(WRK, os.X_OK) or not os.access(HAPROXY, os.X_OK):
         print("bench-http: wrk or haproxy missing (run tools/deps.sh)")
         return 1
-    sys.path.insert(0, os.path.join(bl.REPO, "tests", "integration"))
-    import spoa_fixtures as sf  # noqa: E402 - needs the path above
+    from gh import haproxy as sf  # the HAProxy starter (tools/gh)
+    from gh.spoa import Spoa
 
     rows, res = [], {}
     with bl.Workdir("gh-bench-http-", a.keep) as wd:
@@ -276,7 +276,7 @@ def main():
             with open(script, "w") as f:
                 f.write('DATA = "%s"\n' % data + MISS_LUA)
             try:
-                spoa = sf.Spoa(spoa_exe, conf, sport, mport, sdir)
+                spoa = Spoa(spoa_exe, conf, sport, mport, sdir)
                 hp_spoe = Haproxy(sf, wd.sub("haproxy-spoe"), shipped_cfg, mailboxes,
                                   ["127.0.0.1:%d" % sport], certs, nofile)
                 hp_off = Haproxy(sf, wd.sub("haproxy-table-off"), shipped_cfg, mailboxes,

@@ -1,6 +1,6 @@
 """Shared helpers for gatehouse's benchmarks (figures, never tests).
 
-Reuses the integration-test fixtures in tests/integration/gh (slapd,
+Reuses the process starters the integration tests use, tools/gh (slapd,
 memcached, dovecot, certs, config writer, processes stopped by PID).
 """
 import argparse
@@ -15,7 +15,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tools"))
 
 from gh import config as gh_config  # noqa: E402,F401
 from gh import ports as gh_ports  # noqa: E402,F401

@@ -10,24 +10,27 @@ a demo CA are created there on first run). Prints commands to try, shows
 every part's log with a prefix, and on Ctrl-C (SIGINT) or SIGTERM stops
 everything it started, by PID.
 
-With an existing ./gatehouse.conf, only the gatehouse parts (two agents,
-the mail proxy, HAProxy) are started, with that configuration: its LDAP,
-memcached and mailbox servers must be reachable.
+The demo's users alice, bob and carol find a few messages in their INBOX.
+The printed commands use the demo's configuration through GATEHOUSE_CONF
+(printed as an `export` line); the demo itself never reads GATEHOUSE_CONF or
+./gatehouse.conf. With --conf FILE, only gatehouse's own parts (one agent on
+FILE's [spoa] listen, the mail proxy, HAProxy) are started on FILE, which
+is checked first: its LDAP, memcached and mailbox servers must be running.
 
-The process plumbing is the integration tests' own (tests/integration/gh).
+The process plumbing is shared with the integration tests (tools/gh).
 """
 import argparse
 import configparser
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tools"))
 
 from gh import certs as gh_certs  # noqa: E402
 from gh import config as gh_config  # noqa: E402
@@ -35,13 +38,30 @@ from gh import dovecot as gh_dovecot  # noqa: E402
 from gh import memcached as gh_memcached  # noqa: E402
 from gh import ports, procs  # noqa: E402
 from gh import slapd as gh_slapd  # noqa: E402
+from gh import wait as gh_wait  # noqa: E402
 from gh.slapd import gen_ldif  # noqa: E402
-import spoa_fixtures  # noqa: E402
+from gh import haproxy as gh_haproxy  # noqa: E402
+from gh import mailbox as gh_mailbox  # noqa: E402
 
 CERTS = os.path.join(REPO, "certs")
 SITE_NAMES = {"00-mail.example.com.pem": ["mail.example.com", "localhost"],
               "mail.example.org.pem": ["mail.example.org"]}
 MBOX = ("mbox1", "mbox2", "mbox3")
+SEED_USERS = ("alice@example.com", "bob@example.com", "carol@example.org")
+SEED_MESSAGES = (
+    ("Welcome to the gatehouse demo",
+     "This message is stored on {server}, the mailbox server of {user}.\n"
+     "gatehouse found it there: it looked {user} up in LDAP (memcached caches\n"
+     "the answer) and relayed your login to {server}.\n"),
+    ("Try POP3 too",
+     "The demo's mail proxy also speaks POP3 (STLS) and POP3S.\n"),
+    ("Login throttling",
+     "Too many logins from one address or for one account are refused for a\n"
+     "while; `gatehouse throttle clear ADDRESS` or `... clear USER` lifts it.\n"),
+)
+# the demo's throttle limits: visible by hand, and printed
+DEMO_THROTTLE = {"ip_max": 200, "ip_ttl": 60, "user_max": 50, "user_ttl": 60,
+                 "ip_fail_max": 20, "user_fail_max": 10}
 
 
 def say(msg=""):
@@ -77,12 +97,59 @@ def ensure_site_certs(certs):
     return ca.cert
 
 
-class LogTail(threading.Thread):
-    """Print new lines of <path> prefixed with [name] until stopped."""
+# Every LogTail writes through this lock, whole lines in one write: threads
+# printing to one stream must never glue two services' lines together.
+_OUT_LOCK = threading.Lock()
 
-    def __init__(self, name, path, stop):
+
+def seed_mail(dovecots):
+    """Deliver SEED_MESSAGES to each seeded user's INBOX on the Dovecot of
+    <dovecots> ({server name: gh.dovecot.Dovecot}) that holds it."""
+    for user in SEED_USERS:
+        server = gen_ldif.NAMED[user][1]
+        for i, (subject, body) in enumerate(SEED_MESSAGES, 1):
+            msg = ("From: gatehouse demo <demo@example.com>\r\nTo: %s\r\n"
+                   "Subject: %s\r\nDate: Thu, 26 Nov 2026 12:00:%02d +0000\r\n"
+                   "Message-ID: <demo-%d.%s>\r\n\r\n%s"
+                   % (user, subject, i, i, user, body.format(user=user, server=server)
+                      .replace("\n", "\r\n")))
+            dovecots[server].deliver(user, msg.encode(), name="demo-%d" % i)
+
+
+def throttle_summary(path):
+    """Describe the [throttle] limits of configuration <path> (0 = unlimited),
+    with the defaults of README for keys it does not set."""
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.read(path)
+
+    def get(key, default):
+        return cp.get("throttle", key, fallback=str(default)).strip()
+
+    def dur(v):
+        v = int(v) if v.isdigit() else v
+        if isinstance(v, int):
+            return "%d min" % (v // 60) if v % 60 == 0 and v >= 60 else "%d s" % v
+        return v
+
+    parts = []
+    for what, mx, ttl, dttl in (("login attempts per address", "ip_max", "ip_ttl", 3600),
+                                ("per account", "user_max", "user_ttl", 3600),
+                                ("failed logins per address", "ip_fail_max", "ip_fail_ttl", 900),
+                                ("per account", "user_fail_max", "user_fail_ttl", 900)):
+        n = get(mx, 0)
+        parts.append("%s %s" % (n if n != "0" else "unlimited", what)
+                     + ("" if n == "0" else " in %s" % dur(get(ttl, dttl))))
+    return ", ".join(parts)
+
+
+class LogTail(threading.Thread):
+    """Print new lines of <path> prefixed with [name] to <out> (stdout)
+    until stopped."""
+
+    def __init__(self, name, path, stop, out=None):
         super().__init__(daemon=True)
         self.name_, self.path, self.stop_ev = name, path, stop
+        self.out = out
 
     def run(self):
         pos = 0
@@ -94,8 +161,12 @@ class LogTail(threading.Thread):
                     data = f.read()
                     if data:
                         cut = data.rfind(b"\n") + 1
-                        for line in data[:cut].decode("utf-8", "replace").splitlines():
-                            print("[%-*s] %s" % (width, self.name_, line), flush=True)
+                        text = "".join("[%-*s] %s\n" % (width, self.name_, line) for line in
+                                       data[:cut].decode("utf-8", "replace").splitlines())
+                        out = self.out or sys.stdout
+                        with _OUT_LOCK:
+                            out.write(text)
+                            out.flush()
                         pos += cut
             except OSError:
                 pass
@@ -125,7 +196,8 @@ def start_backing(d, nusers):
         # failure_delay default: a wrong password and an unknown user look alike
         dovecots[name] = gh_dovecot.Dovecot(os.path.join(d, "dovecot-" + name), name,
                                             cert=pem, nusers=nusers, failure_delay="2 secs")
-    mailboxes = {n: spoa_fixtures.Mailbox(n) for n in MBOX}
+    seed_mail(dovecots)
+    mailboxes = {n: gh_mailbox.Mailbox(n) for n in MBOX}
     logs = [("slapd", slapd.log), ("memcached", mc.proc.log)]
     logs += [("dovecot-" + n[-1], dv.log) for n, dv in dovecots.items()]
     return slapd, mc, dovecots, mailboxes, ca, logs
@@ -147,35 +219,49 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
         ldap_uris=[slapd.uri], bind_pw_file=slapd.bind_pw_file,
         memcached=["127.0.0.1:%d" % mc.port], servers=servers,
         overrides={"log": {"level": "info"}, "memcached": {"local_size": 65536},
-                   "throttle": {"ip_max": 200, "ip_ttl": 60, "user_max": 50, "user_ttl": 60,
-                                "ip_fail_max": 20, "user_fail_max": 10},
+                   "throttle": DEMO_THROTTLE,
                    "mailproxy": mp,
                    # purge and status reach HAProxy's route table
                    "spoa": {"haproxy_admin": os.path.join(d, "haproxy", "admin.sock")}})
+    # the node's one configuration names both agents' metrics ([cluster]),
+    # so that `gatehouse status` on it shows every part; each agent runs on
+    # a copy with its own listen and metrics ports
+    agent_spoa = [{"listen": "127.0.0.1:%d" % ports.free_port(),
+                   "metrics": "127.0.0.1:%d" % ports.free_port(), "deadline": "400ms"}
+                  for _ in (1, 2)]
+    base = gh_config.merge(base, {"cluster": {
+        "spoa_metrics": [a["metrics"] for a in agent_spoa]}})
     conf = gh_config.write(os.path.join(d, "gatehouse.conf"), base)
     agents = []
-    for i in (1, 2):
-        a = gh_config.merge(base, {"spoa": {
-            "listen": "127.0.0.1:%d" % ports.free_port(),
-            "metrics": "127.0.0.1:%d" % ports.free_port(), "deadline": "400ms"}})
+    for i, spoa in enumerate(agent_spoa, 1):
+        a = gh_config.merge(base, {"spoa": spoa})
         agents.append((gh_config.write(os.path.join(d, "agent%d.conf" % i), a), a["spoa"]))
     return conf, agents
 
 
-def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None):
-    """Print the commands to try; each works as printed. <host> is the
-    address of the node's listeners; <node> names the node of a cluster
-    (the banner is then printed once by the caller)."""
+def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None,
+                existing=False):
+    """Print the commands to try; each works as printed (after the export
+    line of a single node). <host> is the address of the node's listeners;
+    <node> names the node of a cluster (the banner is then printed once by
+    the caller, and the operator's commands take -c: a cluster has a
+    configuration per node)."""
     https = hp.https_port
     alice, bob = "alice@example.com", "bob@example.com"
     pw_a, pw_b = gen_ldif.password_for(alice), gen_ldif.password_for(bob)
     res_com = "--resolve mail.example.com:%d:%s" % (https, host)
     res_org = "--resolve mail.example.org:%d:%s" % (https, host)
-    imap, imaps = mp_ports["imap"], mp_ports["imaps"]
+    imap, imaps, pop3 = mp_ports["imap"], mp_ports["imaps"], mp_ports["pop3"]
     cafile = "'%s'" % ca
     # the one-node demo's certificate names localhost; a node's names its address
     imaps_host = "localhost" if host == "127.0.0.1" else host
-    tries = [
+    gh = cli if node is None else "%s -c %s" % (cli, conf)
+    tries = []
+    if node is None:
+        tries.append(("First, in your shell: the gatehouse command reads the demo's "
+                      "configuration from GATEHOUSE_CONF",
+                      "export GATEHOUSE_CONF=%s" % conf))
+    tries += [
         ("HTTPS, alice's mailbox is on mbox1",
          "curl -s --cacert %s %s https://mail.example.com:%d/home/alice@example.com/inbox"
          % (cafile, res_com, https)),
@@ -186,20 +272,32 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None)
          "printf 'a1 CAPABILITY\\r\\na2 LOGOUT\\r\\n' | openssl s_client -quiet -ign_eof "
          "-starttls imap -connect %s:%d -servername mail.example.com -CAfile %s"
          % (host, imap, cafile)),
-        ("IMAP with curl (STARTTLS required), lists alice's folders",
+        ("IMAP with curl (STARTTLS required), reads alice's first message",
          "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s "
-         "-u %s:%s imap://mail.example.com:%d/" % (cafile, imap, host, alice, pw_a, imap)),
-        ("IMAPS with Python's imaplib",
+         "-u %s:%s 'imap://mail.example.com:%d/INBOX;MAILINDEX=1'"
+         % (cafile, imap, host, alice, pw_a, imap)),
+        ("POP3 with curl (STLS required), lists bob's messages and reads the first",
+         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s -u %s:%s "
+         "pop3://mail.example.com:%d/ && curl -s --ssl-reqd --cacert %s --resolve "
+         "mail.example.com:%d:%s -u %s:%s pop3://mail.example.com:%d/1"
+         % (cafile, pop3, host, bob, pw_b, pop3, cafile, pop3, host, bob, pw_b, pop3)),
+        ("IMAPS with Python's imaplib: bob's INBOX and its subjects",
          "python3 -c \"import imaplib,ssl; c=ssl.create_default_context(cafile=%s); "
          "m=imaplib.IMAP4_SSL('%s',%d,ssl_context=c); "
-         "print(m.login('%s','%s')); print(m.select('INBOX')); m.logout()\""
+         "print(m.login('%s','%s')); print(m.select('INBOX')); "
+         "print(m.fetch('1:*','(BODY[HEADER.FIELDS (SUBJECT)])')); m.logout()\""
          % (repr(ca), imaps_host, imaps, bob, pw_b)),
         ("Where does a user live (the operator's command)",
-         "%s -c %s route carol@example.org --proto imap" % (cli, conf)),
-        ("Health, and HAProxy's route table (routes kept, hits, misses)",
-         "%s -c %s status" % (cli, conf)),
+         "%s route carol@example.org --proto imap" % gh),
+        ("Health of every part (agents, mail proxy, HAProxy, LDAP, memcached, "
+         "mailbox servers) and HAProxy's route table",
+         "%s status" % gh),
+        ("Login counters of an address and of an account",
+         "%s throttle show %s && %s throttle show %s" % (gh, host, gh, alice)),
+        ("Throttled ('Login rejected')? Clear the counters of the address and the account",
+         "%s throttle clear %s && %s throttle clear %s" % (gh, host, gh, alice)),
         ("After moving a mailbox: purge memcached and HAProxy's routes to the old server",
-         "%s -c %s purge alice@example.com" % (cli, conf)),
+         "%s purge alice@example.com" % gh),
     ]
     if node is None:
         say()
@@ -215,16 +313,60 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None)
         say("  $ " + cmd)
     say()
     say("Ports on %s: HTTP %d, HTTPS %d, IMAP %d, IMAPS %d, POP3 %d, POP3S %d"
-        % (host, hp.http_port, https, imap, imaps, mp_ports["pop3"], mp_ports["pop3s"]))
+        % (host, hp.http_port, https, imap, imaps, pop3, mp_ports["pop3s"]))
     if node is not None:
         return
     say("Users: alice@example.com (mbox1), bob@example.com (mbox2), carol@example.org "
-        "(mbox3); password of any user: python3 tools/demo/gen_ldif.py --password USER")
+        "(mbox3)%s; password of any user: python3 tools/demo/gen_ldif.py --password USER"
+        % ("" if existing else ", each with %d messages" % len(SEED_MESSAGES)))
+    say("Login throttle: %s; a throttled login reads 'Login rejected': "
+        "see 'throttle show' and 'throttle clear' above." % throttle_summary(conf))
     say("Certificates: drop a PEM (chain + key) into %s; HAProxy and the mail proxy "
         "serve it within seconds." % certs)
-    say("Configuration: %s   Ctrl-C stops everything." % conf)
+    if existing:
+        say("Configuration: %s (given with --conf: one agent, the mail proxy and HAProxy "
+            "run on it)   Ctrl-C stops everything." % conf)
+    else:
+        say("Configuration: %s (the whole node; the agents run on copies with their own "
+            "ports, agent1.conf and agent2.conf)   Ctrl-C stops everything." % conf)
     say("=" * 78)
     say()
+
+
+def check_existing_conf(conf, build):
+    """Check configuration <conf> given with --conf before anything starts:
+    `gatehouse check` must accept it and the agent needs a [spoa] listen.
+    Exits with the reason otherwise. Returns (conf, parsed, listen list)."""
+    if not os.path.isfile(conf):
+        sys.exit("run: --conf %s: no such file" % conf)
+    r = subprocess.run([binary(build, "gatehouse"), "-c", conf, "check"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        sys.exit("run: --conf %s is not valid, nothing started:\n%s"
+                 % (conf, (r.stdout + r.stderr).strip()))
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.read(conf)
+    listen = cp.get("spoa", "listen", fallback="").split()
+    if not listen:
+        sys.exit("run: --conf %s has no [spoa] listen, which the agent the demo starts on "
+                 "it needs; nothing started (without --conf the demo starts its own "
+                 "stack)" % conf)
+    say("run: --conf %s: starting only gatehouse's own parts on it: gatehouse-spoa on "
+        "%s, gatehouse-mailproxy and HAProxy; the LDAP, memcached and mailbox servers "
+        "it names must already run" % (conf, listen[0]))
+    return conf, cp, listen
+
+
+def note_ignored_confs():
+    """Say that the demo does not use ./gatehouse.conf or $GATEHOUSE_CONF
+    (the gatehouse command would): it starts its own stack."""
+    here = os.path.abspath("gatehouse.conf")
+    if os.path.exists(here):
+        say("run: %s is not used: the demo starts its own stack and configuration "
+            "(--conf %s starts only gatehouse's parts on it)" % (here, here))
+    env = os.environ.get("GATEHOUSE_CONF")
+    if env:
+        say("run: GATEHOUSE_CONF=%s is not used by the demo (it is printed anew below)" % env)
 
 
 def node_site_certs(d, ca, addrs):
@@ -264,9 +406,9 @@ def run_cluster(args, build, d, stop):
             dovecot_delay="2 secs",
             overrides={"memcached": {"retry": None, "local_ttl": None, "local_size": None},
                        "mailproxy": {"failure_delay": None},
-                       "throttle": {"ip_max": 200, "ip_ttl": 60, "user_max": 50,
-                                    "user_ttl": 60, "ip_fail_max": 20, "user_fail_max": 10}})
+                       "throttle": DEMO_THROTTLE})
         cluster.wait_ready()
+        seed_mail(cluster.dovecots)
         cli = binary(build, "gatehouse")
         say()
         say("=" * 78)
@@ -315,13 +457,21 @@ def main(argv=None):
     ap.add_argument("--dir", help="run directory (default: a new temporary one)")
     ap.add_argument("--users", type=int, default=gen_ldif.DEFAULT_USERS)
     ap.add_argument("--certs", default=CERTS, help="certificate directory (default certs/)")
-    ap.add_argument("--conf", default=os.path.join(os.getcwd(), "gatehouse.conf"),
-                    help="an existing configuration to respect")
+    ap.add_argument("--conf", help="start only gatehouse's own parts (one agent, the mail "
+                    "proxy, HAProxy) on this existing configuration, whose LDAP, memcached "
+                    "and mailbox servers must be running (default: start the whole demo "
+                    "with its own configuration)")
     ap.add_argument("--nodes", type=int, default=1,
                     help="gatehouse nodes (2 or more: a cluster on 127.0.0.11, "
                          "127.0.0.12, ... sharing memcached, LDAP and the mailbox servers)")
     args = ap.parse_args(argv)
     build = os.path.abspath(args.build)
+    existing = None
+    if args.conf is not None:
+        # checked before anything starts or any directory is made
+        existing = check_existing_conf(os.path.abspath(args.conf), build)
+    else:
+        note_ignored_confs()
     d = os.path.abspath(args.dir) if args.dir else tempfile.mkdtemp(prefix="gatehouse-run-")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)   # dovecot's unprivileged processes traverse it
@@ -343,15 +493,9 @@ def main(argv=None):
     try:
         certs = os.path.abspath(args.certs)
         ca = ensure_site_certs(certs)
-        if os.path.exists(args.conf):
-            say("run: using the existing %s (only the gatehouse parts are started)" % args.conf)
-            cp = configparser.ConfigParser(interpolation=None, strict=False)
-            cp.read(args.conf)
-            conf = args.conf
-            listen = cp.get("spoa", "listen", fallback="").split()
-            if not listen:
-                sys.exit("run: %s has no [spoa] listen" % conf)
-            agents = [(conf, {"listen": listen[0]})] * 2
+        if existing is not None:
+            conf, cp, listen = existing
+            agents = [(conf, {"listen": listen[0]})]
             for sec in cp.sections():
                 if sec.startswith("server ") and cp.has_option(sec, "http"):
                     mailboxes[sec[7:]] = type("M", (), {"host": cp.get(sec, "address"),
@@ -368,17 +512,20 @@ def main(argv=None):
             mp_ports = {k: int(parsed.get("mailproxy", k).rsplit(":", 1)[1])
                         for k in ("imap", "imaps", "pop3", "pop3s")}
 
-        # two agents: a restart of one never stalls HAProxy
+        # two agents: a restart of one never stalls HAProxy (one on --conf)
         agent_addrs = []
-        if agents[0][0] == agents[1][0]:
-            agents = agents[:1]
         for i, (aconf, spoa) in enumerate(agents, 1):
             p = procs.Proc("spoa%d" % i, [binary(build, "gatehouse-spoa"), "-f", "-c", aconf],
                            os.path.join(d, "spoa%d.log" % i))
             started.append(p)
             tails.append(("spoa%d" % i, p.log))
             addr = spoa["listen"].split()[0]
-            ports.wait_listening(int(addr.rsplit(":", 1)[1]), proc=p)
+            if addr.startswith("unix@"):
+                gh_wait.until(lambda: os.path.exists(addr[5:]) or not p.alive(),
+                              "agent socket %s" % addr[5:], timeout=30)
+            else:
+                ports.wait_listening(int(addr.rsplit(":", 1)[1]),
+                                     addr.rsplit(":", 1)[0].strip("[]"), proc=p)
             agent_addrs.append(addr)
         mp = procs.Proc("mailproxy", [binary(build, "gatehouse-mailproxy"), "-f", "-c", conf],
                         os.path.join(d, "mailproxy.log"))
@@ -389,7 +536,7 @@ def main(argv=None):
                 ports.wait_listening(port, proc=mp)
         hd = os.path.join(d, "haproxy")
         os.makedirs(hd, exist_ok=True)
-        hp = spoa_fixtures.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
+        hp = gh_haproxy.Haproxy(hd, mailboxes, agent_addrs, certs, processing="500ms")
         started.append(hp.proc)
         tails.append(("haproxy", hp.log))
         # certificates dropped into the directory reach HAProxy through its
@@ -400,7 +547,8 @@ def main(argv=None):
         started.append(cw)
         tails.append(("certs", cw.log))
 
-        print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"), certs)
+        print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"), certs,
+                    existing=existing is not None)
         # what a supervisor (or the demo's test) needs: every PID started
         with open(os.path.join(d, "pids"), "w") as f:
             f.write("".join("%d %s\n" % (p.pid, p.name) for p in started))

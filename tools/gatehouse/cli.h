@@ -103,6 +103,7 @@ extern const struct cli_cmd cmd_purge;
 extern const struct cli_cmd cmd_vhost;
 extern const struct cli_cmd cmd_throttle;
 extern const struct cli_cmd cmd_check;
+extern const struct cli_cmd cmd_config;
 extern const struct cli_cmd cmd_servers;
 extern const struct cli_cmd cmd_lookup_servers;
 extern const struct cli_cmd cmd_memcached_servers;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -159,7 +160,8 @@ write_atomic(const char *dir, const char *name, const struct gh_config *cfg,
 	}
 	fp = fopen(tmp, "w");
 	if (fp == NULL) {
-		cli_error("haproxy-servers: %s: %s", tmp, strerror(errno));
+		/* the temporary name means nothing to the operator: name the directory */
+		cli_error("haproxy-servers: cannot write into %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	fn(fp, cfg, order, n);
@@ -208,6 +210,13 @@ run(struct cli *c, int argc, char **argv)
 		return CLI_OK;
 	}
 	if (dir != NULL) {
+		struct stat st;
+
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			cli_error("haproxy-servers: %s: %s", dir,
+			          stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+			return CLI_TEMP;
+		}
 		if (write_atomic(dir, "gatehouse-servers.cfg", c->cfg, order, n, write_pool, p1,
 		                 sizeof(p1)) < 0 ||
 		    write_atomic(dir, "allowed-dst.lst", c->cfg, order, n, write_allowed, p2,

@@ -17,6 +17,7 @@ static const struct cli_cmd *const commands[] = {
 	&cmd_vhost,
 	&cmd_throttle,
 	&cmd_check,
+	&cmd_config,
 	&cmd_servers,
 	&cmd_lookup_servers,
 	&cmd_memcached_servers,

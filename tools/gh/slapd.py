@@ -15,7 +15,7 @@ import time
 
 from . import ports, procs
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tools", "demo"))
 import gen_ldif  # noqa: E402
 

@@ -18,7 +18,7 @@ endpoints, so `gatehouse purge` and `gatehouse status` run on one node
 reach all of them.
 
 The processes are the integration tests' own (gh.slapd, gh.memcached,
-gh.dovecot, gh.daemons, spoa_fixtures.Haproxy), started and stopped by PID.
+gh.dovecot, gh.daemons, gh.haproxy.Haproxy), started and stopped by PID.
 """
 import os
 
@@ -26,6 +26,8 @@ from . import certs as gh_certs
 from . import config as gh_config
 from . import daemons as gh_daemons
 from . import dovecot as gh_dovecot
+from . import haproxy as gh_haproxy
+from . import mailbox as gh_mailbox
 from . import memcached as gh_memcached
 from . import ports, procs
 from . import slapd as gh_slapd
@@ -42,7 +44,7 @@ def node_address(i):
 class Node:
     """One gatehouse node: .addr, .conf (its gatehouse.conf), .agents
     (two gh.daemons.Spoa with .metrics), .mailproxy (gh.daemons.MailProxy
-    with .metrics), .haproxy (spoa_fixtures.Haproxy), .admin_sock."""
+    with .metrics), .haproxy (gh.haproxy.Haproxy), .admin_sock."""
 
     def __init__(self, i, d, addr):
         self.i, self.dir, self.addr = i, d, addr
@@ -97,7 +99,6 @@ class Cluster:
 
     def __init__(self, d, n, template, mbox_ca, mbox_pems, site_certs, bins,
                  overrides=None, dovecot_delay="0", nusers=None):
-        import spoa_fixtures   # the HTTP mailbox stand-in and HAProxy starter
         self.dir = d
         self.started = []          # Proc objects, stopped in reverse order
         self.mailboxes = {}
@@ -118,13 +119,13 @@ class Cluster:
                     os.path.join(d, "dovecot-" + name), name, cert=mbox_pems[name],
                     failure_delay=dovecot_delay, **kw)
                 self.started.append(self.dovecots[name].proc)
-            self.mailboxes = {name: spoa_fixtures.Mailbox(name) for name in MBOX}
+            self.mailboxes = {name: gh_mailbox.Mailbox(name) for name in MBOX}
             self.nodes = [Node(i, os.path.join(d, "node%d" % i), node_address(i))
                           for i in range(1, n + 1)]
             for node in self.nodes:
                 self._write_confs(node, mbox_ca, site_certs, overrides)
             for node in self.nodes:
-                self._start_node(node, bins, site_certs, spoa_fixtures)
+                self._start_node(node, bins, site_certs)
         except BaseException:
             self.stop()
             raise
@@ -175,7 +176,7 @@ class Cluster:
             node.agent_confs.append(
                 gh_config.write(os.path.join(node.dir, "agent%d.conf" % (k + 1)), a))
 
-    def _start_node(self, node, bins, site_certs, spoa_fixtures):
+    def _start_node(self, node, bins, site_certs):
         for k in range(2):
             a = gh_daemons.Spoa(os.path.join(node.dir, "agent%d" % (k + 1)),
                                 node.agent_confs[k], node.agent_ports[k],
@@ -189,7 +190,7 @@ class Cluster:
         mp.metrics = node.mail_metrics
         node.mailproxy = mp
         self.started.append(mp.proc)
-        node.haproxy = spoa_fixtures.Haproxy(
+        node.haproxy = gh_haproxy.Haproxy(
             node.hdir, self.mailboxes,
             ["%s:%d" % (node.addr, p) for p in node.agent_ports], site_certs,
             processing="500ms", host=node.addr,
