@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -282,12 +283,17 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 
 class Mailbox:
-    """A threaded HTTP server answering with its name <name>."""
+    """A threaded HTTP server answering with its name <name>; HTTPS only
+    with the certificate chain and key of PEM file <pem>."""
 
-    def __init__(self, name, host="127.0.0.1", port=None, status=200):
+    def __init__(self, name, host="127.0.0.1", port=None, status=200, pem=None):
         self.name, self.host = name, host
         self.port = port or free_port(host)
         self.httpd = _QuietServer((host, self.port), _MboxHandler)
+        if pem:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pem)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
@@ -373,13 +379,28 @@ def spoa_factory(gh_bin, make_conf, gh_tmp):
 # HAProxy
 
 
-def write_pool(path, mailboxes):
+def write_pool(path, mailboxes, admin=None):
     """Write the generated server list: backend be_pool over the mailbox
-    servers' http ports, balanced by client IP hash."""
+    servers' http ports, balanced by client IP hash, and backend be_admin
+    over <admin> ({name: Mailbox} serving the admin ports), TLS verified with
+    the server's name when HAProxy runs with GH_UPSTREAM_PROTO=https."""
     lines = ["# generated: mailbox servers for the client-IP-hash pool",
              "backend be_pool", "    balance source", "    hash-type consistent"]
     for n, m in sorted(mailboxes.items()):
         lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port))
+    lines += ["", "# generated: admin console servers (the frontend on GH_ADMIN_BIND)",
+              "backend be_admin", "    balance source", "    hash-type consistent"]
+    if admin:
+        tls = (' ssl verify required ca-file "${GH_UPSTREAM_CA-/etc/ssl/certs/'
+               'ca-certificates.crt}" sni str(%s) verifyhost %s check-sni %s')
+        lines.append('.if streq("${GH_UPSTREAM_PROTO-http}",https)')
+        for n, m in sorted(admin.items()):
+            lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port) +
+                         tls % (n, n, n))
+        lines.append(".else")
+        for n, m in sorted(admin.items()):
+            lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port))
+        lines.append(".endif")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -404,17 +425,22 @@ class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
 
     def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
-                 extra_cfg=None, master=False, host="127.0.0.1"):
+                 extra_cfg=None, master=False, host="127.0.0.1", admin=None, generated=None):
         self.d = d
         self.host = host     # its listeners' address (a node of a cluster has its own)
         self.http_port, self.https_port = free_port(host), free_port(host)
-        pool = os.path.join(d, "gatehouse-servers.cfg")
-        allowed = os.path.join(d, "allowed-dst.lst")
-        write_pool(pool, mailboxes)
-        write_allowed(allowed, mailboxes)
-        self.routes = os.path.join(d, "routes.map")
-        self.route_index = os.path.join(d, "route-index.map")
-        write_routes(self.routes, self.route_index, mailboxes)
+        # <generated>: a directory `gatehouse haproxy-servers -o` wrote;
+        # otherwise the twins above write the same files from <mailboxes>
+        # (and <admin>, the admin console's servers)
+        gd = generated or d
+        pool = os.path.join(gd, "gatehouse-servers.cfg")
+        allowed = os.path.join(gd, "allowed-dst.lst")
+        self.routes = os.path.join(gd, "routes.map")
+        self.route_index = os.path.join(gd, "route-index.map")
+        if generated is None:
+            write_pool(pool, mailboxes, admin)
+            write_allowed(allowed, mailboxes)
+            write_routes(self.routes, self.route_index, mailboxes)
         env = dict(os.environ)
         env.update({
             "GH_HTTP_BIND": "%s:%d" % (host, self.http_port),
@@ -536,14 +562,18 @@ def site_certs(gh_tmp, mbox_certs):
 
 @pytest.fixture
 def haproxy_factory(gh_tmp, site_certs):
-    """factory(mailboxes, agents=["ip:port", ...], processing="500ms") -> Haproxy."""
+    """factory(mailboxes, agents=["ip:port", ...], processing="500ms", extra_env=None,
+    extra_cfg=None, master=False, admin=None ({name: Mailbox} of the admin
+    console), generated=None (a `gatehouse haproxy-servers -o` directory))
+    -> Haproxy."""
     made = []
 
     def make(mailboxes, agents, processing="500ms", extra_env=None, extra_cfg=None,
-             master=False):
+             master=False, admin=None, generated=None):
         d = os.path.join(gh_tmp, "haproxy-%d" % free_port())
         os.makedirs(d)
-        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg, master)
+        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg, master,
+                    admin=admin, generated=generated)
         made.append(h)
         return h
 
