@@ -218,6 +218,9 @@ def test_admin_paths_refused_on_user_ports(user_site):
         for path in ADMIN_PATHS:
             st, body = _user_get(user_site, path, https)
             assert st == 403 and PAGE in body, (https, path, st, body)
+        # a path that does not decode cannot be checked
+        st, body = _user_get(user_site, "/service/%61dmin%zz/soap", https)
+        assert st == 400 and "server" not in body, body
     # user paths still routed, "admin" in a user's own names too
     for path, server in (("/home/alice@example.com/inbox", "mbox1"),
                          ("/home/bob@example.com/admin/notes", "mbox2"),
