@@ -39,6 +39,7 @@ struct cfg_server {
 	socklen_t addrlen;
 	uint16_t port[PROTO__COUNT];   /* 0 = protocol not served */
 	char tls_name[CFG_STR_MAX];    /* name checked/sent as SNI upstream; default: NAME */
+	uint16_t admin_port;           /* admin console port (Zimbra 7071); 0 = none */
 	int line;                      /* where the section starts, for messages */
 };
 

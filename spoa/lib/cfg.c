@@ -393,6 +393,19 @@ server_key(struct load *ld, const char *name, const char *value)
 			((struct sockaddr_in6 *)&srv->addr)->sin6_port = 0;
 		return 1;
 	}
+	if (strcmp(name, "admin") == 0) {
+		/* not a route protocol: only HAProxy's admin backend uses it */
+		bit = 1u << 18;
+		if (ld->server_seen & bit)
+			goto dup;
+		ld->server_seen |= bit;
+		if (parse_uint(value, 65535, &v) < 0 || v == 0) {
+			load_fail(ld, name, "expected a port number, got '%s'", value);
+			return 0;
+		}
+		srv->admin_port = (uint16_t)v;
+		return 1;
+	}
 	if (strcmp(name, "tls_name") == 0) {
 		bit = 1u << 17;
 		if (ld->server_seen & bit)
@@ -421,6 +434,7 @@ server_check(struct load *ld)
 		return 0;
 	for (i = 0; i < PROTO__COUNT; i++)
 		any |= srv->port[i] != 0;
+	any |= srv->admin_port != 0;
 	if (srv->address[0] == '\0') {
 		snprintf(ld->err, ld->errlen, "%s:%d: address: missing in [server %s]",
 		         ld->path, srv->line, srv->name);
@@ -428,7 +442,7 @@ server_check(struct load *ld)
 	}
 	if (!any) {
 		snprintf(ld->err, ld->errlen, "%s:%d: [server %s]: no port (http, https, imap, "
-		         "imaps, pop3, pop3s) given", ld->path, srv->line, srv->name);
+		         "imaps, pop3, pop3s, admin) given", ld->path, srv->line, srv->name);
 		return -1;
 	}
 	if (srv->tls_name[0] == '\0')

@@ -292,14 +292,18 @@ def site_certs(gh_tmp, mbox_certs):
 
 @pytest.fixture
 def haproxy_factory(gh_tmp, site_certs):
-    """factory(mailboxes, agents=["ip:port", ...], processing="500ms") -> Haproxy."""
+    """factory(mailboxes, agents=["ip:port", ...], processing="500ms", extra_env=None,
+    extra_cfg=None, master=False, admin=None ({name: Mailbox} of the admin
+    console), generated=None (a `gatehouse haproxy-servers -o` directory))
+    -> Haproxy."""
     made = []
 
     def make(mailboxes, agents, processing="500ms", extra_env=None, extra_cfg=None,
-             master=False):
+             master=False, admin=None, generated=None):
         d = os.path.join(gh_tmp, "haproxy-%d" % free_port())
         os.makedirs(d)
-        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg, master)
+        h = Haproxy(d, mailboxes, agents, site_certs, processing, extra_env, extra_cfg, master,
+                    admin=admin, generated=generated)
         made.append(h)
         return h
 

@@ -182,6 +182,7 @@ test_full(void **state)
 	         "address = 192.0.2.10\n"
 	         "imap = 7143\n"
 	         "http = 8080\n"
+	         "admin = 7071\n"
 	         "[server MBOX2]\n"
 	         "address = 2001:db8::2\n"
 	         "pop3s = 7995\n"
@@ -215,8 +216,10 @@ test_full(void **state)
 	assert_int_equal(s->port[PROTO_IMAP], 7143);
 	assert_int_equal(s->port[PROTO_HTTP], 8080);
 	assert_int_equal(s->port[PROTO_POP3], 0);
+	assert_int_equal(s->admin_port, 7071);
 	s = cfg_server_find(c, "mbox2");
 	assert_non_null(s);
+	assert_int_equal(s->admin_port, 0);
 	assert_string_equal(s->tls_name, "mbox2.internal");
 	assert_int_equal(s->addr.ss_family, AF_INET6);
 	assert_null(cfg_server_find(c, "mbox3"));
@@ -381,6 +384,8 @@ test_server_errors(void **state)
 	fails(state, "[server a]\naddress = 127.0.0.1\nimap = 0\n", 0, "port number", 3);
 	fails(state, "[server a]\naddress = 127.0.0.1\nimap = 70000\n", 0, "port number", 3);
 	fails(state, "[server a]\naddress = 127.0.0.1\nimap = x\n", 0, "port number", 3);
+	fails(state, "[server a]\naddress = 127.0.0.1\nadmin = 0\n", 0, "port number", 3);
+	fails(state, "[server a]\naddress = 127.0.0.1\nadmin = 1\nadmin = 2\n", 0, "duplicate", 4);
 	fails(state, "[server a]\naddress = mail.example.com\nimap = 1\n", 0, "IP address", 2);
 	fails(state, "[server a]\naddress = 127.0.0.1\nsmtp = 25\n", 0, "unknown key", 3);
 	fails(state, "[server a]\naddress = 127.0.0.1\nimap = 1\nimap = 2\n", 0, "duplicate", 4);

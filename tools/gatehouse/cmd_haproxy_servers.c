@@ -1,6 +1,7 @@
 /*
  * gatehouse haproxy-servers: write the mailbox server list HAProxy loads
- * (gatehouse-servers.cfg: backend be_pool, client-IP hash), the list of
+ * (gatehouse-servers.cfg: backend be_pool, client-IP hash, and be_admin,
+ * the admin console's servers), the list of
  * allowed route destinations (allowed-dst.lst) and the route table's maps
  * (routes.map, route-index.map), from the [server] table.
  */
@@ -38,7 +39,21 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"            balance source\n"
 	"            hash-type consistent\n"
 	"            server mbox1 192.0.2.10:8080 check inter 2s\n"
-	"    one server line per [server] with an http port, sorted by name.\n"
+	"    one server line per [server] with an http port, sorted by name;\n"
+	"    then the admin console's servers (the frontend on $GH_ADMIN_BIND):\n"
+	"        backend be_admin\n"
+	"            balance source\n"
+	"            hash-type consistent\n"
+	"        .if streq(\"${GH_UPSTREAM_PROTO-http}\",https)\n"
+	"            server mbox1 192.0.2.10:7071 check inter 2s ssl verify required\n"
+	"                ca-file ... sni str(mbox1) verifyhost mbox1 check-sni mbox1\n"
+	"        .else\n"
+	"            server mbox1 192.0.2.10:7071 check inter 2s\n"
+	"        .endif\n"
+	"    one server per [server] with an admin port (any of them serves any\n"
+	"    administrator; a client stays on one while it is up); TLS, verified\n"
+	"    with the server's tls_name, when HAProxy runs with\n"
+	"    GH_UPSTREAM_PROTO=https. Admin ports are never route destinations.\n"
 	"    allowed-dst.lst ($GH_ALLOWED_DST): one \"ip:port\" per line: the http\n"
 	"    port and, when different, the https port of every server, the only\n"
 	"    destinations a route may use (IPv6 addresses without brackets, as\n"
@@ -48,14 +63,15 @@ const struct cli_cmd cmd_haproxy_servers = {
 	"    route-index.map ($GH_ROUTE_INDEX): \"ip:port|name N\" for its http\n"
 	"    and https ports (how HAProxy finds N from the agent's answer).\n"
 	"    With --json: {\"servers\":[{\"name\",\"address\",\"port\"}],\n"
-	"    \"files\":[PATH...]}.\n"
+	"    \"admin\":[{\"name\",\"address\",\"port\"}], \"files\":[PATH...]}.\n"
 	"\n"
 	"OPTIONS\n"
-	"    -o DIR   write the two files into DIR\n"
+	"    -o DIR   write the four files into DIR\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0  written\n"
-	"    1  the configuration is not valid, or no server has an http port\n"
+	"    1  the configuration is not valid, no server has an http port, or a\n"
+	"       tls_name of a server with an admin port is not a plain host name\n"
 	"    2  a file cannot be written, or usage error\n",
 };
 
@@ -66,6 +82,80 @@ by_name(const void *a, const void *b, void *arg)
 	const struct gh_config *cfg = arg;
 
 	return strcmp(cfg->servers[*(const int *)a].name, cfg->servers[*(const int *)b].name);
+}
+
+/* Tell whether <s> is a host name HAProxy's configuration can carry bare. */
+static int
+plain_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+/* Fill <order> with the servers of <cfg> that have an admin port, by name. */
+static int
+admin_order(const struct gh_config *cfg, int *order)
+{
+	int i, j, n = 0;
+
+	/* insertion by name: at most CFG_MAX_SERVERS, and cfg stays const */
+	for (i = 0; i < cfg->nservers; i++) {
+		if (cfg->servers[i].admin_port == 0)
+			continue;
+		for (j = n; j > 0 && strcmp(cfg->servers[order[j - 1]].name,
+		                            cfg->servers[i].name) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+		n++;
+	}
+	return n;
+}
+
+/* Write one admin server line of <s>, over TLS when <tls>. */
+static void
+write_admin_server(FILE *fp, const struct cfg_server *s, int tls)
+{
+	char ip[128];
+
+	parse_addr_str((const struct sockaddr *)&s->addr, 0, ip, sizeof(ip));
+	fprintf(fp, "    server %s %s%s:%u check inter 2s", s->name,
+	        s->addr.ss_family == AF_INET6 ? "ipv6@" : "", ip, (unsigned)s->admin_port);
+	/* the name checked is the one the server's certificate carries */
+	if (tls)
+		fprintf(fp, " ssl verify required ca-file "
+		        "\"${GH_UPSTREAM_CA-/etc/ssl/certs/ca-certificates.crt}\" "
+		        "sni str(%s) verifyhost %s check-sni %s", s->tls_name, s->tls_name,
+		        s->tls_name);
+	fputc('\n', fp);
+}
+
+/*
+ * Write the admin console's backend: every server with an admin port,
+ * balanced by client address (an administrator stays on one server while
+ * it is up), TLS when HAProxy talks TLS to the mailbox servers.
+ */
+static void
+write_admin(FILE *fp, const struct gh_config *cfg)
+{
+	int order[CFG_MAX_SERVERS];
+	int i, n = admin_order(cfg, order);
+
+	fputs("\n# generated: admin console servers (the frontend on GH_ADMIN_BIND)\n"
+	      "backend be_admin\n    balance source\n    hash-type consistent\n", fp);
+	if (n == 0)
+		return;
+	fputs(".if streq(\"${GH_UPSTREAM_PROTO-http}\",https)\n", fp);
+	for (i = 0; i < n; i++)
+		write_admin_server(fp, &cfg->servers[order[i]], 1);
+	fputs(".else\n", fp);
+	for (i = 0; i < n; i++)
+		write_admin_server(fp, &cfg->servers[order[i]], 0);
+	fputs(".endif\n", fp);
 }
 
 /* Write the pool configuration for <cfg> with servers in <order>[<n>]. */
@@ -86,6 +176,7 @@ write_pool(FILE *fp, const struct gh_config *cfg, const int *order, int n)
 		        s->addr.ss_family == AF_INET6 ? "ipv6@" : "", ip,
 		        (unsigned)s->port[PROTO_HTTP]);
 	}
+	write_admin(fp, cfg);
 }
 
 /* Write the allowed destinations. */
@@ -184,8 +275,8 @@ run(struct cli *c, int argc, char **argv)
 	const char *dir = NULL;
 	char p1[CFG_STR_MAX + 64], p2[CFG_STR_MAX + 64], p3[CFG_STR_MAX + 64];
 	char p4[CFG_STR_MAX + 64];
-	int order[CFG_MAX_SERVERS];
-	int i, n = 0, rc;
+	int order[CFG_MAX_SERVERS], aorder[CFG_MAX_SERVERS];
+	int i, n = 0, na, rc;
 
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i]))
@@ -205,6 +296,16 @@ run(struct cli *c, int argc, char **argv)
 		return CLI_NO;
 	}
 	qsort_r(order, (size_t)n, sizeof(order[0]), by_name, c->cfg);
+	for (i = 0; i < c->cfg->nservers; i++) {
+		const struct cfg_server *s = &c->cfg->servers[i];
+
+		/* it is written into HAProxy's configuration unquoted */
+		if (s->admin_port != 0 && !plain_name(s->tls_name)) {
+			cli_error("haproxy-servers: [server %s] tls_name '%s' is not a host name",
+			          s->name, s->tls_name);
+			return CLI_NO;
+		}
+	}
 	if (dir == NULL && !c->json) {
 		write_pool(stdout, c->cfg, order, n);
 		return CLI_OK;
@@ -237,6 +338,17 @@ run(struct cli *c, int argc, char **argv)
 			fputs(",\"address\":", stdout);
 			cli_json_str(stdout, s->address);
 			printf(",\"port\":%u}", (unsigned)s->port[PROTO_HTTP]);
+		}
+		fputs("],\"admin\":[", stdout);
+		na = admin_order(c->cfg, aorder);
+		for (i = 0; i < na; i++) {
+			const struct cfg_server *s = &c->cfg->servers[aorder[i]];
+
+			fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+			cli_json_str(stdout, s->name);
+			fputs(",\"address\":", stdout);
+			cli_json_str(stdout, s->address);
+			printf(",\"port\":%u}", (unsigned)s->admin_port);
 		}
 		fputs("],\"files\":[", stdout);
 		if (dir != NULL) {

@@ -14,13 +14,28 @@ from .ports import free_port, wait_listening
 from .unixcmd import unix_cmd
 
 
-def write_pool(path, mailboxes):
+def write_pool(path, mailboxes, admin=None):
     """Write the generated server list: backend be_pool over the mailbox
-    servers' http ports, balanced by client IP hash."""
+    servers' http ports, balanced by client IP hash, and backend be_admin
+    over <admin> ({name: Mailbox} serving the admin ports), TLS verified with
+    the server's name when HAProxy runs with GH_UPSTREAM_PROTO=https."""
     lines = ["# generated: mailbox servers for the client-IP-hash pool",
              "backend be_pool", "    balance source", "    hash-type consistent"]
     for n, m in sorted(mailboxes.items()):
         lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port))
+    lines += ["", "# generated: admin console servers (the frontend on GH_ADMIN_BIND)",
+              "backend be_admin", "    balance source", "    hash-type consistent"]
+    if admin:
+        tls = (' ssl verify required ca-file "${GH_UPSTREAM_CA-/etc/ssl/certs/'
+               'ca-certificates.crt}" sni str(%s) verifyhost %s check-sni %s')
+        lines.append('.if streq("${GH_UPSTREAM_PROTO-http}",https)')
+        for n, m in sorted(admin.items()):
+            lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port) +
+                         tls % (n, n, n))
+        lines.append(".else")
+        for n, m in sorted(admin.items()):
+            lines.append("    server %s %s:%d check inter 2s" % (n, m.host, m.port))
+        lines.append(".endif")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -45,17 +60,22 @@ class Haproxy:
     """A running haproxy: .http_port, .https_port, .proc, .log, .admin_sock."""
 
     def __init__(self, d, mailboxes, agents, certs_dir, processing="500ms", extra_env=None,
-                 extra_cfg=None, master=False, host="127.0.0.1"):
+                 extra_cfg=None, master=False, host="127.0.0.1", admin=None, generated=None):
         self.d = d
         self.host = host     # its listeners' address (a node of a cluster has its own)
         self.http_port, self.https_port = free_port(host), free_port(host)
-        pool = os.path.join(d, "gatehouse-servers.cfg")
-        allowed = os.path.join(d, "allowed-dst.lst")
-        write_pool(pool, mailboxes)
-        write_allowed(allowed, mailboxes)
-        self.routes = os.path.join(d, "routes.map")
-        self.route_index = os.path.join(d, "route-index.map")
-        write_routes(self.routes, self.route_index, mailboxes)
+        # <generated>: a directory `gatehouse haproxy-servers -o` wrote;
+        # otherwise the twins above write the same files from <mailboxes>
+        # (and <admin>, the admin console's servers)
+        gd = generated or d
+        pool = os.path.join(gd, "gatehouse-servers.cfg")
+        allowed = os.path.join(gd, "allowed-dst.lst")
+        self.routes = os.path.join(gd, "routes.map")
+        self.route_index = os.path.join(gd, "route-index.map")
+        if generated is None:
+            write_pool(pool, mailboxes, admin)
+            write_allowed(allowed, mailboxes)
+            write_routes(self.routes, self.route_index, mailboxes)
         env = dict(os.environ)
         env.update({
             "GH_HTTP_BIND": "%s:%d" % (host, self.http_port),

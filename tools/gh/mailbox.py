@@ -4,6 +4,7 @@ saw). Used by the integration tests, the demo and the benchmarks."""
 import base64
 import http.server
 import json
+import ssl
 import threading
 import urllib.parse
 
@@ -63,12 +64,17 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 
 
 class Mailbox:
-    """A threaded HTTP server answering with its name <name>."""
+    """A threaded HTTP server answering with its name <name>; HTTPS only
+    with the certificate chain and key of PEM file <pem>."""
 
-    def __init__(self, name, host="127.0.0.1", port=None, status=200):
+    def __init__(self, name, host="127.0.0.1", port=None, status=200, pem=None):
         self.name, self.host = name, host
         self.port = port or free_port(host)
         self.httpd = _QuietServer((host, self.port), _MboxHandler)
+        if pem:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pem)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
