@@ -12,6 +12,7 @@ PKGS=(
   dovecot-imapd dovecot-pop3d
   nginx-light libnginx-mod-mail
   python3 python3-pytest python3-cryptography curl openssl wrk socat procps iproute2 inotify-tools
+  debhelper lintian
 )
 
 missing=()
