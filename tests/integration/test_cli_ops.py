@@ -231,6 +231,17 @@ def test_certs_install_with_separate_key_file(make_conf, gatehouse, tmp_path):
     assert oct((dst / "split.pem.key").stat().st_mode & 0o777) == "0o600"
     r = gh.run("certs", "check", str(dst / "split.pem"))
     assert r.rc == 0, r
+    # a directory kept for a group (the package's certs/: 0750
+    # root:gatehouse) gets files its group can read, the daemons' user
+    grp = tmp_path / "grp"
+    grp.mkdir()
+    os.chown(grp, -1, 1)
+    os.chmod(grp, 0o750)
+    r = gh.run("certs", "install", str(src / "split.pem"), str(grp))
+    assert r.rc == 0, r
+    for f in ("split.pem", "split.pem.key"):
+        st = (grp / f).stat()
+        assert oct(st.st_mode & 0o777) == "0o640" and st.st_gid == 1, (f, oct(st.st_mode))
 
 
 

@@ -297,6 +297,34 @@ do_check(struct cli *c, const char *path)
 
 /* Write <len> bytes of <data> to <dst> atomically (dotfile + rename),
  * mode <mode>. Returns 0 or -1 with the reason in <err>. */
+/*
+ * Give the file being written on <fd> (at <path>) to the group of its
+ * directory, readable by it (0640), when that directory is kept for its
+ * group (group may enter and list it, others may not): the packaged
+ * /etc/gatehouse/certs is 0750 root:gatehouse, and the mail proxy runs as
+ * gatehouse. Otherwise the file stays as created (0600).
+ */
+static int
+share_with_dir_group(int fd, const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &st) < 0 || !(st.st_mode & S_IXGRP) || !(st.st_mode & S_IRGRP) ||
+	    (st.st_mode & S_IRWXO))
+		return 0;
+	if (fchown(fd, (uid_t)-1, st.st_gid) < 0 || fchmod(fd, 0640) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 write_file_atomic(const char *dst, const char *data, size_t len, mode_t mode, char *err,
                   size_t errlen)
@@ -319,7 +347,8 @@ write_file_atomic(const char *dst, const char *data, size_t len, mode_t mode, ch
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+	if (share_with_dir_group(fd, tmp) < 0 ||
+	    write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
