@@ -14,6 +14,7 @@
 
 #include "cfg.h"
 #include "cidr.h"
+#include "log.h"
 #include "parse.h"
 
 enum kw_type {
@@ -608,6 +609,7 @@ check_required(struct load *ld, unsigned need)
 	struct gh_config *c = ld->cfg;
 	const char *miss = NULL;
 	const struct cfg_throttle *t = &c->throttle;
+	struct logger lg;
 
 	/* the route source: [ldap], or the auth_http service of [lookup] */
 	if ((need & CFG_NEED_LDAP) && c->lookup.source == LOOKUP_HTTP && c->lookup.urls.n == 0)
@@ -632,6 +634,16 @@ check_required(struct load *ld, unsigned need)
 	}
 	if (c->ldap.bind_dn[0] != '\0' && c->ldap.bind_password_file[0] == '\0') {
 		snprintf(ld->err, ld->errlen, "%s: [ldap] bind_dn needs bind_password_file", ld->path);
+		return -1;
+	}
+	/* what the logger will refuse at start, refused by -t already */
+	if (log_init(&lg, NULL, "stderr", c->log.level, c->log.facility) < 0) {
+		snprintf(ld->err, ld->errlen, "%s: [log] level (err, warning, notice, info, debug) "
+		         "or facility (mail, daemon, local0..local7, ...) unknown", ld->path);
+		return -1;
+	}
+	if (strcmp(c->log.target, "stderr") != 0 && strcmp(c->log.target, "syslog") != 0) {
+		snprintf(ld->err, ld->errlen, "%s: [log] target must be stderr or syslog", ld->path);
 		return -1;
 	}
 	return 0;

@@ -259,6 +259,10 @@ test_bad_values(void **state)
 	fails(state, "[throttle]\nip_max = 99999999999\n", 0, "ip_max", 2);
 	fails(state, "[log]\nrate_limit = lots\n", 0, "rate_limit", 2);
 	fails(state, "[log]\nrate_limit = 1000001\n", 0, "rate_limit", 2);
+	/* what the logger refuses at start is refused at load (-t) */
+	fails(state, "[log]\nlevel = loud\n", 0, "[log] level", 0);
+	fails(state, "[log]\nfacility = kitchen\n", 0, "facility", 0);
+	fails(state, "[log]\ntarget = /var/log/x\n", 0, "[log] target", 0);
 	/* KW_MS */
 	fails(state, "[ldap]\ntimeout = 5x\n", 0, "duration", 2);
 	fails(state, "[ldap]\ntimeout = 11m\n", 0, "duration", 2);
