@@ -169,19 +169,24 @@ fuzz: deps $(FUZZERS)
 	  echo "== $$n ($(FUZZ_TIME)s)"; \
 	  $$f -max_total_time=$(FUZZ_TIME) -max_len=65536 $(BUILD)/fuzz/work-$$n tests/fuzz/corpus/$$n; done
 
+# each bench target also saves its table as $(BENCH_REPORT)/<bench>.json;
+# `make bench` ends with the report of them (report.md + PNGs, report.html)
+BENCH_REPORT ?= $(BUILD)/bench-report
+
 bench: bench-lookup bench-http bench-mail bench-ops
+	$(PYTHON) tools/bench/report.py $(BENCH_REPORT)
 
 bench-lookup: deps all
-	$(PYTHON) tools/bench/bench_lookup.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/bench/bench_lookup.py --build $(abspath $(BUILD)) --report $(BENCH_REPORT)
 
 bench-http: deps all
-	$(PYTHON) tools/bench/bench_http.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/bench/bench_http.py --build $(abspath $(BUILD)) --report $(BENCH_REPORT)
 
 bench-mail: deps all
-	$(PYTHON) tools/bench/bench_mail.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/bench/bench_mail.py --build $(abspath $(BUILD)) --report $(BENCH_REPORT)
 
 bench-ops: deps all
-	$(PYTHON) tools/bench/bench_ops.py --build $(abspath $(BUILD))
+	$(PYTHON) tools/bench/bench_ops.py --build $(abspath $(BUILD)) --report $(BENCH_REPORT)
 
 # NODES=2 (or more): a cluster of gatehouse nodes on 127.0.0.11, 127.0.0.12, ...
 NODES ?= 1

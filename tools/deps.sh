@@ -11,7 +11,7 @@ PKGS=(
   haproxy memcached libmemcached-tools slapd ldap-utils
   dovecot-imapd dovecot-pop3d
   nginx-light libnginx-mod-mail
-  python3 python3-pytest python3-cryptography curl openssl wrk socat procps iproute2 inotify-tools
+  python3 python3-pytest python3-cryptography python3-matplotlib curl openssl wrk socat procps iproute2 inotify-tools
   debhelper lintian
 )
 

@@ -4,6 +4,9 @@ Reuses the process starters the integration tests use, tools/gh (slapd,
 memcached, dovecot, certs, config writer, processes stopped by PID).
 """
 import argparse
+import atexit
+import datetime
+import json
 import os
 import resource
 import shutil
@@ -31,10 +34,72 @@ def args(description):
                     help="build directory holding the binaries")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load run")
+    ap.add_argument("--report", default=os.environ.get("BENCH_REPORT_DIR") or None,
+                    help="also save the tables and the lines after them as "
+                         "DIR/<benchmark>.json for tools/bench/report.py "
+                         "(default $BENCH_REPORT_DIR)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     os.environ["GATEHOUSE_BUILD"] = a.build
+    if a.report:
+        report_start(a.report, os.path.splitext(os.path.basename(sys.argv[0]))[0])
     return a
+
+
+class _Tee:
+    """Stdout wrapper: writes through and keeps a copy of every line."""
+
+    def __init__(self, out):
+        self.out, self.lines, self._part = out, [], ""
+
+    def write(self, s):
+        self._part += s
+        *done, self._part = self._part.split("\n")
+        self.lines.extend(done)
+        return self.out.write(s)
+
+    def flush(self):
+        self.out.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.out, name)
+
+
+_report = None   # the running benchmark's recorder (one per process)
+
+
+def report_start(directory, bench):
+    """Record every table() of this run, with the line printed before it (its
+    title) and every line printed after the first table (ratios, targets),
+    into <directory>/<bench>.json at exit (or at report_save())."""
+    global _report
+    os.makedirs(directory, exist_ok=True)
+    tee = sys.stdout if isinstance(sys.stdout, _Tee) else _Tee(sys.stdout)
+    sys.stdout = tee
+    _report = {"path": os.path.join(directory, bench + ".json"), "tee": tee,
+               "start": len(tee.lines), "bench": bench, "tables": [], "after": None,
+               "date": datetime.datetime.now(datetime.timezone.utc)
+               .strftime("%Y-%m-%d %H:%M UTC")}
+    atexit.register(report_save)
+
+
+def report_save():
+    """Write the recorded tables as JSON (when report_start() ran and a
+    table was printed); return the file's path or None."""
+    global _report
+    r, _report = _report, None
+    if r is None or not r["tables"]:
+        return None
+    if r["tee"]._part:
+        r["tee"].lines.append(r["tee"]._part)
+        r["tee"]._part = ""
+    notes = [ln.rstrip() for ln in r["tee"].lines[r["after"]:] if ln.strip()]
+    doc = {"bench": r["bench"], "date": r["date"], "tables": r["tables"], "notes": notes}
+    tmp = r["path"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, r["path"])
+    return r["path"]
 
 
 def raise_nofile(want=65536):
@@ -148,8 +213,14 @@ def children(pid):
 
 
 def table(headers, rows):
-    """Print <rows> (lists of str) under <headers> as an aligned table."""
+    """Print <rows> (lists of str) under <headers> as an aligned table (and
+    record it when report_start() ran)."""
     rows = [[str(c) for c in r] for r in rows]
+    if _report is not None:
+        sys.stdout.flush()
+        seen = [ln for ln in _report["tee"].lines[_report["start"]:] if ln.strip()]
+        _report["tables"].append({"title": seen[-1].strip() if seen else "",
+                                  "headers": [str(h) for h in headers], "rows": rows})
     w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
          for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w[i]) for i, h in enumerate(headers))
@@ -158,6 +229,8 @@ def table(headers, rows):
     for r in rows:
         print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
     sys.stdout.flush()
+    if _report is not None and _report["after"] is None:
+        _report["after"] = len(_report["tee"].lines)
 
 
 def fmt(v, spec="%.2f", none="-"):
