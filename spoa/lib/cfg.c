@@ -154,7 +154,7 @@ static const char *server_port_keys[PROTO__COUNT] = {
 };
 
 /* The other keys of a [server NAME] section (listed by cfg_key()). */
-static const char *server_other_keys[] = { "address", "tls_name" };
+static const char *server_other_keys[] = { "address", "tls_name", "admin" };
 
 /* Parser state passed through libinih. */
 struct load {
