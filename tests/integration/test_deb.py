@@ -35,11 +35,9 @@ CONFFILES = {
     "/etc/gatehouse/haproxy/haproxy.cfg",
     "/etc/gatehouse/haproxy/haproxy.env",
     "/etc/gatehouse/haproxy/spoe-gatehouse.conf",
-    "/etc/gatehouse/haproxy/errors/421.html",
-    "/etc/gatehouse/haproxy/errors/429.html",
-    "/etc/gatehouse/haproxy/errors/502.http",
-    "/etc/gatehouse/haproxy/errors/503.http",
-    "/etc/gatehouse/haproxy/errors/504.http",
+} | {
+    # every error page HAProxy is configured with
+    "/etc/gatehouse/haproxy/errors/" + f for f in os.listdir(os.path.join(REPO, "haproxy", "errors"))
 }
 # Every command of the maintainer scripts that would act on this machine:
 # its exit status, as on a machine where gatehouse was never installed.
