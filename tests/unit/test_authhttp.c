@@ -69,7 +69,7 @@ test_zimbra(void **state)
 
 	(void)state;
 	/* NginxLookupHandler.sendResult(): names case-insensitive, Auth-User escaped */
-	feed(&a, "HTTP/1.1 200 OK\r\nauth-status: OK\r\nAUTH-SERVER: 10.0.0.5\r\n"
+	feed(&a, "HTTP/1.1 200 OK\r\nauth-status: OK\r\nAUTH-SERVER: 192.0.2.5\r\n"
 	         "Auth-Port: 7143\r\nAuth-Cache-Alias: FALSE\r\nAuth-User: a%25b@example.com\r\n"
 	         "Content-Length: 0\r\n\r\n");
 	assert_int_equal(authhttp_answer_verdict(&a), AUTHHTTP_ROUTE);

@@ -148,12 +148,12 @@ test_decide_and_answer(void **state)
 	/* a route: Auth-Server is the IP address, Auth-Port the protocol's */
 	rr.status = ROUTE_OK;
 	sin->sin_family = AF_INET;
-	inet_pton(AF_INET, "10.1.2.3", &sin->sin_addr);
+	inet_pton(AF_INET, "192.0.2.3", &sin->sin_addr);
 	rr.port = 7143;
 	authsrv_decide(&rq, &rr, &tr, 0, &a, ip, sizeof(ip));
 	assert_int_equal(a.kind, AUTHSRV_OK);
 	assert_string_equal(build(&a, buf, sizeof(buf)),
-	                    "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.1.2.3\r\n"
+	                    "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 192.0.2.3\r\n"
 	                    "Auth-Port: 7143\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	/* unknown, refused and unusable give the very same answer */
 	rr.status = ROUTE_UNKNOWN;

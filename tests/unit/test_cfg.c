@@ -352,12 +352,12 @@ test_lookup(void **state)
 	char err[512];
 
 	assert_int_equal(load(*state, "[lookup]\nsource = http\n"
-	                      "urls = https://10.0.0.1:7072/service/extension/nginx-lookup\n"
-	                      "urls = http://10.0.0.2:7072/x\ntimeout = 2s\nsend_password = yes\n"
+	                      "urls = https://192.0.2.1:7072/service/extension/nginx-lookup\n"
+	                      "urls = http://192.0.2.2:7072/x\ntimeout = 2s\nsend_password = yes\n"
 	                      "ca_file = /etc/ssl/ca.pem\n", CFG_NEED_LDAP, err, sizeof(err), &c), 0);
 	assert_int_equal(c->lookup.source, LOOKUP_HTTP);
 	assert_int_equal(c->lookup.urls.n, 2);
-	assert_string_equal(c->lookup.urls.item[1], "http://10.0.0.2:7072/x");
+	assert_string_equal(c->lookup.urls.item[1], "http://192.0.2.2:7072/x");
 	assert_int_equal(c->lookup.timeout_ms, 2000);
 	assert_int_equal(c->lookup.probe_interval_ms, 1000);
 	assert_int_equal(c->lookup.send_password, 1);
@@ -373,7 +373,7 @@ test_lookup(void **state)
 	free(c);
 	fails(state, "[lookup]\nsource = sql\n", 0, "ldap or http", 2);
 	fails(state, "[lookup]\nurls = ftp://h/x\n", 0, "urls", 2);
-	fails(state, "[lookup]\nurls = 10.0.0.1:7072\n", 0, "urls", 2);
+	fails(state, "[lookup]\nurls = 192.0.2.1:7072\n", 0, "urls", 2);
 	fails(state, "[lookup]\nurls = https:///x\n", 0, "urls", 2);
 	/* source = http needs urls, and no [ldap] then */
 	fails(state, "[lookup]\nsource = http\n", CFG_NEED_LDAP, "[lookup] urls", 0);
