@@ -25,6 +25,9 @@ int route_lookup(struct agent_worker *w, enum route_kind kind, const char *key,
  * nothing) knows of the login: the auth_http service gets its address,
  * attempt number and, when [lookup] allows, its password.
  */
+/* Empty <out> (status OK, no source, every string ""), cheaply. */
+void route_result_reset(struct route_result *out);
+
 int route_lookup_client(struct agent_worker *w, enum route_kind kind, const char *key,
                         enum gh_proto proto, const struct route_client *cl,
                         struct route_result *out);

@@ -145,7 +145,7 @@ route_lkey(char *buf, size_t len, enum route_kind kind, const char *norm)
 
 /* Empty <out>: its scalars zeroed, its strings "" (no memset of the
  * string buffers: this runs for every request). */
-static void
+void
 route_result_reset(struct route_result *out)
 {
 	out->status = ROUTE_OK;

@@ -43,11 +43,7 @@ req_new(void)
 	memset(r, 0, offsetof(struct spoa_req, ip));
 	r->ip[0] = r->host[0] = r->user[0] = '\0';
 	r->login_user[0] = r->basic_user[0] = r->acct[0] = '\0';
-	memset(&r->rr, 0, offsetof(struct route_result, account));
-	r->rr.account[0] = r->rr.name[0] = r->rr.server[0] = '\0';
-	r->rr.addr.ss_family = AF_UNSPEC;
-	r->rr.addrlen = 0;
-	r->rr.port = 0;
+	route_result_reset(&r->rr);
 	return r;
 }
 
