@@ -186,12 +186,16 @@ main(int argc, char **argv)
 	SLIST_INIT(&mp->listeners);
 	if (cfg_load(cfg, path, MP_CFG_NEED, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: %s\n", err);
+		free(cfg);
+		free(mp);
 		return 1;
 	}
 	mp->cur_cfg = cfg;
 	if (log_init(&mp->log, "gatehouse-mailproxy", check ? "stderr" : cfg->log.target,
 	             cfg->log.level, cfg->log.facility) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: bad [log] settings\n");
+		free(cfg);
+		free(mp);
 		return 1;
 	}
 	if (log_limit_init(&mp->log_limit, cfg->log.rate_limit,
@@ -210,7 +214,9 @@ main(int argc, char **argv)
 		printf("%s: configuration OK%s\n", path,
 		       tls_available(mp) ? "" : " (no usable certificate: no TLS)");
 		tls_free(mp);
+		log_limit_free(&mp->log_limit);
 		free(cfg);
+		free(mp);
 		return 0;
 	}
 	if ((cfg->mailproxy.imaps.n || cfg->mailproxy.pop3s.n) && !tls_available(mp))
