@@ -26,6 +26,7 @@ CPPFLAGS += -D_GNU_SOURCE -Ispoa/include -MMD -MP
 CFLAGS   += $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
 LDFLAGS  += $(SAN) -pthread
 LIBS     := -lldap -llber -lmemcached -lcurl -lev -lssl -lcrypto -linih -lbsd
+MP_LIBS  := -lgssapi_krb5
 
 LIB_SRC   := $(sort $(wildcard spoa/lib/*.c))
 SPOA_SRC  := $(sort $(wildcard spoa/src/*.c))
@@ -89,7 +90,7 @@ $(BUILD)/gatehouse-spoa: $(SPOA_OBJ) $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $(SPOA_OBJ) $(BUILD)/libagent.a $(LIBS)
 
 $(BUILD)/gatehouse-mailproxy: $(MP_OBJ) $(BUILD)/libagent.a
-	$(CC) $(LDFLAGS) -o $@ $(MP_OBJ) $(BUILD)/libagent.a $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MP_OBJ) $(BUILD)/libagent.a $(LIBS) $(MP_LIBS)
 
 $(BUILD)/gatehouse: $(CLI_OBJ) $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libagent.a $(LIBS)
@@ -103,12 +104,12 @@ $(BUILD)/obj/tests/%.o: CPPFLAGS += -Imailproxy/src -Ispoa/src
 
 # Unit tests of a daemon's own files link that daemon's archive.
 MP_TESTS   := $(filter $(addprefix $(BUILD)/tests/,test_mp_% test_imapcmd test_pop3cmd \
-                test_sasl test_sasl_line),$(TESTS))
+                test_sasl test_sasl_line test_gssapi),$(TESTS))
 SPOA_TESTS := $(filter $(addprefix $(BUILD)/tests/,test_spop test_httpuser test_authsrv),$(TESTS))
 
 $(MP_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmailproxy.a $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmailproxy.a $(BUILD)/libagent.a $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmailproxy.a $(BUILD)/libagent.a $(LIBS) $(MP_LIBS) -lcmocka
 
 $(SPOA_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libspoa.a $(BUILD)/libagent.a
 	@mkdir -p $(dir $@)
@@ -154,12 +155,13 @@ FUZZ_CC    ?= clang
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Ispoa/include -Imailproxy/src -Ispoa/src \
               -fsanitize=fuzzer,address,undefined
 FUZZ_TIME  ?= 20
-FUZZ_PARSERS := $(addprefix mailproxy/src/,imapcmd.c pop3cmd.c sasl.c sasl_line.c) \
+FUZZ_PARSERS := $(addprefix mailproxy/src/,imapcmd.c pop3cmd.c sasl.c sasl_line.c gssapi_parse.c) \
                 $(addprefix spoa/src/,spop.c httpuser.c authsrv.c)
 
 # one clang call per target: depend on every header used, not a .d file
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(FUZZ_PARSERS) $(wildcard spoa/include/*.h) \
-                 $(FUZZ_PARSERS:.c=.h) $(wildcard mailproxy/src/*-t.h spoa/src/*-t.h)
+                 $(wildcard $(FUZZ_PARSERS:.c=.h)) mailproxy/src/gssapi.h \
+                 $(wildcard mailproxy/src/*-t.h spoa/src/*-t.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(FUZZ_PARSERS) $(LIBS)
 

@@ -1,7 +1,8 @@
 /*
  * IMAP before login: the greeting, the commands answered locally
  * (CAPABILITY, NOOP, LOGOUT, ID, STARTTLS), LOGIN and AUTHENTICATE PLAIN
- * turned into a login attempt, and the mailbox server side of that
+ * turned into a login attempt (AUTHENTICATE GSSAPI through kerberos.c),
+ * and the mailbox server side of that
  * attempt: greeting, ID with the client's address, the login replayed with
  * every client-supplied string re-encoded, and the tagged answer passed
  * back under the client's tag.
@@ -28,10 +29,12 @@ enum { UPI_GREETING = 0, UPI_LOGIN };
 int
 imap_capabilities(const struct session *s, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+%s%s",
+	int allowed = login_allowed(s);
+	int n = snprintf(buf, len, "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+%s%s%s",
 	                 (!s->cl.tls && !s->li->implicit_tls && tls_available(s->mp))
 	                 ? " STARTTLS" : "",
-	                 login_allowed(s) ? " AUTH=PLAIN" : " LOGINDISABLED");
+	                 allowed ? " AUTH=PLAIN" : " LOGINDISABLED",
+	                 allowed && kerberos_enabled(s) ? " AUTH=GSSAPI" : "");
 
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
@@ -58,7 +61,29 @@ imap_tempfail(struct session *s, enum tempfail_what what)
 {
 	session_printf(s, "%s NO [UNAVAILABLE] %s temporarily unavailable, try again later.\r\n",
 	               s->login ? s->login->tag : "*",
-	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
+	               what == TEMPFAIL_LOOKUP ? "Account lookup"
+	               : what == TEMPFAIL_AUTH ? "Kerberos authentication" : "Mailbox server");
+}
+
+/* Send GSSAPI challenge <b64> (<len> octets); the next line is the client's response. */
+static void
+imap_sasl_challenge(struct session *s, const char *b64, size_t len)
+{
+	session_send(s, "+ ", 2);
+	session_send(s, b64, len);
+	session_send(s, "\r\n", 2);
+	if (!s->dead)
+		imapcmd_expect_sasl(s->parser.imap);
+}
+
+/* Turn what kerberos_step() says into what the commands phase reports. */
+static enum phase
+imap_gssapi_step(struct session *s, const char *b64, size_t len)
+{
+	const char *why = "busy";
+	enum phase rc = kerberos_step(s, b64, len, &why);
+
+	return rc == PH_MORE ? PH_SASL : rc;
 }
 
 static void
@@ -189,6 +214,26 @@ imap_command(struct session *s)
 		return PH_LOGIN;
 	case IMAPCMD_AUTHENTICATE:
 		a0 = imapcmd_arg(st, 0, &l0);
+		if (a0 != NULL && strcasecmp(a0, "GSSAPI") == 0 && kerberos_enabled(s)) {
+			if (!login_allowed(s)) {
+				session_printf(s, "%s " MSG_PRIVACY "\r\n", tag);
+				break;
+			}
+			if ((lg = login_new(s, tag)) == NULL)
+				return PH_MORE;
+			if (kerberos_begin(s) < 0) {
+				session_close(s, "out of memory");
+				return PH_MORE;
+			}
+			a1 = st->nargs >= 2 ? imapcmd_arg(st, 1, &l1) : NULL;
+			/* "=" is an empty initial response: no token, as without SASL-IR */
+			if (a1 == NULL || (l1 == 1 && a1[0] == '=')) {
+				session_send(s, "+ \r\n", 4);
+				imapcmd_expect_sasl(st);
+				break;
+			}
+			return imap_gssapi_step(s, a1, l1);
+		}
 		if (a0 == NULL || strcasecmp(a0, "PLAIN") != 0) {
 			session_printf(s, "%s NO Unsupported authentication mechanism.\r\n", tag);
 			break;
@@ -207,8 +252,11 @@ imap_command(struct session *s)
 		break;
 	case IMAPCMD_SASL_RESPONSE:
 		a0 = imapcmd_arg(st, 0, &l0);
+		if (s->login != NULL && s->login->mech == LOGIN_GSSAPI)
+			return imap_gssapi_step(s, a0 ? a0 : "", l0);
 		return imap_sasl_plain(s, tag, a0 ? a0 : "", l0);
 	case IMAPCMD_SASL_CANCEL:
+		login_free(s);
 		session_printf(s, "%s BAD Authentication aborted by client.\r\n", tag);
 		break;
 	default:
@@ -476,4 +524,5 @@ const struct proto_ops imap_ops = {
 	.reject = imap_reject,
 	.login_failed = imap_login_failed,
 	.bye = imap_bye,
+	.sasl_challenge = imap_sasl_challenge,
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gssapi.h"
 #include "mp.h"
 #include "metrics.h"
 #include "name.h"
@@ -34,6 +35,7 @@ struct lookup_job {
 };
 
 static const char *lookup_throttle_name(const struct lookup_job *lk);
+static void login_record(struct session *s, const char *user, int ok);
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
 struct record_job {
@@ -58,6 +60,7 @@ login_free(struct session *s)
 		return;
 	if (s->login->job != NULL)
 		jobq_cancel(s->login->job);
+	gssapi_free(s->login->gss);
 	explicit_bzero(s->login, sizeof(*s->login));
 	free(s->login);
 	s->login = NULL;
@@ -150,6 +153,13 @@ record_work(struct agent_worker *w, void *arg)
 	return JOBQ_DONE;
 }
 
+/* Record a failed login of <s> for <user> (NULL: the address only), in the background. */
+void
+login_record_failure(struct session *s, const char *user)
+{
+	login_record(s, user, 0);
+}
+
 /* Record the outcome <ok> of the login of <s> for account <user>, in the background. */
 static void
 login_record(struct session *s, const char *user, int ok)
@@ -224,6 +234,13 @@ lookup_apply(struct session *s, struct lookup_job *lk, const char **why)
 	}
 	if (lk->route.status == ROUTE_OK) {
 		s->login->route = lk->route;
+		/* a Kerberos user is logged in by the master user under the
+		 * account's canonical name, which the mailbox server knows */
+		if (s->login->mech == LOGIN_GSSAPI && lk->route.account[0] != '\0' &&
+		    strlen(lk->route.account) <= SASL_NAME_MAX) {
+			s->login->cred.authzid_len = strlen(lk->route.account);
+			memcpy(s->login->cred.authzid, lk->route.account, s->login->cred.authzid_len + 1);
+		}
 		snprintf(s->account, sizeof(s->account), "%s", lk->route.account);
 		snprintf(s->server, sizeof(s->server), "%s", lk->route.server);
 		return PH_OK;
@@ -328,8 +345,9 @@ login_start(struct session *s, login_done_fn done, const char **why)
 	snprintf(lk->ip, sizeof(lk->ip), "%s", s->ip);
 	snprintf(lk->key, sizeof(lk->key), "%s", login_user(s->login));
 	/* SASL with another authorization identity: the password checked is
-	 * the authcid's, so its budget is the one spent */
-	if (s->login->cred.authzid[0] &&
+	 * the authcid's, so its budget is the one spent (not for Kerberos:
+	 * the authcid is the master user, the ticket was the user's) */
+	if (s->login->mech != LOGIN_GSSAPI && s->login->cred.authzid[0] &&
 	    strcasecmp(s->login->cred.authzid, s->login->cred.authcid) != 0 &&
 	    name_normalise(lk->tuser, sizeof(lk->tuser), s->login->cred.authcid,
 	                   s->gen->cfg->ldap.default_domain) < 0)
@@ -342,6 +360,7 @@ login_start(struct session *s, login_done_fn done, const char **why)
 	/* an auth_http service that authenticates gets the password (the
 	 * library sends it only where [lookup] allows) */
 	if (s->gen->cfg->lookup.source == LOOKUP_HTTP && s->gen->cfg->lookup.send_password &&
+	    s->login->mech != LOGIN_GSSAPI &&       /* never the master secret */
 	    s->login->cred.password_len < sizeof(lk->pass))
 		memcpy(lk->pass, s->login->cred.password, s->login->cred.password_len + 1);
 	s->login->job = jobq_submit(s->gen->port, lookup_work, lookup_done, lookup_release, lk);
@@ -361,7 +380,8 @@ login_unknown_answer(struct session *s)
 	mp_count(s->mp, MPC_LOGIN_FAIL, 1);
 	login_observe(s);
 	session_ops(s)->login_failed(s);
-	audit_login(s, login_user(s->login), route_status_name(s->login->route.status));
+	audit_login(s, login_user(s->login), s->login->refusal != NULL
+	            ? s->login->refusal : route_status_name(s->login->route.status));
 }
 
 /* Record that the mailbox server accepted the login of <s> (answer queued): count, log, forget the credentials. */

@@ -127,7 +127,8 @@ hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	log_notice(&mp->log, "SIGHUP: reloading %s and the certificates", mp->cfg_path);
-	if (nc == NULL || cfg_load(nc, mp->cfg_path, MP_CFG_NEED, err, sizeof(err)) < 0) {
+	if (nc == NULL || cfg_load(nc, mp->cfg_path, MP_CFG_NEED, err, sizeof(err)) < 0 ||
+	    kerberos_check(nc, err, sizeof(err)) < 0) {
 		log_err(&mp->log, "reload failed, keeping the running configuration: %s",
 		        nc != NULL ? err : "out of memory");
 		free(nc);
@@ -184,7 +185,8 @@ main(int argc, char **argv)
 	LIST_INIT(&mp->sessions);
 	session_sched_init(mp);
 	SLIST_INIT(&mp->listeners);
-	if (cfg_load(cfg, path, MP_CFG_NEED, err, sizeof(err)) < 0) {
+	if (cfg_load(cfg, path, MP_CFG_NEED, err, sizeof(err)) < 0 ||
+	    kerberos_check(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gatehouse-mailproxy: %s\n", err);
 		free(cfg);
 		free(mp);

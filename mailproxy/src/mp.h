@@ -17,6 +17,7 @@
 #include "certs.h"
 #include "gen.h"
 #include "imapcmd-t.h"
+#include "kerberos.h"
 #include "jobq.h"
 #include "listen.h"
 #include "log.h"
@@ -126,6 +127,7 @@ enum sstate {
 	SS_HANDSHAKE = 0,   /* client TLS handshake (implicit TLS or STARTTLS) */
 	SS_CMD,             /* pre-auth commands */
 	SS_STARTTLS_FLUSH,  /* STARTTLS answered; waiting for it to be written */
+	SS_SASL,            /* a GSSAPI step runs on a worker */
 	SS_LOOKUP,          /* throttle + route job running */
 	SS_FAIL_DELAY,      /* a refused login waits failure_delay before its answer */
 	SS_UP_CONNECT,      /* TCP connect to the mailbox server */
@@ -151,10 +153,11 @@ enum phase {
 	PH_LOGIN,           /* commands: credentials are in s->login, start the login */
 	PH_STARTTLS,        /* commands: STARTTLS answered, handshake once it is written */
 	PH_CLOSE,           /* commands: last words queued, flush them and close */
+	PH_SASL,            /* commands: a GSSAPI response is ready, run its step */
 };
 
 /* How the client logs in. */
-enum login_mech { LOGIN_USERPASS = 0, LOGIN_SASL_PLAIN };
+enum login_mech { LOGIN_USERPASS = 0, LOGIN_SASL_PLAIN, LOGIN_GSSAPI };
 
 /* A login in progress: credentials (wiped when done) and upstream steps. */
 struct login {
@@ -164,6 +167,8 @@ struct login {
 	struct route_result route;
 	char tuser[ROUTE_NAME_MAX];      /* throttled under this authcid ("" = the account) */
 	struct jobq_job *job;
+	struct gssapi *gss;              /* GSSAPI conversation (NULL while a step runs) */
+	const char *refusal;             /* audit result of a refusal ("" = the route's status) */
 	ev_tstamp start;
 	unsigned attempts;               /* upstream connect attempts */
 	int step;                        /* protocol-specific upstream step */
@@ -216,6 +221,7 @@ struct session {
 enum tempfail_what {
 	TEMPFAIL_MAILBOX = 0,   /* the mailbox server: down, slow, or odd answers */
 	TEMPFAIL_LOOKUP,        /* finding the account: directory down, queue full, timeout */
+	TEMPFAIL_AUTH,          /* Kerberos: keytab or master secret unreadable, step timeout */
 };
 
 /* Pre-auth protocol handlers. */
@@ -229,6 +235,8 @@ struct proto_ops {
 	void (*reject)(struct session *s, const char *msg);   /* throttled */
 	void (*login_failed)(struct session *s);               /* unknown user */
 	void (*bye)(struct session *s, const char *why);
+	/* GSSAPI: send challenge <b64> (<len> octets), the next line is a SASL response */
+	void (*sasl_challenge)(struct session *s, const char *b64, size_t len);
 };
 
 /* Called when a login's lookup job ended; <job> goes to login_lookup_end(). */
@@ -255,6 +263,7 @@ void session_printf(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int session_bad_command(struct session *s);
 void session_shutdown_all(struct mp *mp, int force);
+void session_sasl_done(struct session *s, void *job);
 
 /* session_log.c */
 void session_log(const struct session *s, int level, const char *fmt, ...)
@@ -300,6 +309,8 @@ void login_failed(struct session *s);
 void login_tempfail(struct session *s, const char *why, enum tempfail_what what);
 void login_unknown_answer(struct session *s);
 int login_allowed(const struct session *s);
+void login_record_failure(struct session *s, const char *user);
+
 
 /* upstream.c */
 enum phase upstream_connect(struct session *s, const char **why);

@@ -35,7 +35,29 @@ static void
 pop3_tempfail(struct session *s, enum tempfail_what what)
 {
 	session_printf(s, "-ERR [SYS/TEMP] %s temporarily unavailable, try again later.\r\n",
-	               what == TEMPFAIL_LOOKUP ? "Account lookup" : "Mailbox server");
+	               what == TEMPFAIL_LOOKUP ? "Account lookup"
+	               : what == TEMPFAIL_AUTH ? "Kerberos authentication" : "Mailbox server");
+}
+
+/* Send GSSAPI challenge <b64> (<len> octets); the next line is the client's response. */
+static void
+pop3_sasl_challenge(struct session *s, const char *b64, size_t len)
+{
+	session_send(s, "+ ", 2);
+	session_send(s, b64, len);
+	session_send(s, "\r\n", 2);
+	if (!s->dead)
+		pop3cmd_expect_sasl(s->parser.pop3);
+}
+
+/* Turn what kerberos_step() says into what the commands phase reports. */
+static enum phase
+pop3_gssapi_step(struct session *s, const char *b64, size_t len)
+{
+	const char *why = "busy";
+	enum phase rc = kerberos_step(s, b64, len, &why);
+
+	return rc == PH_MORE ? PH_SASL : rc;
 }
 
 static void
@@ -57,7 +79,8 @@ pop3_capa(struct session *s)
 
 	session_printf(s, "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
 	               "AUTH-RESP-CODE\r\nPIPELINING\r\n%s%s.\r\n",
-	               allowed ? "USER\r\nSASL PLAIN\r\n" : "",
+	               !allowed ? "" : kerberos_enabled(s) ? "USER\r\nSASL PLAIN GSSAPI\r\n"
+	                                                   : "USER\r\nSASL PLAIN\r\n",
 	               (!s->cl.tls && !s->li->implicit_tls && tls_available(s->mp)) ? "STLS\r\n" : "");
 }
 
@@ -176,10 +199,31 @@ pop3_command(struct session *s)
 		return PH_LOGIN;
 	case POP3CMD_AUTH:
 		if (st->nargs == 0) {
-			session_printf(s, "+OK\r\n%s.\r\n", login_allowed(s) ? "PLAIN\r\n" : "");
+			session_printf(s, "+OK\r\n%s%s.\r\n", login_allowed(s) ? "PLAIN\r\n" : "",
+			               login_allowed(s) && kerberos_enabled(s) ? "GSSAPI\r\n" : "");
 			break;
 		}
 		a0 = pop3cmd_arg(st, 0, &l0);
+		if (a0 != NULL && strcasecmp(a0, "GSSAPI") == 0 && kerberos_enabled(s)) {
+			if (!login_allowed(s)) {
+				session_printf(s, MSG_PRIVACY "\r\n");
+				break;
+			}
+			if ((lg = pop3_login_new(s, LOGIN_GSSAPI)) == NULL)
+				return PH_MORE;
+			if (kerberos_begin(s) < 0) {
+				session_close(s, "out of memory");
+				return PH_MORE;
+			}
+			a1 = st->nargs >= 2 ? pop3cmd_arg(st, 1, &l1) : NULL;
+			/* "=" is an empty initial response (RFC 5034): no token yet */
+			if (a1 == NULL || (l1 == 1 && a1[0] == '=')) {
+				session_send(s, "+ \r\n", 4);
+				pop3cmd_expect_sasl(st);
+				break;
+			}
+			return pop3_gssapi_step(s, a1, l1);
+		}
 		if (a0 == NULL || strcasecmp(a0, "PLAIN") != 0) {
 			session_printf(s, "-ERR Unsupported authentication mechanism.\r\n");
 			break;
@@ -198,8 +242,11 @@ pop3_command(struct session *s)
 		break;
 	case POP3CMD_SASL_RESPONSE:
 		a0 = pop3cmd_arg(st, 0, &l0);
+		if (s->login != NULL && s->login->mech == LOGIN_GSSAPI)
+			return pop3_gssapi_step(s, a0 ? a0 : "", l0);
 		return pop3_sasl_plain(s, a0 ? a0 : "", l0);
 	case POP3CMD_SASL_CANCEL:
+		login_free(s);
 		session_printf(s, "-ERR Authentication aborted.\r\n");
 		break;
 	default:
@@ -392,4 +439,5 @@ const struct proto_ops pop3_ops = {
 	.reject = pop3_reject,
 	.login_failed = pop3_login_failed,
 	.bye = pop3_bye,
+	.sasl_challenge = pop3_sasl_challenge,
 };

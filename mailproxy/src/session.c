@@ -54,6 +54,7 @@ enum expiry {
 	X_CLOSE = 0,        /* close at once */
 	X_BYE,              /* say goodbye, flush, close */
 	X_LOOKUP_TEMPFAIL,  /* the lookup took too long: temporary failure */
+	X_AUTH_TEMPFAIL,    /* a GSSAPI step took too long: temporary failure */
 	X_ANSWER,           /* the failure delay is over: answer as a wrong password */
 	X_CONNECT_FAIL,     /* this connect attempt failed: retry or give up */
 	X_CONNECT,          /* the pause is over: connect again */
@@ -82,6 +83,8 @@ static const struct state_def states[SS__COUNT] = {
 	             step_cmd, X_BYE, "Disconnected for inactivity." },
 	[SS_STARTTLS_FLUSH] = { "starttls", BOTH(login_timeout_ms), 0, SS_CMD, W_NOTHING,
 	                        step_starttls, X_BYE, "Disconnected for inactivity." },
+	[SS_SASL] = { "gssapi", BOTH(upstream_timeout_ms), 0, -1, W_NOTHING,
+	              step_wait, X_AUTH_TEMPFAIL, "Kerberos step timeout" },
 	[SS_LOOKUP] = { "lookup", BOTH(upstream_timeout_ms), 0, -1, W_NOTHING,
 	                step_wait, X_LOOKUP_TEMPFAIL, "lookup timeout" },
 	[SS_FAIL_DELAY] = { "fail-delay", { NO_SETTING, NO_SETTING }, 0, -1, W_NOTHING,
@@ -480,6 +483,13 @@ session_lookup_result(struct session *s, enum phase rc, const char *why)
 	case PH_MORE:
 		break;
 	case PH_OK:
+		if (s->login->mech == LOGIN_GSSAPI && !kerberos_upstream_ok(s)) {
+			/* the master secret never crosses the network in cleartext */
+			session_log_limited(s, LOG_ERR, "master-cleartext", "not sending the master "
+			                    "login to %s without TLS", s->login->route.server);
+			session_tempfail(s, "master login needs TLS", TEMPFAIL_MAILBOX);
+			break;
+		}
 		session_connect(s);
 		break;
 	case PH_FAIL:
@@ -526,6 +536,48 @@ session_login(struct session *s)
 	rc = login_start(s, session_lookup_done, &why);
 	if (!s->dead)
 		session_lookup_result(s, rc, why);
+}
+
+/* A GSSAPI step of <s> ended with <rc> (<why>): wait for the client, log in, refuse or fail. */
+static void
+session_sasl_result(struct session *s, enum phase rc, const char *why)
+{
+	uint32_t delay;
+
+	switch (rc) {
+	case PH_MORE:
+		session_goto(s, SS_CMD, 0);      /* the challenge is queued: the client answers */
+		break;
+	case PH_LOGIN:
+		session_login(s);
+		break;
+	case PH_FAIL_LATER:
+		delay = login_fail_delay(s);
+		if (delay > 0)
+			session_goto(s, SS_FAIL_DELAY, delay);
+		else
+			session_refused(s);
+		break;
+	default:
+		session_tempfail(s, why, TEMPFAIL_AUTH);
+		break;
+	}
+}
+
+/* A worker finished GSSAPI step <job> of <s>. */
+void
+session_sasl_done(struct session *s, void *job)
+{
+	const char *why = "Kerberos unavailable";
+	enum phase rc;
+
+	session_enter(s);
+	rc = kerberos_end(s, job, &why);
+	if (!s->dead)
+		session_sasl_result(s, rc, why);
+	if (!s->dead)
+		session_run(s);
+	session_leave(s);
 }
 
 /* The mailbox server accepted the login of <s>: relay from now on. */
@@ -622,6 +674,13 @@ step_cmd(struct session *s)
 		switch (ph) {
 		case PH_LOGIN:
 			session_login(s);
+			return s->dead ? -1 : 1;
+		case PH_SASL:
+			session_goto(s, SS_SASL, 0);
+			return 1;
+		case PH_FAIL_LATER:
+		case PH_TEMPFAIL:
+			session_sasl_result(s, ph, "busy");
 			return s->dead ? -1 : 1;
 		case PH_STARTTLS:
 			/* what the client pipelined in cleartext is dropped */
@@ -834,6 +893,9 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		break;
 	case X_LOOKUP_TEMPFAIL:
 		session_tempfail(s, d->why, TEMPFAIL_LOOKUP);
+		break;
+	case X_AUTH_TEMPFAIL:
+		session_tempfail(s, d->why, TEMPFAIL_AUTH);
 		break;
 	case X_ANSWER:
 		session_refused(s);

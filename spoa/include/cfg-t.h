@@ -156,6 +156,13 @@ struct cfg_mailproxy {
 	char greeting_pop3[CFG_STR_MAX];
 	char metrics[CFG_STR_MAX];
 	char audit_log[CFG_STR_MAX];   /* file for one line per login; empty = main log */
+	char gssapi_keytab[CFG_STR_MAX];   /* Kerberos logins (SASL GSSAPI): keys; empty = off */
+	char gssapi_hostname[CFG_STR_MAX]; /* imap/<host>, pop/<host>; empty = any in the keytab */
+	char gssapi_realm[CFG_STR_MAX];    /* principals of this realm map to their name */
+	struct cfg_list gssapi_realms;     /* "REALM=domain": user@REALM -> user@domain */
+	char master_user[CFG_STR_MAX];     /* logs in to the mailbox server for a GSSAPI user */
+	char master_password_file[CFG_STR_MAX];
+	int master_cleartext_loopback;     /* allow the master login without TLS to 127/8, ::1 */
 };
 
 /*

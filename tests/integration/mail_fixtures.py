@@ -7,8 +7,9 @@ mailproxy(**opts) -> MailProxy: starts gatehouse-mailproxy with IMAP, IMAPS,
 POP3 and POP3S listeners on free ports, certs from proxy_certs, metrics and
 an audit file; <opts> are [mailproxy] keys merged over the defaults, plus
 ldap=[...], memcached=[...], servers={...}, throttle={...}, log={...} ([log]
-keys), and extra_listen={"imap": "[::1]:port"} for more addresses of a
-listener kind.
+keys), extra_listen={"imap": "[::1]:port"} for more addresses of a
+listener kind, and env={...} for variables added to the proxy's environment
+(KRB5_CONFIG, KRB5RCACHEDIR).
 """
 import os
 import shutil
@@ -36,13 +37,14 @@ class MailProxy:
     """A running gatehouse-mailproxy. Ports: imap, imaps, pop3, pop3s,
     metrics; files: conf, log, audit."""
 
-    def __init__(self, d, conf, exe, ports_):
+    def __init__(self, d, conf, exe, ports_, env=None):
         self.dir = d
         self.conf = conf
         self.imap, self.imaps, self.pop3, self.pop3s, self.metrics = ports_
         self.log = os.path.join(d, "mailproxy.log")
         self.audit = os.path.join(d, "audit.log")
-        self.proc = procs.Proc("mailproxy", [exe, "-f", "-c", conf], self.log)
+        self.proc = procs.Proc("mailproxy", [exe, "-f", "-c", conf], self.log,
+                               env=dict(os.environ, **env) if env else None)
         for p in (self.imap, self.imaps, self.pop3, self.pop3s):
             ports.wait_listening(p, proc=self.proc)
 
@@ -140,7 +142,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
     made = []
 
     def make(ldap=None, mc=None, servers=None, throttle=None, extra_listen=None, log=None,
-             **opts):
+             env=None, **opts):
         ps = [ports.free_port() for _ in range(5)]
         d = os.path.join(gh_tmp, "mailproxy-%d" % ps[0])
         os.makedirs(d)
@@ -162,7 +164,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
                          servers=proxy_servers(dovecots) if servers is None else servers,
                          throttle=throttle or {}, mailproxy=mp,
                          **({"log": log} if log else {}))
-        p = MailProxy(d, conf, exe, ps)
+        p = MailProxy(d, conf, exe, ps, env=env)
         made.append(p)
         return p
 

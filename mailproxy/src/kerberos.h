@@ -1,0 +1,23 @@
+/*
+ * Kerberos logins (SASL GSSAPI) of mail sessions: the mechanism's steps on
+ * worker threads, the mapping of the principal to an account, the master
+ * login on the user's behalf, and the checks of their settings.
+ */
+#ifndef GH_KERBEROS_H
+#define GH_KERBEROS_H
+
+#include <stddef.h>
+
+struct session;
+struct gh_config;
+enum phase;
+
+int kerberos_enabled(const struct session *s);
+int kerberos_begin(struct session *s);
+enum phase kerberos_step(struct session *s, const char *b64, size_t len, const char **why);
+enum phase kerberos_end(struct session *s, void *job, const char **why);
+enum phase kerberos_refuse(struct session *s, const char *name);
+int kerberos_upstream_ok(const struct session *s);
+int kerberos_check(const struct gh_config *cfg, char *err, size_t errlen);
+
+#endif
