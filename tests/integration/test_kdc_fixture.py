@@ -24,20 +24,20 @@ MASTER, SECRET = "gh-master", "master-secret"
 MSG = b"From: a@example.com\r\nSubject: kdc fixture\r\n\r\nhello\r\n"
 
 
-def _gss_dovecot(gh_tmp, k):
+def _gss_dovecot(gh_tmp, k, cert=None):
     """A dovecot with GSSAPI for GH.TEST (only) and a master user."""
     kt = k.keytab(os.path.join(_dir(gh_tmp, "kt"), "dovecot.keytab"),
                   principals=["imap/localhost@GH.TEST", "pop/localhost@GH.TEST"])
-    dv = gh_dovecot.Dovecot(_dir(gh_tmp, "dv-gss"), "mbox1", nusers=3,
+    dv = gh_dovecot.Dovecot(_dir(gh_tmp, "dv-gss"), "mbox1", nusers=3, cert=cert,
                             master_users={MASTER: SECRET},
                             gssapi=dict(keytab=kt, env=k.server_env()))
     return dv
 
 
 @pytest.fixture(scope="module")
-def gss(gh_tmp, kdc):
+def gss(gh_tmp, kdc, mbox_certs):
     """(kdc, dovecot, alice's Ccache); alice@gh.test has one message."""
-    dv = _gss_dovecot(gh_tmp, kdc)
+    dv = _gss_dovecot(gh_tmp, kdc, cert=mbox_certs["mbox1"])
     try:
         dv.add_user("alice", "alice-plain-pw")
         dv.deliver("alice@gh.test", MSG)
@@ -108,6 +108,26 @@ def test_python_gssapi(gss):
             assert r.ok, r.output
     r = gssclient.pop_login(dv.pop3, alice.env, initial_response=True, mutual=False)
     assert r.ok, r
+
+
+def test_tls(gss):
+    """Every client logs in over implicit TLS and after STARTTLS."""
+    k, dv, alice = gss
+    ports = {("imap", "implicit"): dv.imaps, ("imap", "starttls"): dv.imap,
+             ("pop3", "implicit"): dv.pop3s, ("pop3", "starttls"): dv.pop3}
+    for (proto, tls), port in ports.items():
+        tool = gssclient.imtest if proto == "imap" else gssclient.pop3test
+        r = tool(port, alice.env, tls=tls)
+        assert r.ok and "Security strength factor: 256" in r.output, r.output
+        r = gssclient.sasl_login(proto, port, alice.env, tls=tls)
+        assert r.ok, r.output
+        login = gssclient.imap_login if proto == "imap" else gssclient.pop_login
+        r = login(port, alice.env, tls=tls)
+        assert r.ok, r
+        r = gssclient.curl_login(proto, port, alice.env, tls=tls)
+        assert r.ok, r.output
+    n = sum(1 for lg in dv.logins() if lg["method"] == "GSSAPI" and "TLS" in lg["line"])
+    assert n >= 16
 
 
 def test_no_ticket_fails(gss):

@@ -78,6 +78,11 @@ Python (python3-gssapi, in this process):
   GssInitiator(env, service, host, mutual=True): .token, .step(tok),
     .complete, .wrap_layer_reply(server_wrapped, authzid, layer, max_size).
 
+TLS: every helper takes tls=None (plain), "implicit" (IMAPS/POP3S port) or
+"starttls" (STARTTLS/STLS first, then the login). The certificate is not
+verified unless the python helpers get ssl_context= (curl: cafile=);
+imtest/pop3test use -s / -t "" (they never verify).
+
 The python helpers put KRB5_CONFIG, KRB5CCNAME and KRB5RCACHEDIR of <env> in
 os.environ while a GSSAPI call runs (MIT reads them per call) and restore
 them after; the ccache is also passed explicitly (credential store).
@@ -89,6 +94,7 @@ import os
 import poplib
 import re
 import socket
+import ssl
 import subprocess
 
 IMTEST = "/usr/lib/cyrus/bin/imtest"
@@ -201,6 +207,16 @@ def _parse_cyrus(out, proto, timeout_err):
     return res
 
 
+def _tls_args(tls):
+    if tls == "implicit":
+        return ["-s"]
+    if tls == "starttls":
+        return ["-t", ""]
+    if tls:
+        raise ValueError("tls must be None, 'implicit' or 'starttls'")
+    return []
+
+
 def _cyrus(tool, proto, port, env, commands, extra, timeout):
     argv = [tool, "-m", "GSSAPI", "-p", str(port)] + extra + ["localhost"]
     stdin = "".join(c + "\r\n" for c in commands)
@@ -218,27 +234,33 @@ def _ssf_args(min_ssf, max_ssf):
 
 
 def imtest(port, env, commands=("a1 SELECT INBOX",), sasl_ir=True, min_ssf=None, max_ssf=None,
-           timeout=20):
+           timeout=20, tls=None):
     """Log in with Cyrus imtest -m GSSAPI; return a Result."""
-    extra = _ssf_args(min_ssf, max_ssf)
+    extra = _ssf_args(min_ssf, max_ssf) + _tls_args(tls)
     if not sasl_ir:
         extra.append("-i")
     return _cyrus(IMTEST, "imap", port, env, commands, extra, timeout)
 
 
-def pop3test(port, env, commands=("STAT",), min_ssf=None, max_ssf=None, timeout=20):
+def pop3test(port, env, commands=("STAT",), min_ssf=None, max_ssf=None, timeout=20, tls=None):
     """Log in with Cyrus pop3test -m GSSAPI; return a Result."""
-    return _cyrus(POP3TEST, "pop3", port, env, commands, _ssf_args(min_ssf, max_ssf), timeout)
+    return _cyrus(POP3TEST, "pop3", port, env, commands,
+                  _ssf_args(min_ssf, max_ssf) + _tls_args(tls), timeout)
 
 
 # -- curl -------------------------------------------------------------------
 
-def curl_login(proto, port, env, sasl_ir=None, timeout=20):
+def curl_login(proto, port, env, sasl_ir=None, timeout=20, tls=None, cafile=None):
     """Log in with curl's SASL GSSAPI to imap:// or pop3://; return a
     Result (after = curl's stdout: the mailbox or message list)."""
+    scheme = proto + ("s" if tls == "implicit" else "")
     argv = [CURL, "-sS", "-v", "--max-time", str(timeout),
             "--resolve", "localhost:%d:127.0.0.1" % port,
-            "%s://localhost:%d/" % (proto, port), "--login-options", "AUTH=GSSAPI", "-u", ":"]
+            "%s://localhost:%d/" % (scheme, port), "--login-options", "AUTH=GSSAPI", "-u", ":"]
+    if tls == "starttls":
+        argv.append("--ssl-reqd")
+    if tls:
+        argv += ["--cacert", cafile] if cafile else ["-k"]
     if sasl_ir is True:
         argv.append("--sasl-ir")
     try:
@@ -329,12 +351,22 @@ def _sasl_steps(init, challenge, authzid, layer, max_size, state):
     return reply
 
 
+def _ssl_ctx(ctx):
+    if ctx is not None:
+        return ctx
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def _gss_error(e):
     return "%s: %s" % (type(e).__name__, e)
 
 
 def imap_login(port, env, authzid="", layer=LAYER_NONE, max_size=0,
-               commands=(("SELECT", "INBOX"),), mutual=True, timeout=20, initiator=None):
+               commands=(("SELECT", "INBOX"),), mutual=True, timeout=20, initiator=None,
+               tls=None, ssl_context=None):
     """Log in with imaplib AUTHENTICATE GSSAPI; return a Result."""
     res = Result()
     try:
@@ -350,8 +382,14 @@ def imap_login(port, env, authzid="", layer=LAYER_NONE, max_size=0,
         return _sasl_steps(init, challenge, authzid, layer, max_size, state)
 
     try:
-        m = imaplib.IMAP4("127.0.0.1", port, timeout=timeout)
-    except OSError as e:
+        if tls == "implicit":
+            m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=_ssl_ctx(ssl_context),
+                                  timeout=timeout)
+        else:
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=timeout)
+            if tls == "starttls":
+                m.starttls(_ssl_ctx(ssl_context))
+    except (OSError, imaplib.IMAP4.error) as e:
         res.error = "connect: %s" % e
         return res
     try:
@@ -386,7 +424,8 @@ def imap_login(port, env, authzid="", layer=LAYER_NONE, max_size=0,
 
 
 def pop_login(port, env, authzid="", layer=LAYER_NONE, max_size=0, commands=("STAT",),
-              initial_response=False, mutual=True, timeout=20, initiator=None):
+              initial_response=False, mutual=True, timeout=20, initiator=None,
+              tls=None, ssl_context=None):
     """Log in with poplib and AUTH GSSAPI; return a Result."""
     res = Result()
     try:
@@ -395,8 +434,14 @@ def pop_login(port, env, authzid="", layer=LAYER_NONE, max_size=0, commands=("ST
         res.error = _gss_error(e)
         return res
     try:
-        p = poplib.POP3("127.0.0.1", port, timeout=timeout)
-    except OSError as e:
+        if tls == "implicit":
+            p = poplib.POP3_SSL("127.0.0.1", port, context=_ssl_ctx(ssl_context),
+                                timeout=timeout)
+        else:
+            p = poplib.POP3("127.0.0.1", port, timeout=timeout)
+            if tls == "starttls":
+                p.stls(_ssl_ctx(ssl_context))
+    except (OSError, poplib.error_proto) as e:
         res.error = "connect: %s" % e
         return res
     state = {}
@@ -470,7 +515,8 @@ class _Lines:
 
 
 def sasl_login(proto, port, env, initial_response=None, authzid="", layer=LAYER_NONE,
-               max_size=0, mutual=True, timeout=20, initiator=None, transcript=None):
+               max_size=0, mutual=True, timeout=20, initiator=None, transcript=None,
+               tls=None, ssl_context=None):
     """Log in with SASL GSSAPI over a plain socket ("imap" or "pop3");
     return a Result whose output is the transcript. <initiator>: a
     GssInitiator made earlier (initial_token) instead of a fresh one."""
@@ -485,6 +531,8 @@ def sasl_login(proto, port, env, initial_response=None, authzid="", layer=LAYER_
     state = {}
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls == "implicit":
+            s = _ssl_ctx(ssl_context).wrap_socket(s, server_hostname="localhost")
     except OSError as e:
         res.error = "connect: %s" % e
         return res
@@ -501,6 +549,18 @@ def sasl_login(proto, port, env, initial_response=None, authzid="", layer=LAYER_
 
     try:
         greet = recv()
+        if tls == "starttls":
+            send("S1 STARTTLS" if proto == "imap" else "STLS")
+            while True:
+                ln = recv()
+                if not ln.startswith("* "):
+                    break
+            if not (ln.startswith("S1 OK") or ln.startswith("+OK")):
+                res.answer = ln
+                res.error = "STARTTLS refused"
+                return res
+            s = _ssl_ctx(ssl_context).wrap_socket(s, server_hostname="localhost")
+            rd.sock, rd.buf, greet = s, b"", ""
         if proto == "imap":
             caps = greet
             if "CAPABILITY" not in greet:

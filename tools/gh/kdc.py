@@ -27,12 +27,20 @@ Kdc(d, clockskew=300, principals=True, cross_realm=True)
     Add a principal with <password>, or a random key when None. <name> may
     carry its realm ("x@OTHER.TEST"); else <realm> or GH.TEST.
   delete_principal(name, realm=None)
+  rotate_key(name, realm=None)  a new random key (kvno+1): keytabs holding
+    the old key are stale.
+  keytab_entries(path) -> [(kvno, "principal@REALM"), ...] (klist -k).
   kadmin(query, realm=None) -> stdout of `kadmin.local -q <query>`.
-  keytab(path=None, principals=SERVICES_BOTH_REALMS) -> path
-    Export the principals' keys to a keytab (`ktadd -k`; this re-randomises
-    the keys, so export each principal to one keytab only, or pass
-    norandkey=True to keep the keys). Default path <dir>/services.keytab.
-    Each principal: "imap/localhost@GH.TEST" (realm required or GH.TEST).
+  keytab(path=None, principals=SERVICES_BOTH_REALMS, norandkey=True,
+         mode=0o644) -> path
+    Export the principals' keys to a keytab (`ktadd -k -norandkey`: the
+    key stays the same, so several keytabs, e.g. the proxy's and a
+    dovecot's, hold the same valid key). norandkey=False gives the
+    principal a new random key (kvno+1) first: keytabs exported before,
+    and tickets issued before, are then stale (a key rotation). Default
+    path <dir>/services.keytab. Each principal: "imap/localhost@GH.TEST"
+    (no realm: GH.TEST). <mode> 0644: readable by unprivileged servers
+    (dovecot's auth runs as user dovecot); test keytabs only.
   kinit(user, password=None, lifetime=None, ccache=None, renewable=None)
       -> Ccache(name="FILE:...", path, principal, env)
     kinit <user> (default realm GH.TEST; password from PASSWORDS when None)
@@ -67,7 +75,11 @@ Surprises worth knowing (MIT krb5 1.20):
     must be set and writable by the server's user, else it goes to
     /var/tmp. rcache_dir here is mode 1777.
   * ktadd without -norandkey gives the principal a new key (kvno+1): a
-    ticket obtained before the export is then useless.
+    ticket obtained before the export, and an earlier keytab, are then
+    useless. keytab() uses -norandkey unless told otherwise.
+  * Ticket lifetimes down to 1 s are granted (kinit -l 1s); with
+    clockskew 2 an acceptor refuses a ticket ~end+2 s ("Ticket expired"),
+    and the client cannot make a new token either.
   * The KDC and the libraries both honour [libdefaults] clockskew; an
     acceptor takes a ticket until its end time + clockskew.
 """
@@ -75,7 +87,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 from . import ports, procs
 
@@ -318,7 +329,22 @@ class Kdc:
         full = self.principal(name, realm)
         self.kadmin("delprinc -force %s" % full, realm=full.rsplit("@", 1)[1])
 
-    def keytab(self, path=None, principals=SERVICES_BOTH_REALMS, norandkey=False, mode=0o644):
+    def rotate_key(self, name, realm=None):
+        """Give principal <name> a new random key (kvno+1)."""
+        full = self.principal(name, realm)
+        self.kadmin("cpw -randkey %s" % full, realm=full.rsplit("@", 1)[1])
+
+    def keytab_entries(self, path):
+        """Return [(kvno, principal)] of keytab <path>, one per key."""
+        out = self._run([KLIST, "-k", path], env=self.client_env()).stdout
+        res = []
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 2 and f[0].isdigit():
+                res.append((int(f[0]), f[1]))
+        return res
+
+    def keytab(self, path=None, principals=SERVICES_BOTH_REALMS, norandkey=True, mode=0o644):
         """Export <principals> to keytab <path> (default
         <dir>/services.keytab); return the path. The file gets <mode>
         (readable by every user by default: a test-only keytab that
