@@ -56,10 +56,25 @@ def test_kinit_ccache_and_lifetime(kdc):
         kdc.kinit("bob", password="wrong")
     carol = kdc.kinit("carol@OTHER.TEST")
     assert "krbtgt/OTHER.TEST@OTHER.TEST" in kdc.klist(carol)
+    assert "nomail@GH.TEST" in kdc.klist(kdc.kinit("nomail"))
     # nothing of the system's Kerberos is used
     for f in (kdc.krb5_conf, kdc.kdc_conf):
         assert f.startswith(kdc.dir)
     assert cc.env["KRB5RCACHEDIR"] == kdc.rcache_dir
+
+
+def test_keytab_keeps_key_unless_rotated(gh_tmp, kdc):
+    d = _dir(gh_tmp, "kt")
+    kdc.add_principal("svc/rot")
+    a = kdc.keytab(os.path.join(d, "a.keytab"), ["svc/rot"])
+    b = kdc.keytab(os.path.join(d, "b.keytab"), ["svc/rot"])
+    ka, kb = kdc.keytab_entries(a), kdc.keytab_entries(b)
+    assert ka and ka == kb and {p for _, p in ka} == {"svc/rot@GH.TEST"}
+    kdc.rotate_key("svc/rot")
+    c = kdc.keytab(os.path.join(d, "c.keytab"), ["svc/rot"])
+    assert {v for v, _ in kdc.keytab_entries(c)} == {ka[0][0] + 1}
+    both = kdc.keytab(os.path.join(d, "both.keytab"))
+    assert {p for _, p in kdc.keytab_entries(both)} == set(gh_kdc.SERVICES_BOTH_REALMS)
 
 
 def test_imtest_sasl_ir_and_without(gss):
