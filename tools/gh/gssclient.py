@@ -61,8 +61,9 @@ Python (python3-gssapi, in this process):
     and answers wrap(<layer> + <max_size> (3 octets) + <authzid>),
     layer 1 = no security layer. layer=2 (integrity) or 4 (confidentiality)
     is sent as asked even when the server did not offer it: a client that
-    insists on a layer; the server must refuse. <commands>: imaplib calls
-    after the login, e.g. (("SELECT", "INBOX"),).
+    insists on a layer; the proxy must refuse it (Dovecot 2.3 offers only
+    "none" but ignores the client's choice and lets it in). <commands>:
+    imaplib calls after the login, e.g. (("SELECT", "INBOX"),).
   pop_login(port, env, authzid="", layer=1, max_size=0, commands=("STAT",),
             initial_response=False, mutual=True, timeout=20) -> Result
     poplib POP3: `AUTH GSSAPI` (initial_response=True: `AUTH GSSAPI
@@ -75,6 +76,10 @@ Python (python3-gssapi, in this process):
     A fresh security context and its first token, made now: .token (bytes),
     .b64 (str). Keep it, let the ticket expire, send it later with
     sasl_login(..., initiator=it) or by hand; .step(server_token) goes on.
+  imap_login, pop_login and sasl_login also take initiator= (a
+  GssInitiator made earlier), tls= and ssl_context= (below).
+  mutual=False: no mutual authentication (like curl): the server sends no
+  AP-REP token and goes straight to the security-layer offer.
   GssInitiator(env, service, host, mutual=True): .token, .step(tok),
     .complete, .wrap_layer_reply(server_wrapped, authzid, layer, max_size).
 
@@ -86,6 +91,7 @@ imtest/pop3test use -s / -t "" (they never verify).
 The python helpers put KRB5_CONFIG, KRB5CCNAME and KRB5RCACHEDIR of <env> in
 os.environ while a GSSAPI call runs (MIT reads them per call) and restore
 them after; the ccache is also passed explicitly (credential store).
+krb_env(env) is that context manager, for a test's own gssapi calls.
 """
 import base64
 import contextlib
