@@ -9,7 +9,8 @@ PKGS=(
   libev-dev libldap-dev libmemcached-dev libssl-dev libcmocka-dev libinih-dev libbsd-dev
   libcurl4-openssl-dev
   haproxy memcached libmemcached-tools slapd ldap-utils
-  dovecot-imapd dovecot-pop3d
+  dovecot-imapd dovecot-pop3d dovecot-gssapi
+  krb5-kdc krb5-admin-server krb5-user libkrb5-dev cyrus-clients libsasl2-modules-gssapi-mit python3-gssapi
   nginx-light libnginx-mod-mail
   python3 python3-pytest python3-cryptography python3-matplotlib curl openssl wrk socat procps iproute2 inotify-tools
   debhelper lintian
@@ -34,4 +35,6 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 "${SUDO[@]}" apt-get update -qq
+# --no-install-recommends matters: cyrus-clients' cyrus-common recommends
+# cyrus-imapd, which conflicts with (and so removes) dovecot-imapd.
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

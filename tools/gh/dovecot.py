@@ -9,6 +9,21 @@ service_count = 0 for login and mail processes, every log line in
 <dir>/dovecot.log. The master runs as root; login processes as dovenull,
 auth as dovecot, mail processes as nobody: the directories are made
 traversable for them.
+
+Options (default off, the configuration is then unchanged):
+  master_users={"gh-master": "secret"}: a passwd-file passdb with
+    `master = yes` (<dir>/master.passwd) and `pass = yes`, so SASL PLAIN
+    with authzid=alice, authcid=gh-master, password=secret logs in as alice
+    (IMAP AUTHENTICATE PLAIN, POP3 AUTH PLAIN), provided alice exists in the
+    ordinary passdb (add_user). A wrong master secret fails.
+    add_master_user(name, password) adds one later.
+  gssapi=dict(keytab=PATH, env=kdc.server_env(), hostname="localhost"):
+    Dovecot's own GSSAPI (auth_mechanisms += gssapi, auth_krb5_keytab,
+    auth_gssapi_hostname; hostname "$ALL" accepts any key of the keytab).
+    <env> (KRB5_CONFIG, KRB5RCACHEDIR) is handed to the auth process by
+    import_environment. The keytab must be readable by user dovecot (a
+    test-only keytab: Kdc.keytab() makes it 0644). The logged-in user is
+    the principal lower-cased ("alice@gh.test").
 """
 import os
 import pwd
@@ -32,8 +47,8 @@ info_log_path = {dir}/dovecot.log
 debug_log_path = {dir}/dovecot.log
 log_timestamp = "%Y-%m-%d %H:%M:%S "
 auth_verbose = yes
-auth_mechanisms = plain login
-auth_failure_delay = {failure_delay}
+auth_mechanisms = plain login{mechs}
+{gssapi}auth_failure_delay = {failure_delay}
 disable_plaintext_auth = no
 login_trusted_networks = 127.0.0.0/8 ::1/128
 login_greeting = dovecot {name} ready.
@@ -46,7 +61,7 @@ pop3_uidl_format = %08Xu%08Xv
 verbose_proctitle = yes
 shutdown_clients = yes
 {ssl}
-passdb {{
+{master}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%Lu {dir}/users.passwd
 }}
@@ -97,6 +112,28 @@ service pop3 {{
 }}
 """
 
+MASTER_PASSDB = """\
+passdb {{
+  driver = passwd-file
+  master = yes
+  pass = yes
+  args = scheme=PLAIN {path}
+}}
+"""
+
+
+def gssapi_conf(keytab, env=None, hostname="localhost"):
+    """Return the dovecot.conf lines enabling GSSAPI with <keytab>, for
+    principals <service>/<hostname>, the krb5 variables of <env> passed to
+    the auth process."""
+    env = env or {}
+    imp = ["TZ", "CORE_OUTOFMEM", "CORE_ERROR"]
+    for k in ("KRB5_CONFIG", "KRB5RCACHEDIR", "KRB5_TRACE"):
+        if env.get(k):
+            imp.append("%s=%s" % (k, env[k]))
+    return ("auth_krb5_keytab = %s\nauth_gssapi_hostname = %s\nimport_environment = %s\n"
+            % (os.path.abspath(keytab), hostname, " ".join(imp)))
+
 
 class Dovecot:
     """A dovecot for mailbox server <name> (mbox1...) in <d>. <cert> is a
@@ -104,7 +141,8 @@ class Dovecot:
     not served (imaps/pop3s are 0). <nusers>: passed to gen_ldif.
     <failure_delay>: dovecot's auth_failure_delay (default 0: fast tests)."""
 
-    def __init__(self, d, name, cert=None, nusers=gen_ldif.DEFAULT_USERS, failure_delay="0"):
+    def __init__(self, d, name, cert=None, nusers=gen_ldif.DEFAULT_USERS, failure_delay="0",
+                 master_users=None, gssapi=None):
         self.dir = str(d)
         self.name = name
         for sub in ("run", "state", "mail"):
@@ -126,9 +164,22 @@ class Dovecot:
             ssl = "ssl = yes\nssl_cert = <{c}\nssl_key = <{c}\n".format(c=cert)
         else:
             ssl = "ssl = no\n"
+        self.master_passwd = None
+        master = mechs = gss = ""
+        if master_users is not None:
+            self.master_passwd = os.path.join(self.dir, "master.passwd")
+            with open(self.master_passwd, "w", encoding="utf-8") as f:
+                for u, pw in master_users.items():
+                    f.write("%s:{PLAIN}%s::::::\n" % (u, pw))
+            os.chmod(self.master_passwd, 0o644)
+            master = MASTER_PASSDB.format(path=self.master_passwd)
+        if gssapi is not None:
+            mechs = " gssapi"
+            gss = gssapi_conf(**gssapi)
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
-            f.write(CONF.format(failure_delay=failure_delay, name=name, dir=self.dir, uid=self.uid, gid=self.gid, ssl=ssl,
+            f.write(CONF.format(master=master, mechs=mechs, gssapi=gss,
+                                failure_delay=failure_delay, name=name, dir=self.dir, uid=self.uid, gid=self.gid, ssl=ssl,
                                 imap=self.imap, pop3=self.pop3,
                                 imaps=self.imaps or ports.free_port(),
                                 pop3s=self.pop3s or ports.free_port()))
@@ -165,6 +216,11 @@ class Dovecot:
         again when it changes)."""
         with open(self.passwd, "a", encoding="utf-8") as f:
             f.write("%s:{PLAIN}%s::::::\n" % (user.lower(), password))
+
+    def add_master_user(self, user, password):
+        """Add master user <user> (needs master_users at start)."""
+        with open(self.master_passwd, "a", encoding="utf-8") as f:
+            f.write("%s:{PLAIN}%s::::::\n" % (user, password))
 
     def maildir(self, user):
         """Return the maildir of <user> (canonical name, any case), creating
