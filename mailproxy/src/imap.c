@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gssapi.h"
 #include "imapcmd.h"
 #include "mp.h"
 #include "parse.h"
@@ -37,6 +38,21 @@ imap_capabilities(const struct session *s, char *buf, size_t len)
 	                 allowed && kerberos_enabled(s) ? " AUTH=GSSAPI" : "");
 
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/*
+ * Initialise the command parser of <s>: the defaults, but with Kerberos a
+ * SASL response line long enough for a 12 KiB ticket (Active Directory
+ * tickets carry a PAC that grows with the user's groups).
+ */
+void
+imap_parser_init(struct session *s)
+{
+	struct imapcmd_limits lim = { 0 };
+
+	if (kerberos_enabled(s))
+		lim.sasl_max = (GSSAPI_TOKEN_MAX + 2) / 3 * 4 + 2;
+	imapcmd_init(s->parser.imap, &lim);
 }
 
 static void
@@ -191,7 +207,7 @@ imap_command(struct session *s)
 		}
 		session_printf(s, "%s OK Begin TLS negotiation now.\r\n", tag);
 		/* a fresh parser: nothing said in cleartext survives */
-		imapcmd_init(st, NULL);
+		imap_parser_init(s);
 		return PH_STARTTLS;
 	case IMAPCMD_LOGIN:
 		if (!login_allowed(s)) {

@@ -23,12 +23,14 @@
 #include "gssapi.h"
 #include "kerberos.h"
 #include "mp.h"
+#include "name.h"
 
 /* One step of the mechanism, run on a worker. */
 struct krb_job {
 	struct session *s;
 	struct gssapi *g;                       /* the conversation, owned while the job runs */
 	const struct cfg_mailproxy *mc;         /* the session's generation outlives its jobs */
+	const char *domain;                     /* [ldap] default_domain */
 	unsigned char in[GSSAPI_TOKEN_MAX];
 	size_t inlen;
 	unsigned char out[GSSAPI_OUT_MAX];
@@ -86,14 +88,20 @@ read_secret(const char *path, char *out, size_t max, char *why, size_t whylen)
 
 /*
  * Check the authorization identity <authzid> the client of a GSSAPI login
- * asked for: none, its own mapped <name> or its <principal>. Logging in as
- * someone else would need a rule of who may; there is none.
+ * asked for: none, its <principal>, or its own mapped <name> in any form
+ * (both completed with <domain> as a login name is). Logging in as someone
+ * else would need a rule of who may; there is none.
  */
 static int
-authzid_ok(const char *authzid, const char *name, const char *principal)
+authzid_ok(const char *authzid, const char *name, const char *principal, const char *domain)
 {
-	return authzid[0] == '\0' || strcasecmp(authzid, name) == 0 ||
-	       strcmp(authzid, principal) == 0;
+	char a[ROUTE_NAME_MAX], n[ROUTE_NAME_MAX];
+
+	if (authzid[0] == '\0' || strcmp(authzid, principal) == 0 ||
+	    strcasecmp(authzid, name) == 0)
+		return 1;
+	return name_normalise(a, sizeof(a), authzid, domain) > 0 &&
+	       name_normalise(n, sizeof(n), name, domain) > 0 && strcmp(a, n) == 0;
 }
 
 /* Worker: one mechanism step; once authenticated, map the name and read the secret. */
@@ -120,7 +128,7 @@ krb_work(struct agent_worker *w, void *arg)
 		snprintf(kj->why, sizeof(kj->why), "principal %s: %s", kj->principal, why);
 		return JOBQ_DONE;
 	}
-	if (!authzid_ok(gssapi_authzid(kj->g), kj->name, kj->principal)) {
+	if (!authzid_ok(gssapi_authzid(kj->g), kj->name, kj->principal, kj->domain)) {
 		kj->rc = GSSAPI_FAIL;
 		snprintf(kj->why, sizeof(kj->why), "principal %s may not log in as another user",
 		         kj->principal);
@@ -207,6 +215,7 @@ kerberos_step(struct session *s, const char *b64, size_t len, const char **why)
 	kj->inlen = (size_t)n;
 	kj->s = s;
 	kj->mc = &s->gen->cfg->mailproxy;
+	kj->domain = s->gen->cfg->ldap.default_domain;
 	kj->g = lg->gss;
 	lg->gss = NULL;
 	lg->job = jobq_submit(s->gen->port, krb_work, krb_done, krb_release, kj);

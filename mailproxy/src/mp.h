@@ -291,6 +291,7 @@ void side_release(struct side *sd, struct ev_loop *loop);
 extern const struct proto_ops imap_ops;
 extern const struct proto_ops pop3_ops;
 int imap_capabilities(const struct session *s, char *buf, size_t len);
+void imap_parser_init(struct session *s);
 
 /* Return the protocol handlers of <s>. */
 static inline const struct proto_ops *

@@ -111,7 +111,7 @@ parser_new(struct session *s)
 		s->parser.imap = malloc(sizeof(*s->parser.imap));
 		if (s->parser.imap == NULL)
 			return -1;
-		imapcmd_init(s->parser.imap, NULL);
+		imap_parser_init(s);
 	} else {
 		s->parser.pop3 = malloc(sizeof(*s->parser.pop3));
 		if (s->parser.pop3 == NULL)

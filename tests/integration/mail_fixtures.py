@@ -8,8 +8,8 @@ POP3 and POP3S listeners on free ports, certs from proxy_certs, metrics and
 an audit file; <opts> are [mailproxy] keys merged over the defaults, plus
 ldap=[...], memcached=[...], servers={...}, throttle={...}, log={...} ([log]
 keys), extra_listen={"imap": "[::1]:port"} for more addresses of a
-listener kind, and env={...} for variables added to the proxy's environment
-(KRB5_CONFIG, KRB5RCACHEDIR).
+listener kind, env={...} for variables added to the proxy's environment
+(KRB5_CONFIG, KRB5RCACHEDIR), and ldap_opts={...} for [ldap] keys.
 """
 import os
 import shutil
@@ -142,7 +142,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
     made = []
 
     def make(ldap=None, mc=None, servers=None, throttle=None, extra_listen=None, log=None,
-             env=None, **opts):
+             env=None, ldap_opts=None, **opts):
         ps = [ports.free_port() for _ in range(5)]
         d = os.path.join(gh_tmp, "mailproxy-%d" % ps[0])
         os.makedirs(d)
@@ -162,7 +162,7 @@ def mailproxy(gh_tmp, gh_bin, make_conf, slapd_shared, dovecots, memcached, prox
         conf = make_conf(ldap=[slapd_shared] if ldap is None else ldap,
                          memcached=[memcached] if mc is None else mc,
                          servers=proxy_servers(dovecots) if servers is None else servers,
-                         throttle=throttle or {}, mailproxy=mp,
+                         throttle=throttle or {}, mailproxy=mp, ldap_opts=ldap_opts,
                          **({"log": log} if log else {}))
         p = MailProxy(d, conf, exe, ps, env=env)
         made.append(p)
