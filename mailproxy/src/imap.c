@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gssapi.h"
 #include "imapcmd.h"
 #include "mp.h"
 #include "parse.h"
@@ -38,21 +37,6 @@ imap_capabilities(const struct session *s, char *buf, size_t len)
 	                 allowed && kerberos_enabled(s) ? " AUTH=GSSAPI" : "");
 
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
-}
-
-/*
- * Initialise the command parser of <s>: the defaults, but with Kerberos a
- * SASL response line long enough for a 12 KiB ticket (Active Directory
- * tickets carry a PAC that grows with the user's groups).
- */
-void
-imap_parser_init(struct session *s)
-{
-	struct imapcmd_limits lim = { 0 };
-
-	if (kerberos_enabled(s))
-		lim.sasl_max = (GSSAPI_TOKEN_MAX + 2) / 3 * 4 + 2;
-	imapcmd_init(s->parser.imap, &lim);
 }
 
 static void
@@ -92,14 +76,13 @@ imap_sasl_challenge(struct session *s, const char *b64, size_t len)
 		imapcmd_expect_sasl(s->parser.imap);
 }
 
-/* Turn what kerberos_step() says into what the commands phase reports. */
+/* Hand GSSAPI response <b64> (<len> octets) of <s> over: what kerberos_step() says. */
 static enum phase
 imap_gssapi_step(struct session *s, const char *b64, size_t len)
 {
-	const char *why = "busy";
-	enum phase rc = kerberos_step(s, b64, len, &why);
+	const char *why = "out of memory";
 
-	return rc == PH_MORE ? PH_SASL : rc;
+	return kerberos_step(s, b64, len, &why);
 }
 
 static void
@@ -207,7 +190,7 @@ imap_command(struct session *s)
 		}
 		session_printf(s, "%s OK Begin TLS negotiation now.\r\n", tag);
 		/* a fresh parser: nothing said in cleartext survives */
-		imap_parser_init(s);
+		imapcmd_init(st, &(struct imapcmd_limits){ .sasl_max = kerberos_sasl_max(s) });
 		return PH_STARTTLS;
 	case IMAPCMD_LOGIN:
 		if (!login_allowed(s)) {

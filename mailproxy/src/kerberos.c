@@ -28,6 +28,7 @@
 /* One step of the mechanism, run on a worker. */
 struct krb_job {
 	struct session *s;
+	kerberos_done_fn done;
 	struct gssapi *g;                       /* the conversation, owned while the job runs */
 	const struct cfg_mailproxy *mc;         /* the session's generation outlives its jobs */
 	const char *domain;                     /* [ldap] default_domain */
@@ -42,6 +43,8 @@ struct krb_job {
 	char secret[SASL_PASS_MAX + 1];         /* the master secret, read on the worker */
 	size_t secretlen;
 };
+
+static void kerberos_free(struct login *lg);
 
 /* Tell whether Kerberos logins are configured for the sessions of <s>'s generation. */
 int
@@ -169,7 +172,7 @@ krb_done(void *arg)
 	lg->job = NULL;
 	lg->gss = kj->g;
 	kj->g = NULL;
-	session_sasl_done(kj->s, kj);
+	kj->done(kj->s, kj);
 }
 
 /* Start the GSSAPI conversation of the login of <s>. Returns 0, or -1 when out of memory. */
@@ -179,6 +182,7 @@ kerberos_begin(struct session *s)
 	const struct cfg_mailproxy *mc = &s->gen->cfg->mailproxy;
 
 	s->login->mech = LOGIN_GSSAPI;
+	s->login->mech_free = kerberos_free;
 	s->login->gss = gssapi_new(mc->gssapi_keytab, mc->gssapi_hostname,
 	                           s->proto == MP_IMAP ? "imap" : "pop");
 	return s->login->gss != NULL ? 0 : -1;
@@ -186,16 +190,13 @@ kerberos_begin(struct session *s)
 
 /*
  * Take the client's base64 response <b64>/<len> for the GSSAPI login of
- * <s> and start the next step on a worker, whose end goes to
- * session_sasl_done().
- * Returns PH_MORE while it runs, PH_FAIL_LATER for a response that is no
- * base64 or too long (answered as a failed login), PH_TEMPFAIL when the
- * queue is full (<why>).
+ * <s>: decoded, it waits in the login for kerberos_run(). Returns PH_SASL,
+ * PH_FAIL_LATER for a response that is no base64 or too long (answered as
+ * a failed login), or PH_TEMPFAIL when out of memory (<why>).
  */
 enum phase
 kerberos_step(struct session *s, const char *b64, size_t len, const char **why)
 {
-	struct login *lg = s->login;
 	struct krb_job *kj;
 	ssize_t n;
 
@@ -216,6 +217,27 @@ kerberos_step(struct session *s, const char *b64, size_t len, const char **why)
 	kj->s = s;
 	kj->mc = &s->gen->cfg->mailproxy;
 	kj->domain = s->gen->cfg->ldap.default_domain;
+	s->login->pending = kj;
+	return PH_SASL;
+}
+
+/*
+ * Run the step waiting in the GSSAPI login of <s> on a worker; its end
+ * goes to <done>. Returns PH_MORE while it runs, PH_TEMPFAIL when the
+ * queue is full (<why>).
+ */
+enum phase
+kerberos_run(struct session *s, kerberos_done_fn done, const char **why)
+{
+	struct login *lg = s->login;
+	struct krb_job *kj = lg->pending;
+
+	lg->pending = NULL;
+	if (kj == NULL) {
+		*why = "no GSSAPI response waiting";
+		return PH_TEMPFAIL;
+	}
+	kj->done = done;
 	kj->g = lg->gss;
 	lg->gss = NULL;
 	lg->job = jobq_submit(s->gen->port, krb_work, krb_done, krb_release, kj);
@@ -228,6 +250,28 @@ kerberos_step(struct session *s, const char *b64, size_t len, const char **why)
 		return PH_TEMPFAIL;
 	}
 	return PH_MORE;
+}
+
+/* Free the GSSAPI state of login <lg>: a step waiting to run, the conversation. */
+static void
+kerberos_free(struct login *lg)
+{
+	if (lg->pending != NULL)
+		krb_job_free(lg->pending);
+	lg->pending = NULL;
+	gssapi_free(lg->gss);
+	lg->gss = NULL;
+}
+
+/*
+ * Return the SASL response line limit the IMAP parser of <s> needs (0:
+ * its default): with Kerberos, long enough for a 12 KiB ticket (Active
+ * Directory tickets carry a PAC that grows with the user's groups).
+ */
+size_t
+kerberos_sasl_max(const struct session *s)
+{
+	return kerberos_enabled(s) ? (GSSAPI_TOKEN_MAX + 2) / 3 * 4 + 2 : 0;
 }
 
 /*

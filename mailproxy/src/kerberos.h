@@ -12,9 +12,14 @@ struct session;
 struct gh_config;
 enum phase;
 
+/* Called when a GSSAPI step ended; <job> goes to kerberos_end(). */
+typedef void (*kerberos_done_fn)(struct session *s, void *job);
+
 int kerberos_enabled(const struct session *s);
 int kerberos_begin(struct session *s);
 enum phase kerberos_step(struct session *s, const char *b64, size_t len, const char **why);
+enum phase kerberos_run(struct session *s, kerberos_done_fn done, const char **why);
+size_t kerberos_sasl_max(const struct session *s);
 enum phase kerberos_end(struct session *s, void *job, const char **why);
 enum phase kerberos_refuse(struct session *s, const char *name);
 int kerberos_upstream_ok(const struct session *s);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gssapi.h"
 #include "mp.h"
 #include "metrics.h"
 #include "name.h"
@@ -60,7 +59,8 @@ login_free(struct session *s)
 		return;
 	if (s->login->job != NULL)
 		jobq_cancel(s->login->job);
-	gssapi_free(s->login->gss);
+	if (s->login->mech_free != NULL)
+		s->login->mech_free(s->login);
 	explicit_bzero(s->login, sizeof(*s->login));
 	free(s->login);
 	s->login = NULL;

@@ -153,7 +153,7 @@ enum phase {
 	PH_LOGIN,           /* commands: credentials are in s->login, start the login */
 	PH_STARTTLS,        /* commands: STARTTLS answered, handshake once it is written */
 	PH_CLOSE,           /* commands: last words queued, flush them and close */
-	PH_SASL,            /* commands: a GSSAPI response is ready, run its step */
+	PH_SASL,            /* commands: a GSSAPI response waits in s->login, run its step */
 };
 
 /* How the client logs in. */
@@ -168,6 +168,8 @@ struct login {
 	char tuser[ROUTE_NAME_MAX];      /* throttled under this authcid ("" = the account) */
 	struct jobq_job *job;
 	struct gssapi *gss;              /* GSSAPI conversation (NULL while a step runs) */
+	void *pending;                   /* GSSAPI: the client's decoded response, until it runs */
+	void (*mech_free)(struct login *lg);   /* frees the mechanism's state (set by it) */
 	const char *refusal;             /* audit result of a refusal ("" = the route's status) */
 	ev_tstamp start;
 	unsigned attempts;               /* upstream connect attempts */
@@ -263,7 +265,6 @@ void session_printf(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int session_bad_command(struct session *s);
 void session_shutdown_all(struct mp *mp, int force);
-void session_sasl_done(struct session *s, void *job);
 
 /* session_log.c */
 void session_log(const struct session *s, int level, const char *fmt, ...)
@@ -291,7 +292,6 @@ void side_release(struct side *sd, struct ev_loop *loop);
 extern const struct proto_ops imap_ops;
 extern const struct proto_ops pop3_ops;
 int imap_capabilities(const struct session *s, char *buf, size_t len);
-void imap_parser_init(struct session *s);
 
 /* Return the protocol handlers of <s>. */
 static inline const struct proto_ops *

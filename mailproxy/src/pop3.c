@@ -50,14 +50,13 @@ pop3_sasl_challenge(struct session *s, const char *b64, size_t len)
 		pop3cmd_expect_sasl(s->parser.pop3);
 }
 
-/* Turn what kerberos_step() says into what the commands phase reports. */
+/* Hand GSSAPI response <b64> (<len> octets) of <s> over: what kerberos_step() says. */
 static enum phase
 pop3_gssapi_step(struct session *s, const char *b64, size_t len)
 {
-	const char *why = "busy";
-	enum phase rc = kerberos_step(s, b64, len, &why);
+	const char *why = "out of memory";
 
-	return rc == PH_MORE ? PH_SASL : rc;
+	return kerberos_step(s, b64, len, &why);
 }
 
 static void

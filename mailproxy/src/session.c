@@ -111,7 +111,8 @@ parser_new(struct session *s)
 		s->parser.imap = malloc(sizeof(*s->parser.imap));
 		if (s->parser.imap == NULL)
 			return -1;
-		imap_parser_init(s);
+		imapcmd_init(s->parser.imap,
+		             &(struct imapcmd_limits){ .sasl_max = kerberos_sasl_max(s) });
 	} else {
 		s->parser.pop3 = malloc(sizeof(*s->parser.pop3));
 		if (s->parser.pop3 == NULL)
@@ -565,7 +566,7 @@ session_sasl_result(struct session *s, enum phase rc, const char *why)
 }
 
 /* A worker finished GSSAPI step <job> of <s>. */
-void
+static void
 session_sasl_done(struct session *s, void *job)
 {
 	const char *why = "Kerberos unavailable";
@@ -675,12 +676,17 @@ step_cmd(struct session *s)
 		case PH_LOGIN:
 			session_login(s);
 			return s->dead ? -1 : 1;
-		case PH_SASL:
+		case PH_SASL: {
+			const char *why = "busy";
+
 			session_goto(s, SS_SASL, 0);
-			return 1;
+			if (kerberos_run(s, session_sasl_done, &why) != PH_MORE)
+				session_sasl_result(s, PH_TEMPFAIL, why);
+			return s->dead ? -1 : 1;
+		}
 		case PH_FAIL_LATER:
 		case PH_TEMPFAIL:
-			session_sasl_result(s, ph, "busy");
+			session_sasl_result(s, ph, "out of memory");
 			return s->dead ? -1 : 1;
 		case PH_STARTTLS:
 			/* what the client pipelined in cleartext is dropped */
