@@ -115,9 +115,10 @@ krb_work(struct agent_worker *w, void *arg)
 	const char *why = NULL;
 	ssize_t n;
 
-	/* file and replay cache I/O may hang: never on the fast lane */
+	/* file and replay cache I/O may hang: on threads of its own, where
+	 * a stuck keytab holds neither the lookups nor the cache answers */
 	if (w->cache_only)
-		return JOBQ_SLOW;
+		return JOBQ_OWN;
 	kj->rc = gssapi_step(kj->g, kj->in, kj->inlen, kj->out, sizeof(kj->out), &kj->outlen);
 	explicit_bzero(kj->in, kj->inlen);
 	if (kj->rc == GSSAPI_FAIL || kj->rc == GSSAPI_TEMPFAIL)
@@ -375,6 +376,25 @@ kerberos_upstream_ok(const struct session *s)
 	if (mc->upstream_tls)
 		return 1;
 	return mc->master_cleartext_loopback && is_loopback(&s->login->route.addr);
+}
+
+/*
+ * Give the job queue of generation <g> the threads of the Kerberos steps
+ * when its configuration has Kerberos logins. Returns 0, or -1 with the
+ * reason in <err> (<errlen> octets).
+ */
+int
+kerberos_threads_start(struct gen *g, char *err, size_t errlen)
+{
+	const struct cfg_mailproxy *mc = &g->cfg->mailproxy;
+
+	if (mc->gssapi_keytab[0] == '\0')
+		return 0;
+	if (jobq_own_start(g->q, mc->gssapi_threads == 0 ? 1 : mc->gssapi_threads) < 0) {
+		snprintf(err, errlen, "cannot start the Kerberos threads");
+		return -1;
+	}
+	return 0;
 }
 
 /*

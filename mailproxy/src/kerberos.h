@@ -10,6 +10,7 @@
 
 struct session;
 struct gh_config;
+struct gen;
 enum phase;
 
 /* Called when a GSSAPI step ended; <job> goes to kerberos_end(). */
@@ -24,5 +25,6 @@ enum phase kerberos_end(struct session *s, void *job, const char **why);
 enum phase kerberos_refuse(struct session *s, const char *name);
 int kerberos_upstream_ok(const struct session *s);
 int kerberos_check(const struct gh_config *cfg, char *err, size_t errlen);
+int kerberos_threads_start(struct gen *g, char *err, size_t errlen);
 
 #endif

@@ -138,6 +138,10 @@ hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	reload_keep(mp, nc);
 	g = gen_new(&mp->gens, nc, nc->mailproxy.threads, nc->mailproxy.queue_size, err,
 	            sizeof(err));
+	if (g != NULL && kerberos_threads_start(g, err, sizeof(err)) < 0) {
+		gen_put(g);
+		g = NULL;
+	}
 	if (g == NULL) {
 		log_err(&mp->log, "reload failed, keeping the running configuration: %s",
 		        err);
@@ -232,6 +236,10 @@ main(int argc, char **argv)
 	}
 	g = gen_new(&mp->gens, cfg, cfg->mailproxy.threads, cfg->mailproxy.queue_size, err,
 	            sizeof(err));
+	if (g != NULL && kerberos_threads_start(g, err, sizeof(err)) < 0) {
+		gen_put(g);
+		g = NULL;
+	}
 	if (g == NULL) {
 		mp->cur_cfg = NULL;
 		log_err(&mp->log, "%s", err);

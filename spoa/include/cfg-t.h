@@ -159,6 +159,7 @@ struct cfg_mailproxy {
 	char gssapi_keytab[CFG_STR_MAX];   /* Kerberos logins (SASL GSSAPI): keys; empty = off */
 	char gssapi_hostname[CFG_STR_MAX]; /* imap/<host>, pop/<host>; empty = any in the keytab */
 	char gssapi_realm[CFG_STR_MAX];    /* principals of this realm map to their name */
+	uint32_t gssapi_threads;           /* threads of their own for the Kerberos steps */
 	struct cfg_list gssapi_realms;     /* "REALM=domain": user@REALM -> user@domain */
 	char master_user[CFG_STR_MAX];     /* logs in to the mailbox server for a GSSAPI user */
 	char master_password_file[CFG_STR_MAX];

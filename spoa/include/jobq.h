@@ -41,6 +41,8 @@ struct jobq_job;
 enum jobq_next {
 	JOBQ_DONE = 0,
 	JOBQ_SLOW,           /* on the slow lane, the same as JOBQ_DONE */
+	JOBQ_OWN,            /* run me again on the own lane (the slow lane when it has
+	                        no threads); there, the same as JOBQ_DONE */
 };
 
 typedef enum jobq_next (*jobq_work_fn)(struct agent_worker *w, void *arg);
@@ -53,6 +55,15 @@ typedef void (*jobq_release_fn)(void *arg);
  * Returns the queue, or NULL (logged) on failure.
  */
 struct jobq *jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity);
+
+/*
+ * Start the own lane of <q>: <nthreads> threads of its own that run only
+ * work that returned JOBQ_OWN on the fast lane (with cache_only 0), so a
+ * kind of call that may hang (Kerberos files) never takes a thread from
+ * the other lanes, nor they from it. Once, on the ports' loop thread.
+ * Returns 0, or -1 when not every thread started (those that did serve).
+ */
+int jobq_own_start(struct jobq *q, unsigned nthreads);
 
 /*
  * Stop <q>: queued jobs are cancelled (release called), running ones

@@ -147,6 +147,7 @@ static const struct kw keywords[] = {
 	{ "mailproxy", "gssapi_hostname", KW_STR, S(mailproxy, gssapi_hostname), 0, NULL },
 	{ "mailproxy", "gssapi_realm", KW_STR, S(mailproxy, gssapi_realm), 0, NULL },
 	{ "mailproxy", "gssapi_realms", KW_LIST, S(mailproxy, gssapi_realms), 0, NULL },
+	{ "mailproxy", "gssapi_threads", KW_U32, S(mailproxy, gssapi_threads), 64, "2" },
 	{ "mailproxy", "master_user", KW_STR, S(mailproxy, master_user), 0, NULL },
 	{ "mailproxy", "master_password_file", KW_STR, S(mailproxy, master_password_file), 0, NULL },
 	{ "mailproxy", "master_cleartext_loopback", KW_BOOL, S(mailproxy, master_cleartext_loopback),

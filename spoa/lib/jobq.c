@@ -14,7 +14,9 @@
  * Two lanes (see the header): a job that asks for the slow lane goes to the
  * back of the slow queue, keeping its submission number, and workers take
  * the oldest job they may run, a slow-lane job only while fewer than
- * slow_max workers run one.
+ * slow_max workers run one. A third, the own lane, has threads of its own
+ * (jobq_own_start()) that take nothing else, and the others never take its
+ * jobs: waiting there costs the other lanes nothing.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +36,7 @@ enum job_state {
 	JOB_RUNNING,         /* a worker runs work(), or it is on the way back */
 	JOB_STOPPED,         /* taken out of a queue by jobq_stop() */
 	JOB_SLOWQ,           /* in the slow queue, no worker has it */
+	JOB_OWNQ,            /* in the own lane's queue, no worker has it */
 };
 
 /* One submitted job. */
@@ -48,6 +51,7 @@ struct jobq_job {
 	                                  mutex, never back to JOB_QUEUED (a
 	                                  running job may go to JOB_SLOWQ once) */
 	_Atomic int slow;              /* moved to the slow lane */
+	_Atomic int own;               /* moved to the own lane */
 	uint64_t seq;                  /* submission order, under the queue mutex */
 	_Atomic int cancelled;         /* set on the loop thread; workers read it
 	                                  to skip the slow lane of a dead job */
@@ -61,6 +65,7 @@ struct jobq_thread {
 	pthread_t tid;
 	struct agent_worker w;
 	int started;
+	int own;                       /* an own-lane thread */
 };
 
 /* The queue shared by every worker and every port. */
@@ -78,6 +83,10 @@ struct jobq {
 	int stopping;
 	unsigned nthreads;
 	struct jobq_thread *threads;
+	struct job_list ownq;          /* the own lane */
+	pthread_cond_t own_cv;         /* signalled when an own-lane job waits or on stop */
+	unsigned nown;                 /* own-lane threads */
+	struct jobq_thread *own;
 	LIST_HEAD(, jobq_port) ports;  /* so that jobq_stop() can detach them */
 };
 
@@ -168,12 +177,16 @@ port_cb(struct ev_loop *loop, ev_async *w, int revents)
  * queue mutex held.
  */
 static struct jobq_job *
-queue_take(struct jobq *q)
+queue_take(struct jobq *q, int own)
 {
-	struct jobq_job *fast = TAILQ_FIRST(&q->queue);
-	struct jobq_job *slow = q->nslow < q->slow_max ? TAILQ_FIRST(&q->slowq) : NULL;
+	struct jobq_job *fast = own ? NULL : TAILQ_FIRST(&q->queue);
+	struct jobq_job *slow = !own && q->nslow < q->slow_max ? TAILQ_FIRST(&q->slowq) : NULL;
 
-	if (slow != NULL && (fast == NULL || slow->seq < fast->seq)) {
+	if (own) {
+		if ((fast = TAILQ_FIRST(&q->ownq)) == NULL)
+			return NULL;
+		TAILQ_REMOVE(&q->ownq, fast, link);
+	} else if (slow != NULL && (fast == NULL || slow->seq < fast->seq)) {
 		TAILQ_REMOVE(&q->slowq, slow, link);
 		q->nslow++;
 		fast = slow;
@@ -196,13 +209,13 @@ worker_main(void *arg)
 	struct jobq *q = t->q;
 	struct jobq_job *job;
 	enum jobq_next next;
-	int slow;
+	int slow, own;
 
 	for (;;) {
 		job = NULL;
 		pthread_mutex_lock(&q->mu);
-		while (!q->stopping && (job = queue_take(q)) == NULL)
-			pthread_cond_wait(&q->cv, &q->mu);
+		while (!q->stopping && (job = queue_take(q, t->own)) == NULL)
+			pthread_cond_wait(t->own ? &q->own_cv : &q->cv, &q->mu);
 		if (q->stopping || job == NULL) {
 			pthread_mutex_unlock(&q->mu);
 			break;
@@ -212,8 +225,9 @@ worker_main(void *arg)
 		/* the job may be cancelled meanwhile; its arg stays valid until
 		 * the loop thread sees it come back and calls release() */
 		slow = atomic_load(&job->slow);
-		t->w.cache_only = !slow;
-		if (slow && atomic_load(&job->cancelled))
+		own = atomic_load(&job->own);
+		t->w.cache_only = !slow && !own;
+		if ((slow || own) && atomic_load(&job->cancelled))
 			next = JOBQ_DONE;	/* nobody waits for the slow call */
 		else
 			next = job->work(&t->w, job->arg);
@@ -226,11 +240,20 @@ worker_main(void *arg)
 			if (!TAILQ_EMPTY(&q->slowq))
 				pthread_cond_signal(&q->cv);
 		}
-		if (next == JOBQ_SLOW && !slow) {
+		if ((next == JOBQ_SLOW || next == JOBQ_OWN) && !slow && !own) {
 			if (q->stopping) {
 				/* jobq_stop() already took the queues: never run again */
 				atomic_store(&job->state, JOB_STOPPED);
 				metrics_inc(&q->ag->metrics, M_QUEUE_CANCELLED);
+			} else if (next == JOBQ_OWN && q->nown > 0) {
+				atomic_store(&job->own, 1);
+				atomic_store(&job->state, JOB_OWNQ);
+				TAILQ_INSERT_TAIL(&q->ownq, job, link);
+				q->nqueued++;
+				depth_update(q);
+				pthread_cond_signal(&q->own_cv);
+				pthread_mutex_unlock(&q->mu);
+				continue;
 			} else {
 				atomic_store(&job->slow, 1);
 				atomic_store(&job->state, JOB_SLOWQ);
@@ -275,9 +298,11 @@ jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
 	q->slow_max = nthreads > 1 ? nthreads - 1 : 1;
 	TAILQ_INIT(&q->queue);
 	TAILQ_INIT(&q->slowq);
+	TAILQ_INIT(&q->ownq);
 	LIST_INIT(&q->ports);
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
+	pthread_cond_init(&q->own_cv, NULL);
 	for (i = 0; i < nthreads; i++) {
 		struct jobq_thread *t = &q->threads[i];
 
@@ -299,6 +324,46 @@ jobq_start(struct agent *ag, unsigned nthreads, unsigned capacity)
 		return NULL;
 	}
 	return q;
+}
+
+/*
+ * Start the own lane of <q>: <nthreads> threads that run only the jobs
+ * whose work asked for it (JOBQ_OWN), on the loop thread of its ports,
+ * once. Returns 0, or -1 (logged) when it cannot.
+ */
+int
+jobq_own_start(struct jobq *q, unsigned nthreads)
+{
+	unsigned i;
+	int rc;
+
+	if (nthreads == 0 || q->own != NULL)
+		return -1;
+	if ((q->own = calloc(nthreads, sizeof(*q->own))) == NULL) {
+		log_err(q->ag->log, "job queue: out of memory");
+		return -1;
+	}
+	for (i = 0; i < nthreads; i++) {
+		struct jobq_thread *t = &q->own[i];
+
+		t->q = q;
+		t->own = 1;
+		if (agent_worker_init(&t->w, q->ag) < 0)
+			break;
+		rc = pthread_create(&t->tid, NULL, worker_main, t);
+		if (rc != 0) {
+			errno = rc;
+			log_warn(q->ag->log, "job queue: cannot start worker thread");
+			agent_worker_free(&t->w);
+			break;
+		}
+		t->started = 1;
+		pthread_mutex_lock(&q->mu);
+		q->nown++;
+		pthread_mutex_unlock(&q->mu);
+	}
+	/* the threads that did start serve the lane; none: the slow lane does */
+	return q->nown == nthreads ? 0 : -1;
 }
 
 /*
@@ -329,11 +394,13 @@ jobq_stop(struct jobq *q)
 	}
 	TAILQ_CONCAT(&stopped, &q->queue, link);
 	TAILQ_CONCAT(&stopped, &q->slowq, link);
+	TAILQ_CONCAT(&stopped, &q->ownq, link);
 	TAILQ_FOREACH(job, &stopped, link)
 		atomic_store(&job->state, JOB_STOPPED);
 	q->nqueued = 0;
 	depth_update(q);
 	pthread_cond_broadcast(&q->cv);
+	pthread_cond_broadcast(&q->own_cv);
 	pthread_mutex_unlock(&q->mu);
 	while ((job = TAILQ_FIRST(&stopped)) != NULL) {
 		TAILQ_REMOVE(&stopped, job, link);
@@ -344,6 +411,12 @@ jobq_stop(struct jobq *q)
 		pthread_join(q->threads[i].tid, NULL);
 		agent_worker_free(&q->threads[i].w);
 	}
+	for (i = 0; i < q->nown; i++) {
+		pthread_join(q->own[i].tid, NULL);
+		agent_worker_free(&q->own[i].w);
+	}
+	free(q->own);
+	pthread_cond_destroy(&q->own_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q->threads);
@@ -462,16 +535,18 @@ jobq_cancel(struct jobq_job *job)
 	 * a worker that moves it to the slow lane after this check leaves it
 	 * to the completion callback through the flag below. */
 	st = atomic_load(&job->state);
-	if (st == JOB_QUEUED || st == JOB_SLOWQ) {
+	if (st == JOB_QUEUED || st == JOB_SLOWQ || st == JOB_OWNQ) {
 		struct jobq *q = p->q;
 
 		pthread_mutex_lock(&q->mu);
 		st = atomic_load(&job->state);
-		if (st == JOB_QUEUED || st == JOB_SLOWQ) {
+		if (st == JOB_QUEUED || st == JOB_SLOWQ || st == JOB_OWNQ) {
 			if (st == JOB_QUEUED)
 				TAILQ_REMOVE(&q->queue, job, link);
-			else
+			else if (st == JOB_SLOWQ)
 				TAILQ_REMOVE(&q->slowq, job, link);
+			else
+				TAILQ_REMOVE(&q->ownq, job, link);
 			q->nqueued--;
 			depth_update(q);
 			queued = 1;

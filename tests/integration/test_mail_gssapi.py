@@ -349,3 +349,55 @@ def test_upstream_tls_master_login(mailproxy, kdc, dovecots, gh_tmp):
     assert r.ok, r.output
     assert any(l["user"] == "alice@example.com" for l in dovecots["mbox1"].logins())
     no_secret_anywhere(mp)
+
+
+def test_blocked_kerberos_step_does_not_stall_the_loop(mailproxy, kdc, gh_tmp):
+    # a keytab that is a FIFO: reading it blocks until someone writes
+    fifo = os.path.join(gh_tmp, "blocking.keytab")
+    os.mkfifo(fifo)
+    mp = gss_proxy(mailproxy, kdc, gh_tmp, keytab=fifo, upstream_timeout="3s")
+    import threading
+    res = {}
+    t = threading.Thread(target=lambda: res.update(
+        r=gssclient.imap_login(mp.imap, kdc.kinit("alice").env, timeout=30)))
+    t.start()
+    try:
+        assert wait_for(lambda: "-> gssapi" in mp.log_text(), 10)
+        # the worker is stuck in the keytab; the event loop answers everyone else
+        import imaplib
+        for user in ("carol@example.org", "bob@example.com"):
+            c = imaplib.IMAP4("127.0.0.1", mp.imap, timeout=5)
+            assert c.login(user, password(user))[0] == "OK"
+            c.logout()
+        # the stuck login ends with a temporary failure after upstream_timeout
+        t.join(20)
+        assert not t.is_alive()
+        assert "NO [UNAVAILABLE] Kerberos authentication" in res["r"].answer, res
+        assert "Kerberos step timeout" in mp.log_text()
+    finally:
+        # release the worker: a writer that closes at once gives it EOF
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK) if _has_reader(fifo) else None
+        if fd is not None:
+            os.close(fd)
+        t.join(5)
+
+
+def _has_reader(fifo):
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        return True
+    except OSError:
+        return False
+
+
+def test_reload_with_broken_kerberos_settings_is_refused(mailproxy, kdc, gh_tmp):
+    import signal
+    mp = gss_proxy(mailproxy, kdc, gh_tmp)
+    good = open(mp.conf).read()
+    with open(mp.conf, "w") as f:
+        f.write(good.replace("master_user = %s" % MASTER, "master_user ="))
+    mp.proc.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload failed, keeping the running configuration" in mp.log_text(),
+                    10), mp.log_text()[-2000:]
+    assert "gssapi_keytab needs" in mp.log_text()
+    assert gssclient.imap_login(mp.imap, kdc.kinit("alice").env, tls="starttls").ok

@@ -444,6 +444,130 @@ test_slow_lane_does_not_block_fast(void **state)
 	sem_destroy(&started);
 }
 
+/* One job for the own lane: asks for it, then blocks there on a gate. */
+struct ojob {
+	struct tjob t;
+	_Atomic int fast_calls, own_calls;
+	sem_t *gate, *started;
+};
+
+static enum jobq_next
+own_fn(struct agent_worker *w, void *arg)
+{
+	struct ojob *j = arg;
+
+	if (w->cache_only) {
+		atomic_fetch_add(&j->fast_calls, 1);
+		return JOBQ_OWN;
+	}
+	atomic_fetch_add(&j->own_calls, 1);
+	if (j->started != NULL)
+		sem_post(j->started);
+	if (j->gate != NULL)
+		sem_wait(j->gate);
+	return JOBQ_DONE;
+}
+
+/*
+ * Own-lane jobs stuck on their only thread take nothing from the others:
+ * with two threads, a slow-lane job and fast jobs all run meanwhile; a
+ * second own-lane job waits for the lane's thread, never for another.
+ */
+static void
+test_own_lane_takes_nothing_from_the_others(void **state)
+{
+	enum { N = 20 };
+	struct fixture *f;
+	struct ojob o1 = { 0 }, o2 = { 0 };
+	struct ljob sl = { 0 };
+	struct tjob fast[N];
+	_Atomic int counter = 0;
+	sem_t gate, started, slow_started;
+	int i;
+
+	(void)state;
+	memset(fast, 0, sizeof(fast));
+	sem_init(&gate, 0, 0);
+	sem_init(&started, 0, 0);
+	sem_init(&slow_started, 0, 0);
+	f = setup_fixture(2, 2 * N);
+	assert_int_equal(jobq_own_start(f->q, 1), 0);
+	assert_int_equal(jobq_own_start(f->q, 1), -1);     /* once */
+	o1.gate = o2.gate = &gate;
+	o1.started = &started;
+	assert_non_null(jobq_submit(f->port, own_fn, done_fn, release_fn, &o1));
+	sem_wait(&started);     /* the own lane's only thread is stuck */
+	assert_non_null(jobq_submit(f->port, own_fn, done_fn, release_fn, &o2));
+	assert_int_equal(wait_atomic(&o2.fast_calls, 1), 1);
+	/* a slow-lane job gets a regular thread */
+	sl.go_slow = 1;
+	sl.slow_started = &slow_started;
+	assert_non_null(jobq_submit(f->port, lane_fn, done_fn, release_fn, &sl));
+	sem_wait(&slow_started);
+	for (i = 0; i < N; i++) {
+		fast[i].counter = &counter;
+		assert_non_null(jobq_submit(f->port, work_fn, done_fn, release_fn, &fast[i]));
+	}
+	assert_int_equal(wait_atomic(&counter, N), N);
+	/* o2 waits for the own lane: no other thread ran it */
+	assert_int_equal(atomic_load(&o2.own_calls), 0);
+	sem_post(&gate);
+	sem_post(&gate);
+	run_loop(f);
+	assert_int_equal(atomic_load(&o1.own_calls) + atomic_load(&o2.own_calls), 2);
+	assert_int_equal(o1.t.done_calls + o2.t.done_calls + sl.t.done_calls, 3);
+	assert_int_equal(jobq_depth(f->q), 0);
+	teardown_fixture(f);
+	sem_destroy(&gate);
+	sem_destroy(&started);
+	sem_destroy(&slow_started);
+}
+
+/* Without own-lane threads, JOBQ_OWN runs on the slow lane. */
+static void
+test_own_without_threads_is_slow(void **state)
+{
+	struct fixture *f;
+	struct ojob o = { 0 };
+
+	(void)state;
+	f = setup_fixture(2, 8);
+	assert_non_null(jobq_submit(f->port, own_fn, done_fn, release_fn, &o));
+	run_loop(f);
+	assert_int_equal(atomic_load(&o.fast_calls), 1);
+	assert_int_equal(atomic_load(&o.own_calls), 1);
+	assert_int_equal(o.t.done_calls, 1);
+	teardown_fixture(f);
+}
+
+/* Stopping with own-lane jobs queued releases them. */
+static void
+test_stop_with_own_queued(void **state)
+{
+	struct fixture *f;
+	struct ojob o1 = { 0 }, o2 = { 0 };
+	sem_t gate, started;
+
+	(void)state;
+	sem_init(&gate, 0, 0);
+	sem_init(&started, 0, 0);
+	f = setup_fixture(2, 8);
+	assert_int_equal(jobq_own_start(f->q, 1), 0);
+	o1.gate = &gate;
+	o1.started = &started;
+	assert_non_null(jobq_submit(f->port, own_fn, done_fn, release_fn, &o1));
+	sem_wait(&started);
+	assert_non_null(jobq_submit(f->port, own_fn, done_fn, release_fn, &o2));
+	assert_int_equal(wait_atomic(&o2.fast_calls, 1), 1);
+	sem_post(&gate);        /* o1 may finish while the queue stops */
+	teardown_fixture(f);
+	assert_int_equal(atomic_load(&o2.own_calls), 0);
+	assert_int_equal(o2.t.release_calls, 1);
+	assert_int_equal(o1.t.done_calls + o1.t.release_calls, 1);
+	sem_destroy(&gate);
+	sem_destroy(&started);
+}
+
 /* A job waiting in the slow queue is cancelled like a queued one. */
 static void
 test_cancel_slow_queued(void **state)
@@ -560,6 +684,9 @@ main(void)
 		cmocka_unit_test(test_slow_lane_does_not_block_fast),
 		cmocka_unit_test(test_cancel_slow_queued),
 		cmocka_unit_test(test_stop_with_slow_queued),
+		cmocka_unit_test(test_own_lane_takes_nothing_from_the_others),
+		cmocka_unit_test(test_own_without_threads_is_slow),
+		cmocka_unit_test(test_stop_with_own_queued),
 		cmocka_unit_test(test_bad_start),
 	};
 
