@@ -339,7 +339,9 @@ kerberos_end(struct session *s, void *job, const char **why)
 	case GSSAPI_FAIL:
 		session_log_limited(s, LOG_NOTICE, "gssapi-refused", "GSSAPI login refused: %s",
 		                    kj->why[0] ? kj->why : "authentication failed");
-		rc = kerberos_refuse(s, kj->name[0] ? kj->name : NULL);
+		/* a bad ticket names nobody; a mapped user asking to be another is no
+		 * password guess either: the address pays, never an account */
+		rc = kerberos_refuse(s, NULL);
 		break;
 	default:
 		session_log_limited(s, LOG_WARNING, "gssapi-tempfail", "GSSAPI login failed: %s",
