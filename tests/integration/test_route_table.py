@@ -502,3 +502,44 @@ def test_basic_purge(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
     assert settle(site) == n + 2
     assert server_of(site.get("/dav/", headers=good)) == "mbox2"
     assert settle(site) == n + 2                   # learned again
+
+
+def test_basic_slow_login_straddling_a_purge(spoa_factory, haproxy_factory, slapd, memcached,
+                                             mailboxes, make_conf, gatehouse):
+    """A Basic login whose response comes after a purge (ActiveSync's Ping
+    waits minutes) must not bring back the route the agent read before the
+    purge: only a quick response is kept."""
+    import threading
+    site = basic_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes)
+    good = basic(ALICE, password(ALICE))
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock, "deadline": "300ms"},
+                     **site.conf_kw)
+    mailboxes["mbox1"].httpd.mbox_delay = 4
+    n = settle(site)
+    got = {}
+
+    def slow():
+        got["res"] = site.get("/dav/", headers=good, timeout=30)
+        got["t"] = time.monotonic()
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        # the agent answered (mbox1, read from LDAP and memcached): the
+        # request now waits at the mailbox server
+        assert wait_for(lambda: site.asked() >= n + 1, 10)
+        slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+        r = gatehouse(conf).run("purge", ALICE)
+        t_purged = time.monotonic()
+        assert r.rc == 0, r
+    finally:
+        t.join(30)
+    assert server_of(got["res"]) == "mbox1"        # routed before the purge
+    assert got["t"] > t_purged, "the response came before the purge ended: no race replayed"
+    mailboxes["mbox1"].httpd.mbox_delay = 0
+    assert routes_to(site, 1) == 0
+    # the next request asks the agent and goes to the new server
+    n = settle(site)
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2                   # a quick one is kept

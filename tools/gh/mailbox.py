@@ -6,6 +6,7 @@ import http.server
 import json
 import ssl
 import threading
+import time
 import urllib.parse
 
 from .ports import free_port
@@ -45,6 +46,8 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
                            "xff": self.headers.get("X-Forwarded-For"),
                            "xfp": self.headers.get("X-Forwarded-Proto")}).encode()
         status = 401 if self._refuses(data) else self.server.mbox_status
+        if self.server.mbox_delay:
+            time.sleep(self.server.mbox_delay)   # a slow server, not a wait
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -79,6 +82,7 @@ class Mailbox:
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
         self.httpd.mbox_auth = False    # True: refuse wrong passwords with 401
+        self.httpd.mbox_delay = 0       # seconds each answer takes
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
