@@ -310,6 +310,41 @@ def routes_to(site, idx):
                if "gpt0=%d" % idx in line.split())
 
 
+def test_purge_clears_a_route_a_request_in_flight_holds(spoa_factory, haproxy_factory, slapd,
+                                                         memcached, mailboxes, make_conf,
+                                                         gatehouse):
+    """HAProxy's "clear table" never deletes an entry a request in flight
+    holds (the one that learned the route, until it ends: a long download,
+    a slow server): the purge sets it to 0 instead, and the next request
+    asks the agent and goes to the new server."""
+    import threading
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    mailboxes["mbox2"].httpd.mbox_delay = 4
+    got = {}
+
+    def slow():
+        got["res"] = site.get("/home/%s/export.tgz" % BOB, timeout=30)
+        got["t"] = time.monotonic()
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        assert wait_for(lambda: routes_to(site, 2) == 1, 10)   # learned, held
+        slapd.set_host("uid=bob,ou=example.com,o=gatehouse", "mbox1")
+        r = gatehouse(conf).run("purge", BOB)
+        t_purged = time.monotonic()
+        assert r.rc == 0, r
+        assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": ["mbox2"]}], r
+    finally:
+        t.join(30)
+    assert server_of(got["res"]) == "mbox2"        # routed before the purge
+    assert got["t"] > t_purged, "the request ended before the purge: nothing was held"
+    mailboxes["mbox2"].httpd.mbox_delay = 0
+    assert routes_to(site, 2) == 0
+    assert server_of(site.get("/home/%s/export.tgz" % BOB)) == "mbox1"
+
+
 def test_purge_clears_again_after_answers_in_flight(spoa_factory, haproxy_factory, slapd,
                                                     memcached, mailboxes, make_conf, gatehouse):
     """An agent answer that read memcached just before the purge deleted it
