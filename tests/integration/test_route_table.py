@@ -426,18 +426,23 @@ def test_basic_session_skips_agent(spoa_factory, haproxy_factory, slapd_shared, 
     site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
     good = basic(CAROL, password(CAROL))
     n = settle(site)
-    eas = "/Microsoft-Server-ActiveSync?Cmd=Ping&DeviceId=d1"
-    assert server_of(site.get(eas, headers=good)) == "mbox3"
-    assert settle(site) == n + 2                   # the login and its result
-    assert site.hp.route_stats() == (0, 1, 1)
-    for _ in range(3):
-        assert server_of(site.get(eas, headers=good)) == "mbox3"
+    eas = "/Microsoft-Server-ActiveSync?Cmd=%s&DeviceId=d1&DeviceType=SmartPhone"
+
+    def sync():
         # ActiveSync's commands are POSTs: routed from the table too
-        st, _, body = site.get("/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=d1",
-                               method="POST", data=b"\x03\x01\x6a\x00", headers=good)
+        st, _, body = site.get(eas % "Sync", method="POST", data=b"\x03\x01\x6a\x00",
+                               headers=good)
         assert st == 200 and body["server"] == "mbox3", (st, body)
-    assert settle(site) == n + 2                   # ... the next ones did not ask
-    assert site.hp.route_stats() == (6, 1, 1)
+    assert server_of(site.get(eas % "Ping", headers=good)) == "mbox3"
+    assert settle(site) == n + 2                   # the login and its result
+    sync()                                         # another request: asks too
+    assert settle(site) == n + 4
+    assert site.hp.route_stats() == (0, 2, 2)
+    for _ in range(3):
+        assert server_of(site.get(eas % "Ping", headers=good)) == "mbox3"
+        sync()
+    assert settle(site) == n + 4                   # ... the next ones did not ask
+    assert site.hp.route_stats() == (6, 2, 2)
     assert wait_for(lambda: "server=mbox3 by=table route=ok" in site.hp.log_text(), 5)
     line = [l for l in site.hp.log_text().splitlines() if "Cmd=Sync" in l][-1]
     assert "by=table" in line and password(CAROL) not in line, line
@@ -450,9 +455,32 @@ def test_basic_session_skips_agent(spoa_factory, haproxy_factory, slapd_shared, 
         assert server_of(site.get("/dav/%s/Calendar/" % BOB, headers=good)) == "mbox2"
         assert server_of(site.get("/home/%s/Inbox" % BOB, headers=good)) == "mbox2"
         assert server_of(site.get("/dav/%s/Calendar/" % CAROL, headers=good)) == "mbox3"
-    assert settle(site) == n + 2 + 3 * 2           # three new keys, asked once each
+    assert settle(site) == n + 4 + 3 * 2           # three new keys, asked once each
     hits, misses, used = site.hp.route_stats()
-    assert (hits, misses, used) == (12, 4, 4), (hits, misses, used)
+    assert (hits, misses, used) == (12, 5, 5), (hits, misses, used)
+
+
+def test_basic_accepted_unchecked_is_no_pass(spoa_factory, haproxy_factory, slapd_shared,
+                                             memcached, mailboxes, make_conf, gatehouse):
+    """A wrong password a mailbox server answered 200 where it checks none
+    (a static file) is kept for that very request only: the same
+    credentials on a request that checks them still ask the agent, and
+    their failures are counted until the throttle refuses them."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      throttle={"user_fail_max": 2, "user_fail_ttl": 600})
+    for m in mailboxes.values():
+        m.httpd.mbox_public = ("/zimbra/img/",)
+    gh = gatehouse(make_conf(**site.conf_kw))
+    bad = basic(CAROL, "wrong-pw")
+    eas = "/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=d1&DeviceType=SmartPhone"
+    n = settle(site)
+    for i in range(2):
+        assert server_of(site.get("/zimbra/img/logo.png", headers=bad)) == "mbox3"
+        st = site.get(eas, method="POST", data=b"\x03\x01\x6a\x00", headers=bad)[0]
+        assert st == 401, st
+        failures(gh, CAROL, i + 1)
+    assert settle(site) == n + 6                   # the logo once, the two Syncs
+    assert site.get(eas, method="POST", data=b"\x03\x01\x6a\x00", headers=bad)[0] == 429
 
 
 def test_basic_wrong_password_is_never_kept(spoa_factory, haproxy_factory, slapd_shared,

@@ -22,6 +22,8 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
         password of the seed directory's account (gen_ldif.password_for)."""
         if not getattr(self.server, "mbox_auth", False):
             return False
+        if self.path.startswith(tuple(self.server.mbox_public)):
+            return False          # a static file: credentials never checked
         user = pw = None
         auth = self.headers.get("Authorization") or ""
         if auth[:6].lower() == "basic ":
@@ -83,6 +85,7 @@ class Mailbox:
         self.httpd.mbox_status = status
         self.httpd.mbox_auth = False    # True: refuse wrong passwords with 401
         self.httpd.mbox_delay = 0       # seconds each answer takes
+        self.httpd.mbox_public = ()     # path prefixes answered without a check
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
