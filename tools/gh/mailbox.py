@@ -22,7 +22,7 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
         password of the seed directory's account (gen_ldif.password_for)."""
         if not getattr(self.server, "mbox_auth", False):
             return False
-        if self.path.startswith(tuple(self.server.mbox_public)):
+        if self.path.startswith(tuple(getattr(self.server, "mbox_public", ()))):
             return False          # a static file: credentials never checked
         user = pw = None
         auth = self.headers.get("Authorization") or ""
@@ -48,8 +48,9 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
                            "xff": self.headers.get("X-Forwarded-For"),
                            "xfp": self.headers.get("X-Forwarded-Proto")}).encode()
         status = 401 if self._refuses(data) else self.server.mbox_status
-        if self.server.mbox_delay:
-            time.sleep(self.server.mbox_delay)   # a slow server, not a wait
+        delay = getattr(self.server, "mbox_delay", 0)
+        if delay:
+            time.sleep(delay)     # a slow server, not a wait
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
