@@ -15,6 +15,8 @@ import pytest
 
 from spoa_fixtures import *  # noqa: F401,F403 - fixtures
 from spoa_fixtures import server_table, wait_for
+from gh import wait as gh_wait
+from gh.slapd import gen_ldif
 
 NOTIFY = "gatehouse_spoa_notify_total"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.org"
@@ -37,10 +39,12 @@ class Site:
 
 
 def start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes, extra_env=None,
-          memcached_opts=None):
+          memcached_opts=None, throttle=None):
     kw = dict(ldap=[slapd], memcached=[memcached], servers=server_table(mailboxes))
     if memcached_opts:
         kw["memcached_opts"] = memcached_opts
+    if throttle:
+        kw["throttle"] = throttle
     agents = [spoa_factory(**kw), spoa_factory(**kw)]
     hp = haproxy_factory(mailboxes, ["127.0.0.1:%d" % a.port for a in agents],
                          extra_env=extra_env)
@@ -54,6 +58,12 @@ def token(slapd, mail):
     only reads the id)."""
     uuid = slapd.entry_uuid(mail)
     return "0_0123abcd_" + ("id=36:%s;exp=13:1196504658160;type=6:zimbra;" % uuid).encode().hex()
+
+
+def password(mail):
+    """The password of the seeded account <mail> (what the stand-in
+    mailbox servers check when mbox_auth is on)."""
+    return gen_ldif.password_for(mail)
 
 
 def basic(user, pw="x"):
@@ -126,17 +136,24 @@ def test_url_user_wins_over_warm_cookie(spoa_factory, haproxy_factory, slapd_sha
 
 def test_logins_always_ask_the_agent(spoa_factory, haproxy_factory, slapd_shared, memcached,
                                      mailboxes):
-    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    """The login form and SOAP AuthRequest are logins every time, with Basic
+    credentials or without, even answered 200 (the stand-ins check no
+    password here): never looked up in the table, never kept."""
+    site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
     n = settle(site)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
     for i in range(3):
-        assert server_of(site.get("/Microsoft-Server-ActiveSync?Cmd=Ping",
-                                  headers=basic(CAROL))) == "mbox3"
+        st, _, _ = site.get("/", method="POST", data=b"username=bob%40example.com&password=x",
+                            headers=form)
+        assert st == 200
+        hdr = dict(basic(CAROL), **form)
+        assert server_of(site.get("/zimbra/", method="POST", headers=hdr,
+                                  data=b"loginOp=login")) == "mbox3"
+        assert server_of(site.get("/service/soap/AuthRequest", method="POST",
+                                  headers=basic(CAROL), data=b"{}")) == "mbox3"
         # a login and its result: two NOTIFYs each time
-        assert wait_for(lambda: site.asked() >= n + 2 * (i + 1), 5), (site.asked(), n, i)
-    st, _, _ = site.get("/", method="POST", data=b"username=bob%40example.com&password=x",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert st == 200
-    assert wait_for(lambda: site.asked() >= n + 8, 5)
+        assert wait_for(lambda: site.asked() >= n + 6 * (i + 1), 5), (site.asked(), n, i)
     hits, misses, used = site.hp.route_stats()
     assert hits == 0 and misses == 0 and used == 0, (hits, misses, used)
 
@@ -293,6 +310,41 @@ def routes_to(site, idx):
                if "gpt0=%d" % idx in line.split())
 
 
+def test_purge_clears_a_route_a_request_in_flight_holds(spoa_factory, haproxy_factory, slapd,
+                                                         memcached, mailboxes, make_conf,
+                                                         gatehouse):
+    """HAProxy's "clear table" never deletes an entry a request in flight
+    holds (the one that learned the route, until it ends: a long download,
+    a slow server): the purge sets it to 0 instead, and the next request
+    asks the agent and goes to the new server."""
+    import threading
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    mailboxes["mbox2"].httpd.mbox_delay = 4
+    got = {}
+
+    def slow():
+        got["res"] = site.get("/home/%s/export.tgz" % BOB, timeout=30)
+        got["t"] = time.monotonic()
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        assert wait_for(lambda: routes_to(site, 2) == 1, 10)   # learned, held
+        slapd.set_host("uid=bob,ou=example.com,o=gatehouse", "mbox1")
+        r = gatehouse(conf).run("purge", BOB)
+        t_purged = time.monotonic()
+        assert r.rc == 0, r
+        assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": ["mbox2"]}], r
+    finally:
+        t.join(30)
+    assert server_of(got["res"]) == "mbox2"        # routed before the purge
+    assert got["t"] > t_purged, "the request ended before the purge: nothing was held"
+    mailboxes["mbox2"].httpd.mbox_delay = 0
+    assert routes_to(site, 2) == 0
+    assert server_of(site.get("/home/%s/export.tgz" % BOB)) == "mbox1"
+
+
 def test_purge_clears_again_after_answers_in_flight(spoa_factory, haproxy_factory, slapd,
                                                     memcached, mailboxes, make_conf, gatehouse):
     """An agent answer that read memcached just before the purge deleted it
@@ -343,3 +395,214 @@ def test_purge_clears_again_after_answers_in_flight(spoa_factory, haproxy_factor
         assert server_of(site.get("/zimbra/", cookie_of=tok)) == "mbox2"
         return
     pytest.fail("could not replay the race within the purge's second-clear window")
+
+
+# Basic credentials (ActiveSync, CalDAV/CardDAV: on every request). The
+# stand-in mailbox servers check the password (mbox_auth): 401 when wrong.
+# No in-process cache in the agents: every first answer may be kept, so the
+# counts are exact.
+
+
+def basic_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes, throttle=None):
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"}, throttle=throttle)
+    for m in mailboxes.values():
+        m.httpd.mbox_auth = True
+    return site
+
+
+def failures(gh, name, n):
+    """Wait until the throttle holds <n> failures for <name>."""
+    gh_wait.until(lambda: gh.throttle("show", name).get("failures") == n,
+                  "%d recorded failures for %s" % (n, name),
+                  seen=lambda: gh.throttle("show", name))
+
+
+def test_basic_session_skips_agent(spoa_factory, haproxy_factory, slapd_shared, memcached,
+                                   mailboxes):
+    """Good Basic credentials the mailbox server accepted: the next request
+    with them is routed from the table, on the right server, without asking
+    the agent (no login, no login result); URL users still come first."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)
+    good = basic(CAROL, password(CAROL))
+    n = settle(site)
+    eas = "/Microsoft-Server-ActiveSync?Cmd=%s&DeviceId=d1&DeviceType=SmartPhone"
+
+    def sync():
+        # ActiveSync's commands are POSTs: routed from the table too
+        st, _, body = site.get(eas % "Sync", method="POST", data=b"\x03\x01\x6a\x00",
+                               headers=good)
+        assert st == 200 and body["server"] == "mbox3", (st, body)
+    assert server_of(site.get(eas % "Ping", headers=good)) == "mbox3"
+    assert settle(site) == n + 2                   # the login and its result
+    sync()                                         # another request: asks too
+    assert settle(site) == n + 4
+    assert site.hp.route_stats() == (0, 2, 2)
+    for _ in range(3):
+        assert server_of(site.get(eas % "Ping", headers=good)) == "mbox3"
+        sync()
+    assert settle(site) == n + 4                   # ... the next ones did not ask
+    assert site.hp.route_stats() == (6, 2, 2)
+    assert wait_for(lambda: "server=mbox3 by=table route=ok" in site.hp.log_text(), 5)
+    line = [l for l in site.hp.log_text().splitlines() if "Cmd=Sync" in l][-1]
+    assert "by=table" in line and password(CAROL) not in line, line
+    # the credentials are never kept in the clear: the key is a hash
+    table = site.hp.admin("show table gh_routes")
+    assert good["Authorization"][6:] not in table and password(CAROL) not in table, table
+    # carol's credentials on bob's URL: bob's server, cold and warm (the
+    # stand-in checks carol's password whatever the URL)
+    for i in range(3):
+        assert server_of(site.get("/dav/%s/Calendar/" % BOB, headers=good)) == "mbox2"
+        assert server_of(site.get("/home/%s/Inbox" % BOB, headers=good)) == "mbox2"
+        assert server_of(site.get("/dav/%s/Calendar/" % CAROL, headers=good)) == "mbox3"
+    assert settle(site) == n + 4 + 3 * 2           # three new keys, asked once each
+    hits, misses, used = site.hp.route_stats()
+    assert (hits, misses, used) == (12, 5, 5), (hits, misses, used)
+
+
+def test_basic_accepted_unchecked_is_no_pass(spoa_factory, haproxy_factory, slapd_shared,
+                                             memcached, mailboxes, make_conf, gatehouse):
+    """A wrong password a mailbox server answered 200 where it checks none
+    (a static file) is kept for that very request only: the same
+    credentials on a request that checks them still ask the agent, and
+    their failures are counted until the throttle refuses them."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      throttle={"user_fail_max": 2, "user_fail_ttl": 600})
+    for m in mailboxes.values():
+        m.httpd.mbox_public = ("/zimbra/img/",)
+    gh = gatehouse(make_conf(**site.conf_kw))
+    bad = basic(CAROL, "wrong-pw")
+    eas = "/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=d1&DeviceType=SmartPhone"
+    n = settle(site)
+    for i in range(2):
+        assert server_of(site.get("/zimbra/img/logo.png", headers=bad)) == "mbox3"
+        st = site.get(eas, method="POST", data=b"\x03\x01\x6a\x00", headers=bad)[0]
+        assert st == 401, st
+        failures(gh, CAROL, i + 1)
+    assert settle(site) == n + 6                   # the logo once, the two Syncs
+    assert site.get(eas, method="POST", data=b"\x03\x01\x6a\x00", headers=bad)[0] == 429
+
+
+def test_basic_wrong_password_is_never_kept(spoa_factory, haproxy_factory, slapd_shared,
+                                            memcached, mailboxes, make_conf, gatehouse):
+    """Every wrong password reaches the agent and is counted, until the
+    throttle refuses it; a refused (throttled) good password is not kept
+    either: it asks again."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      throttle={"user_fail_max": 3, "user_fail_ttl": 600})
+    gh = gatehouse(make_conf(**site.conf_kw))
+    bad = basic(CAROL, "wrong-pw")
+    n = settle(site)
+    for i in range(3):
+        assert site.get("/dav/", headers=bad)[0] == 401
+        failures(gh, CAROL, i + 1)
+    assert settle(site) == n + 6
+    # a refused login is answered by HAProxy (429): no result to send back
+    assert site.get("/dav/", headers=bad)[0] == 429
+    assert settle(site) == n + 7
+    # the right password, never seen: refused by the throttle, not kept
+    good = basic(CAROL, password(CAROL))
+    for i in range(2):
+        assert site.get("/dav/", headers=good)[0] == 429
+        assert settle(site) == n + 8 + i
+    hits, misses, used = site.hp.route_stats()
+    assert hits == 0 and used == 0, (hits, misses, used)
+
+
+def test_basic_known_session_then_wrong_password(spoa_factory, haproxy_factory, slapd_shared,
+                                                 memcached, mailboxes, make_conf, gatehouse):
+    """After a successful Basic request, the same user with a wrong password
+    asks the agent (another key) and is counted; the known session is not a
+    login and keeps working while the account is over its failure limit,
+    until the mailbox server refuses it (a changed password): then it is
+    dropped from the table and the next request asks the agent again."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes,
+                      throttle={"user_fail_max": 2, "user_fail_ttl": 600})
+    gh = gatehouse(make_conf(**site.conf_kw))
+    good, bad = basic(ALICE, password(ALICE)), basic(ALICE, "wrong-pw")
+    n = settle(site)
+    assert server_of(site.get("/dav/", headers=good)) == "mbox1"
+    assert settle(site) == n + 2
+    assert server_of(site.get("/dav/", headers=good)) == "mbox1"
+    assert settle(site) == n + 2                   # a table hit
+    for i in range(2):
+        assert site.get("/dav/", headers=bad)[0] == 401
+        failures(gh, ALICE, i + 1)
+        assert settle(site) == n + 4 + 2 * i       # each asked
+    assert site.get("/dav/", headers=bad)[0] == 429
+    assert settle(site) == n + 7                   # a login, no result (429)
+    # the known session: from the table, not counted, not throttled
+    assert server_of(site.get("/dav/", headers=good)) == "mbox1"
+    assert settle(site) == n + 7
+    assert site.hp.route_stats()[2] == 1
+    # the mailbox server now refuses it: answered, then forgotten
+    mailboxes["mbox1"].httpd.mbox_status = 401
+    assert site.get("/dav/", headers=good)[0] == 401
+    assert settle(site) == n + 7                   # that one was still a hit
+    # ... so the next one is a login again, and the throttle decides
+    assert site.get("/dav/", headers=good)[0] == 429
+    assert settle(site) == n + 8
+
+
+def test_basic_purge(spoa_factory, haproxy_factory, slapd, memcached, mailboxes, make_conf,
+                     gatehouse):
+    """`gatehouse purge` clears known Basic sessions too: the next request
+    with the same credentials asks the agent and goes to the new server."""
+    site = basic_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes)
+    good = basic(ALICE, password(ALICE))
+    for _ in range(2):
+        assert server_of(site.get("/dav/", headers=good)) == "mbox1"
+    assert site.hp.route_stats() == (1, 1, 1)
+    slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+    assert server_of(site.get("/dav/", headers=good)) == "mbox1"   # the table still
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    r = gatehouse(conf).run("purge", ALICE)
+    assert r.rc == 0, r
+    assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": ["mbox1"]}], r
+    assert site.hp.route_stats()[2] == 0
+    n = settle(site)
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2                   # learned again
+
+
+def test_basic_slow_login_straddling_a_purge(spoa_factory, haproxy_factory, slapd, memcached,
+                                             mailboxes, make_conf, gatehouse):
+    """A Basic login whose response comes after a purge (ActiveSync's Ping
+    waits minutes) must not bring back the route the agent read before the
+    purge: only a quick response is kept."""
+    import threading
+    site = basic_site(spoa_factory, haproxy_factory, slapd, memcached, mailboxes)
+    good = basic(ALICE, password(ALICE))
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock, "deadline": "300ms"},
+                     **site.conf_kw)
+    mailboxes["mbox1"].httpd.mbox_delay = 4
+    n = settle(site)
+    got = {}
+
+    def slow():
+        got["res"] = site.get("/dav/", headers=good, timeout=30)
+        got["t"] = time.monotonic()
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        # the agent answered (mbox1, read from LDAP and memcached): the
+        # request now waits at the mailbox server
+        assert wait_for(lambda: site.asked() >= n + 1, 10)
+        slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+        r = gatehouse(conf).run("purge", ALICE)
+        t_purged = time.monotonic()
+        assert r.rc == 0, r
+    finally:
+        t.join(30)
+    assert server_of(got["res"]) == "mbox1"        # routed before the purge
+    assert got["t"] > t_purged, "the response came before the purge ended: no race replayed"
+    mailboxes["mbox1"].httpd.mbox_delay = 0
+    assert routes_to(site, 1) == 0
+    # the next request asks the agent and goes to the new server
+    n = settle(site)
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2
+    assert server_of(site.get("/dav/", headers=good)) == "mbox2"
+    assert settle(site) == n + 2                   # a quick one is kept

@@ -14,7 +14,9 @@
 #include "route.h"
 
 #define PURGE_LINE_MAX 1024   /* longest name read from stdin */
-#define PURGE_AGAIN_MARGIN_MS 250   /* after the agents' deadline: delivery to HAProxy */
+/* after the agents' deadline: delivery to HAProxy (haproxy.cfg keeps a Basic
+ * login's route only from a response within this much of its start) */
+#define PURGE_AGAIN_MARGIN_MS 250
 
 static int run(struct cli *c, int argc, char **argv);
 

@@ -16,6 +16,8 @@
 #include "parse.h"
 
 #define HAPI_ANSWER_MAX 4096   /* answers of the table commands (headers only) */
+#define HAPI_HELD_MAX 65536    /* "show table" of the routes a clear left (~600) */
+#define HAPI_KEY_LEN 64        /* a route key: SHA-256 in hex */
 
 /*
  * Send <cmd> and <payload> to admin socket <sock>, answer into <ans>.
@@ -115,8 +117,61 @@ table_cmd(const char *sock, const char *cmd, char *why, size_t wlen)
 }
 
 /*
+ * Set to 0 ("absent" for haproxy.cfg) the routes of <sock> that <filter>
+ * ("data.gpt0 eq N", "data.gpt0 gt 0") selects after a clear: "clear
+ * table" never deletes an entry a request in flight holds (the one that
+ * learned it, until that request ends), "set table" changes it. A table
+ * keyed in binary (an older haproxy.cfg) cannot be set: left as it is.
+ * Returns 0 or -1 with <why>.
+ */
+static int
+routes_zero_held(const char *sock, const char *filter, char *why, size_t wlen)
+{
+	char cmd[160], *ans, *p;
+	int rc = 0;
+
+	ans = malloc(HAPI_HELD_MAX);
+	if (ans == NULL) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "show table gh_routes %s", filter);
+	if (hapi_cmd(sock, cmd, NULL, ans, HAPI_HELD_MAX) < 0) {
+		snprintf(why, wlen, "%s", ans);
+		free(ans);
+		return -1;
+	}
+	if (strncmp(ans, "# table: gh_routes", 18) != 0) {
+		first_line(ans, why, wlen);
+		free(ans);
+		return -1;
+	}
+	p = strchr(ans, '\n');
+	if (p == NULL || strstr(ans, ", type: string,") == NULL ||
+	    strstr(ans, ", type: string,") > p) {
+		free(ans);
+		return 0;
+	}
+	/* a line the buffer cut has no whole key: the second clear sees it */
+	while (rc == 0 && (p = strstr(p, " key=")) != NULL) {
+		size_t k;
+
+		p += 5;
+		k = strspn(p, "0123456789ABCDEFabcdef");
+		if (k == HAPI_KEY_LEN && p[k] == ' ') {
+			snprintf(cmd, sizeof(cmd), "set table gh_routes key %.*s data.gpt0 0",
+			         (int)k, p);
+			rc = table_cmd(sock, cmd, why, wlen);
+		}
+		p += k;
+	}
+	free(ans);
+	return rc;
+}
+
+/*
  * Clear the routes of server indexes <idx>[<n>] (all when <n> is 0) on
- * <sock>. Returns 0 or -1 with <why>.
+ * <sock>, those requests in flight hold included. Returns 0 or -1 with <why>.
  */
 int
 hapi_routes_clear(const char *sock, const int *idx, int n, char *why, size_t wlen)
@@ -124,11 +179,17 @@ hapi_routes_clear(const char *sock, const int *idx, int n, char *why, size_t wle
 	char cmd[96];
 	int i;
 
-	if (n == 0)
-		return table_cmd(sock, "clear table gh_routes", why, wlen);
+	if (n == 0) {
+		if (table_cmd(sock, "clear table gh_routes", why, wlen) < 0)
+			return -1;
+		return routes_zero_held(sock, "data.gpt0 gt 0", why, wlen);
+	}
 	for (i = 0; i < n; i++) {
 		snprintf(cmd, sizeof(cmd), "clear table gh_routes data.gpt0 eq %d", idx[i]);
 		if (table_cmd(sock, cmd, why, wlen) < 0)
+			return -1;
+		snprintf(cmd, sizeof(cmd), "data.gpt0 eq %d", idx[i]);
+		if (routes_zero_held(sock, cmd, why, wlen) < 0)
 			return -1;
 	}
 	return 0;

@@ -28,7 +28,9 @@ int hapi_cmd(const char *sock, const char *cmd, const char *payload, char *ans, 
 /*
  * Drop the routes to the servers of index <idx>[<n>] (1-based, as the
  * generated routes.map numbers them) from the route table of <sock>, or
- * every route when <n> is 0. Returns 0, or -1 with the reason in <why>.
+ * every route when <n> is 0; a route a request in flight holds (HAProxy
+ * never deletes it) is set to 0, "absent". Returns 0, or -1 with the
+ * reason in <why>.
  */
 int hapi_routes_clear(const char *sock, const int *idx, int n, char *why, size_t wlen);
 

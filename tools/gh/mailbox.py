@@ -6,6 +6,7 @@ import http.server
 import json
 import ssl
 import threading
+import time
 import urllib.parse
 
 from .ports import free_port
@@ -21,6 +22,8 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
         password of the seed directory's account (gen_ldif.password_for)."""
         if not getattr(self.server, "mbox_auth", False):
             return False
+        if self.path.startswith(tuple(getattr(self.server, "mbox_public", ()))):
+            return False          # a static file: credentials never checked
         user = pw = None
         auth = self.headers.get("Authorization") or ""
         if auth[:6].lower() == "basic ":
@@ -45,6 +48,9 @@ class _MboxHandler(http.server.BaseHTTPRequestHandler):
                            "xff": self.headers.get("X-Forwarded-For"),
                            "xfp": self.headers.get("X-Forwarded-Proto")}).encode()
         status = 401 if self._refuses(data) else self.server.mbox_status
+        delay = getattr(self.server, "mbox_delay", 0)
+        if delay:
+            time.sleep(delay)     # a slow server, not a wait
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -79,6 +85,8 @@ class Mailbox:
         self.httpd.mbox_name = name
         self.httpd.mbox_status = status
         self.httpd.mbox_auth = False    # True: refuse wrong passwords with 401
+        self.httpd.mbox_delay = 0       # seconds each answer takes
+        self.httpd.mbox_public = ()     # path prefixes answered without a check
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
