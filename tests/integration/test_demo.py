@@ -121,7 +121,7 @@ def _run(cmd, env=None):
 def test_every_part_is_running(demo):
     names = set(demo["pids"].values())
     for part in ("slapd", "memcached", "dovecot-mbox1", "dovecot-mbox2", "dovecot-mbox3",
-                 "spoa1", "spoa2", "mailproxy", "haproxy"):
+                 "spoa1", "spoa2", "mailproxy", "haproxy", "krb5kdc"):
         assert part in names, "%s not started: %s" % (part, sorted(names))
     for pid in demo["pids"]:
         os.kill(pid, 0)   # raises when it is not running
@@ -164,6 +164,10 @@ def test_printed_commands_work_as_printed(demo):
     imaplib_out = [o for c, o in by_kind.items() if "imaplib" in c]
     assert imaplib_out and "Logged in" in imaplib_out[0], imaplib_out
     assert "('OK', [b'3'])" in imaplib_out[0] and "Login throttling" in imaplib_out[0]
+    # Kerberos: alice's ticket logs her in with GSSAPI, no password
+    krb = [o for c, o in by_kind.items() if "-m GSSAPI" in c]
+    assert krb and "Authenticated." in krb[0] and re.search(r"^a1 OK", krb[0], re.M), krb
+    assert "AUTH=GSSAPI" in krb[0], krb
     route = [o for c, o in by_kind.items() if " route " in c]
     assert route and re.search(r"server\s+mbox3", route[0]), route
     # status on the printed configuration shows every part, both agents included

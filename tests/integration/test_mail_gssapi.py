@@ -375,19 +375,20 @@ def test_blocked_kerberos_step_does_not_stall_the_loop(mailproxy, kdc, gh_tmp):
         assert "NO [UNAVAILABLE] Kerberos authentication" in res["r"].answer, res
         assert "Kerberos step timeout" in mp.log_text()
     finally:
-        # release the worker: a writer that closes at once gives it EOF
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK) if _has_reader(fifo) else None
-        if fd is not None:
-            os.close(fd)
+        # release a stuck worker: a writer that closes at once gives it EOF
+        _release_fifo(fifo)
         t.join(5)
 
 
-def _has_reader(fifo):
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        return True
-    except OSError:
-        return False
+def _release_fifo(fifo):
+    """Open and close <fifo> for writing while someone waits to read it
+    (ENXIO: no reader left)."""
+    for _ in range(10):
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return
+        time.sleep(0.05)
 
 
 def test_reload_with_broken_kerberos_settings_is_refused(mailproxy, kdc, gh_tmp):

@@ -11,6 +11,9 @@ every part's log with a prefix, and on Ctrl-C (SIGINT) or SIGTERM stops
 everything it started, by PID.
 
 The demo's users alice, bob and carol find a few messages in their INBOX.
+A Kerberos KDC (MIT, realm GH.TEST) runs too: alice holds a ticket and logs
+in over IMAP with GSSAPI, no password (the mail proxy logs in to her
+Dovecot as its master user).
 The printed commands use the demo's configuration through GATEHOUSE_CONF
 (printed as an `export` line); the demo itself never reads GATEHOUSE_CONF or
 ./gatehouse.conf. With --conf FILE, only gatehouse's own parts (one agent on
@@ -41,6 +44,7 @@ from gh import slapd as gh_slapd  # noqa: E402
 from gh import wait as gh_wait  # noqa: E402
 from gh.slapd import gen_ldif  # noqa: E402
 from gh import haproxy as gh_haproxy  # noqa: E402
+from gh import kdc as gh_kdc  # noqa: E402
 from gh import mailbox as gh_mailbox  # noqa: E402
 
 CERTS = os.path.join(REPO, "certs")
@@ -60,6 +64,9 @@ SEED_MESSAGES = (
      "while; `gatehouse throttle clear ADDRESS` or `... clear USER` lifts it.\n"),
 )
 # the demo's throttle limits: visible by hand, and printed
+# the master user the mail proxy logs in as for Kerberos users
+MASTER_USER = "gatehouse-master"
+IMTEST = "/usr/lib/cyrus/bin/imtest"
 DEMO_THROTTLE = {"ip_max": 200, "ip_ttl": 60, "user_max": 50, "user_ttl": 60,
                  "ip_fail_max": 20, "user_fail_max": 10}
 
@@ -181,13 +188,24 @@ def binary(build, name):
 
 
 def start_backing(d, nusers):
-    """Start slapd, memcached, three dovecots and three HTTP mailboxes.
-    Returns (slapd, memcached, dovecots, mailboxes, logs)."""
+    """Start slapd, memcached, a KDC, three dovecots (with the master user
+    of Kerberos logins) and three HTTP mailboxes. Returns (slapd, memcached,
+    dovecots, mailboxes, ca, logs, kerberos), kerberos = (Kdc, master
+    password file)."""
     ca = gh_certs.make_ca(os.path.join(d, "mbox-certs"), name="gatehouse demo mailbox CA")
     say("run: seeding the directory (%d generic users + named ones)..." % nusers)
     tmpl = gh_slapd.SlapdTemplate(os.path.join(d, "ldap-template"), nusers=nusers)
     slapd = gh_slapd.Slapd(os.path.join(d, "slapd"), tmpl)
     mc = gh_memcached.Memcached(os.path.join(d, "memcached"))
+    kd = os.path.join(d, "kdc")
+    os.makedirs(kd)
+    os.chmod(kd, 0o755)
+    kdc = gh_kdc.Kdc(kd)
+    master_pw = os.path.join(d, "master.pw")
+    secret = os.urandom(18).hex()
+    with open(master_pw, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(master_pw, 0o600)
     dovecots = {}
     for name in MBOX:
         pem = gh_certs.make_cert(os.path.join(d, "mbox-certs"), [name, "localhost", "127.0.0.1"],
@@ -195,17 +213,20 @@ def start_backing(d, nusers):
         # Dovecot's own default failure delay, matched by the proxy's
         # failure_delay default: a wrong password and an unknown user look alike
         dovecots[name] = gh_dovecot.Dovecot(os.path.join(d, "dovecot-" + name), name,
-                                            cert=pem, nusers=nusers, failure_delay="2 secs")
+                                            cert=pem, nusers=nusers, failure_delay="2 secs",
+                                            master_users={MASTER_USER: secret})
     seed_mail(dovecots)
     mailboxes = {n: gh_mailbox.Mailbox(n) for n in MBOX}
-    logs = [("slapd", slapd.log), ("memcached", mc.proc.log)]
+    logs = [("slapd", slapd.log), ("memcached", mc.proc.log), ("kdc", kdc.log)]
     logs += [("dovecot-" + n[-1], dv.log) for n, dv in dovecots.items()]
-    return slapd, mc, dovecots, mailboxes, ca, logs
+    return slapd, mc, dovecots, mailboxes, ca, logs, (kdc, master_pw)
 
 
-def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
+def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs, kerberos=None):
     """Write the demo's gatehouse.conf (agents get a copy each with their
-    own listen and metrics ports). Returns (conf path, agent confs)."""
+    own listen and metrics ports); with <kerberos> (Kdc, master password
+    file) the mail proxy takes Kerberos logins of realm GH.TEST as users of
+    example.com. Returns (conf path, agent confs)."""
     servers = gh_config.dovecot_servers(dovecots)
     for n, m in mailboxes.items():
         servers[n].update({"http": m.port, "https": m.port, "tls_name": "localhost"})
@@ -215,6 +236,13 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
         "metrics": "127.0.0.1:%d" % ports.free_port(), "certs": certs,
         "upstream_ca": upstream_ca, "audit_log": os.path.join(d, "audit.log"),
     }
+    if kerberos is not None:
+        kdc, master_pw = kerberos
+        mp.update({"gssapi_keytab": kdc.keytab(os.path.join(d, "kdc", "mail.keytab")),
+                   "gssapi_realms": "GH.TEST=example.com", "master_user": MASTER_USER,
+                   "master_password_file": master_pw,
+                   # the demo's mailbox servers are on loopback
+                   "master_cleartext_loopback": True})
     base = gh_config.sections(
         ldap_uris=[slapd.uri], bind_pw_file=slapd.bind_pw_file,
         memcached=["127.0.0.1:%d" % mc.port], servers=servers,
@@ -240,7 +268,7 @@ def demo_conf(d, slapd, mc, dovecots, mailboxes, upstream_ca, certs):
 
 
 def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None,
-                existing=False):
+                existing=False, kerberos=None):
     """Print the commands to try; each works as printed (after the export
     line of a single node). <host> is the address of the node's listeners;
     <node> names the node of a cluster (the banner is then printed once by
@@ -272,14 +300,17 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None,
          "printf 'a1 CAPABILITY\\r\\na2 LOGOUT\\r\\n' | openssl s_client -quiet -ign_eof "
          "-starttls imap -connect %s:%d -servername mail.example.com -CAfile %s"
          % (host, imap, cafile)),
+        # curl picks GSSAPI when it is offered and has no fallback: a
+        # password login names its mechanism
         ("IMAP with curl (STARTTLS required), reads alice's first message",
          "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s "
-         "-u %s:%s 'imap://mail.example.com:%d/INBOX;MAILINDEX=1'"
+         "--login-options AUTH=PLAIN -u %s:%s 'imap://mail.example.com:%d/INBOX;MAILINDEX=1'"
          % (cafile, imap, host, alice, pw_a, imap)),
         ("POP3 with curl (STLS required), lists bob's messages and reads the first",
-         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s -u %s:%s "
-         "pop3://mail.example.com:%d/ && curl -s --ssl-reqd --cacert %s --resolve "
-         "mail.example.com:%d:%s -u %s:%s pop3://mail.example.com:%d/1"
+         "curl -s --ssl-reqd --cacert %s --resolve mail.example.com:%d:%s "
+         "--login-options AUTH=PLAIN -u %s:%s pop3://mail.example.com:%d/ && curl -s "
+         "--ssl-reqd --cacert %s --resolve mail.example.com:%d:%s --login-options AUTH=PLAIN "
+         "-u %s:%s pop3://mail.example.com:%d/1"
          % (cafile, pop3, host, bob, pw_b, pop3, cafile, pop3, host, bob, pw_b, pop3)),
         ("IMAPS with Python's imaplib: bob's INBOX and its subjects",
          "python3 -c \"import imaplib,ssl; c=ssl.create_default_context(cafile=%s); "
@@ -287,6 +318,16 @@ def print_tries(hp, mp_ports, ca, conf, cli, certs, host="127.0.0.1", node=None,
          "print(m.login('%s','%s')); print(m.select('INBOX')); "
          "print(m.fetch('1:*','(BODY[HEADER.FIELDS (SUBJECT)])')); m.logout()\""
          % (repr(ca), imaps_host, imaps, bob, pw_b)),
+    ]
+    if kerberos is not None:
+        kenv = kerberos.env
+        tries.append(
+            ("Kerberos: alice has a ticket (kinit alice@GH.TEST) and logs in with "
+             "GSSAPI, no password (Cyrus imtest, STARTTLS)",
+             "printf 'a1 SELECT INBOX\\r\\n' | KRB5_CONFIG=%s KRB5CCNAME=%s %s -m GSSAPI "
+             "-t '' -p %d localhost" % (kenv["KRB5_CONFIG"], kenv["KRB5CCNAME"], IMTEST,
+                                         imap)))
+    tries += [
         ("Where does a user live (the operator's command)",
          "%s route carol@example.org --proto imap" % gh),
         ("Health of every part (agents, mail proxy, HAProxy, LDAP, memcached, "
@@ -489,6 +530,7 @@ def main(argv=None):
 
     started = []      # Proc objects, stopped in reverse order
     mailboxes = {}
+    kdc_env, alice_ticket = None, None
     tails = []
     try:
         certs = os.path.abspath(args.certs)
@@ -503,10 +545,14 @@ def main(argv=None):
             mp_ports = {k: int(cp.get("mailproxy", k, fallback="0:0").rsplit(":", 1)[1])
                         for k in ("imap", "imaps", "pop3", "pop3s")}
         else:
-            slapd, mc, dovecots, mailboxes, mbox_ca, logs = start_backing(d, args.users)
-            started += [slapd.proc, mc.proc] + [dv.proc for dv in dovecots.values()]
+            slapd, mc, dovecots, mailboxes, mbox_ca, logs, kerberos = start_backing(d, args.users)
+            started += [slapd.proc, mc.proc, kerberos[0].proc] + \
+                [dv.proc for dv in dovecots.values()]
             tails += [(n, p) for n, p in logs if p]
-            conf, agents = demo_conf(d, slapd, mc, dovecots, mailboxes, mbox_ca.cert, certs)
+            conf, agents = demo_conf(d, slapd, mc, dovecots, mailboxes, mbox_ca.cert, certs,
+                                     kerberos)
+            kdc_env = kerberos[0].server_env(base={})
+            alice_ticket = kerberos[0].kinit("alice")
             parsed = configparser.ConfigParser(interpolation=None)
             parsed.read(conf)
             mp_ports = {k: int(parsed.get("mailproxy", k).rsplit(":", 1)[1])
@@ -528,7 +574,8 @@ def main(argv=None):
                                      addr.rsplit(":", 1)[0].strip("[]"), proc=p)
             agent_addrs.append(addr)
         mp = procs.Proc("mailproxy", [binary(build, "gatehouse-mailproxy"), "-f", "-c", conf],
-                        os.path.join(d, "mailproxy.log"))
+                        os.path.join(d, "mailproxy.log"),
+                        env=dict(os.environ, **kdc_env) if kdc_env else None)
         started.append(mp)
         tails.append(("mailproxy", mp.log))
         for k, port in mp_ports.items():
@@ -548,7 +595,7 @@ def main(argv=None):
         tails.append(("certs", cw.log))
 
         print_tries(hp, mp_ports, ca, conf, binary(build, "gatehouse"), certs,
-                    existing=existing is not None)
+                    existing=existing is not None, kerberos=alice_ticket)
         # what a supervisor (or the demo's test) needs: every PID started
         with open(os.path.join(d, "pids"), "w") as f:
             f.write("".join("%d %s\n" % (p.pid, p.name) for p in started))
