@@ -65,24 +65,11 @@ imap_tempfail(struct session *s, enum tempfail_what what)
 	               : what == TEMPFAIL_AUTH ? "Kerberos authentication" : "Mailbox server");
 }
 
-/* Send GSSAPI challenge <b64> (<len> octets); the next line is the client's response. */
+/* A GSSAPI challenge was queued: the next line of <s> is the client's response. */
 static void
-imap_sasl_challenge(struct session *s, const char *b64, size_t len)
+imap_sasl_expect(struct session *s)
 {
-	session_send(s, "+ ", 2);
-	session_send(s, b64, len);
-	session_send(s, "\r\n", 2);
-	if (!s->dead)
-		imapcmd_expect_sasl(s->parser.imap);
-}
-
-/* Hand GSSAPI response <b64> (<len> octets) of <s> over: what kerberos_step() says. */
-static enum phase
-imap_gssapi_step(struct session *s, const char *b64, size_t len)
-{
-	const char *why = "out of memory";
-
-	return kerberos_step(s, b64, len, &why);
+	imapcmd_expect_sasl(s->parser.imap);
 }
 
 static void
@@ -220,18 +207,8 @@ imap_command(struct session *s)
 			}
 			if ((lg = login_new(s, tag)) == NULL)
 				return PH_MORE;
-			if (kerberos_begin(s) < 0) {
-				session_close(s, "out of memory");
-				return PH_MORE;
-			}
 			a1 = st->nargs >= 2 ? imapcmd_arg(st, 1, &l1) : NULL;
-			/* "=" is an empty initial response: no token, as without SASL-IR */
-			if (a1 == NULL || (l1 == 1 && a1[0] == '=')) {
-				session_send(s, "+ \r\n", 4);
-				imapcmd_expect_sasl(st);
-				break;
-			}
-			return imap_gssapi_step(s, a1, l1);
+			return kerberos_start(s, a1, l1);
 		}
 		if (a0 == NULL || strcasecmp(a0, "PLAIN") != 0) {
 			session_printf(s, "%s NO Unsupported authentication mechanism.\r\n", tag);
@@ -252,7 +229,7 @@ imap_command(struct session *s)
 	case IMAPCMD_SASL_RESPONSE:
 		a0 = imapcmd_arg(st, 0, &l0);
 		if (s->login != NULL && s->login->mech == LOGIN_GSSAPI)
-			return imap_gssapi_step(s, a0 ? a0 : "", l0);
+			return kerberos_step(s, a0 ? a0 : "", l0);
 		return imap_sasl_plain(s, tag, a0 ? a0 : "", l0);
 	case IMAPCMD_SASL_CANCEL:
 		login_free(s);
@@ -523,5 +500,5 @@ const struct proto_ops imap_ops = {
 	.reject = imap_reject,
 	.login_failed = imap_login_failed,
 	.bye = imap_bye,
-	.sasl_challenge = imap_sasl_challenge,
+	.sasl_expect = imap_sasl_expect,
 };

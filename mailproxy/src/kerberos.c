@@ -176,9 +176,14 @@ krb_done(void *arg)
 	kj->done(kj->s, kj);
 }
 
-/* Start the GSSAPI conversation of the login of <s>. Returns 0, or -1 when out of memory. */
-int
-kerberos_begin(struct session *s)
+/*
+ * Start the GSSAPI login of <s> (its login state made by the protocol)
+ * with the client's initial response <ir>/<irlen> (NULL, or "=" for an
+ * empty one: "+ " asks for the first token). Returns PH_MORE (the client
+ * answers; or closed when out of memory), or what kerberos_step() says.
+ */
+enum phase
+kerberos_start(struct session *s, const char *ir, size_t irlen)
 {
 	const struct cfg_mailproxy *mc = &s->gen->cfg->mailproxy;
 
@@ -186,26 +191,34 @@ kerberos_begin(struct session *s)
 	s->login->mech_free = kerberos_free;
 	s->login->gss = gssapi_new(mc->gssapi_keytab, mc->gssapi_hostname,
 	                           s->proto == MP_IMAP ? "imap" : "pop");
-	return s->login->gss != NULL ? 0 : -1;
+	if (s->login->gss == NULL) {
+		session_close(s, "out of memory");
+		return PH_MORE;
+	}
+	if (ir == NULL || (irlen == 1 && ir[0] == '=')) {
+		session_send(s, "+ \r\n", 4);
+		if (!s->dead)
+			session_ops(s)->sasl_expect(s);
+		return PH_MORE;
+	}
+	return kerberos_step(s, ir, irlen);
 }
 
 /*
  * Take the client's base64 response <b64>/<len> for the GSSAPI login of
  * <s>: decoded, it waits in the login for kerberos_run(). Returns PH_SASL,
  * PH_FAIL_LATER for a response that is no base64 or too long (answered as
- * a failed login), or PH_TEMPFAIL when out of memory (<why>).
+ * a failed login), or PH_TEMPFAIL when out of memory.
  */
 enum phase
-kerberos_step(struct session *s, const char *b64, size_t len, const char **why)
+kerberos_step(struct session *s, const char *b64, size_t len)
 {
 	struct krb_job *kj;
 	ssize_t n;
 
 	kj = calloc(1, sizeof(*kj));
-	if (kj == NULL) {
-		*why = "out of memory";
+	if (kj == NULL)
 		return PH_TEMPFAIL;
-	}
 	n = sasl_b64_decode(b64, len, kj->in, sizeof(kj->in));
 	if (n < 0) {
 		session_log_limited(s, LOG_INFO, "gssapi-token", "GSSAPI: response %s (%zu octets)",
@@ -316,7 +329,11 @@ kerberos_end(struct session *s, void *job, const char **why)
 			rc = PH_TEMPFAIL;
 			break;
 		}
-		session_ops(s)->sasl_challenge(s, b64, (size_t)n);
+		session_send(s, "+ ", 2);
+		session_send(s, b64, (size_t)n);
+		session_send(s, "\r\n", 2);
+		if (!s->dead)
+			session_ops(s)->sasl_expect(s);
 		break;
 	case GSSAPI_DONE:
 		session_log(s, LOG_INFO, "GSSAPI: %s authenticated as %s", kj->principal, kj->name);

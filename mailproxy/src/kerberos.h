@@ -17,8 +17,8 @@ enum phase;
 typedef void (*kerberos_done_fn)(struct session *s, void *job);
 
 int kerberos_enabled(const struct session *s);
-int kerberos_begin(struct session *s);
-enum phase kerberos_step(struct session *s, const char *b64, size_t len, const char **why);
+enum phase kerberos_start(struct session *s, const char *ir, size_t irlen);
+enum phase kerberos_step(struct session *s, const char *b64, size_t len);
 enum phase kerberos_run(struct session *s, kerberos_done_fn done, const char **why);
 size_t kerberos_sasl_max(const struct session *s);
 enum phase kerberos_end(struct session *s, void *job, const char **why);

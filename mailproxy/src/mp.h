@@ -237,8 +237,8 @@ struct proto_ops {
 	void (*reject)(struct session *s, const char *msg);   /* throttled */
 	void (*login_failed)(struct session *s);               /* unknown user */
 	void (*bye)(struct session *s, const char *why);
-	/* GSSAPI: send challenge <b64> (<len> octets), the next line is a SASL response */
-	void (*sasl_challenge)(struct session *s, const char *b64, size_t len);
+	/* GSSAPI: a challenge was queued, the next line is a SASL response */
+	void (*sasl_expect)(struct session *s);
 };
 
 /* Called when a login's lookup job ended; <job> goes to login_lookup_end(). */

@@ -39,24 +39,11 @@ pop3_tempfail(struct session *s, enum tempfail_what what)
 	               : what == TEMPFAIL_AUTH ? "Kerberos authentication" : "Mailbox server");
 }
 
-/* Send GSSAPI challenge <b64> (<len> octets); the next line is the client's response. */
+/* A GSSAPI challenge was queued: the next line of <s> is the client's response. */
 static void
-pop3_sasl_challenge(struct session *s, const char *b64, size_t len)
+pop3_sasl_expect(struct session *s)
 {
-	session_send(s, "+ ", 2);
-	session_send(s, b64, len);
-	session_send(s, "\r\n", 2);
-	if (!s->dead)
-		pop3cmd_expect_sasl(s->parser.pop3);
-}
-
-/* Hand GSSAPI response <b64> (<len> octets) of <s> over: what kerberos_step() says. */
-static enum phase
-pop3_gssapi_step(struct session *s, const char *b64, size_t len)
-{
-	const char *why = "out of memory";
-
-	return kerberos_step(s, b64, len, &why);
+	pop3cmd_expect_sasl(s->parser.pop3);
 }
 
 static void
@@ -210,18 +197,8 @@ pop3_command(struct session *s)
 			}
 			if ((lg = pop3_login_new(s, LOGIN_GSSAPI)) == NULL)
 				return PH_MORE;
-			if (kerberos_begin(s) < 0) {
-				session_close(s, "out of memory");
-				return PH_MORE;
-			}
 			a1 = st->nargs >= 2 ? pop3cmd_arg(st, 1, &l1) : NULL;
-			/* "=" is an empty initial response (RFC 5034): no token yet */
-			if (a1 == NULL || (l1 == 1 && a1[0] == '=')) {
-				session_send(s, "+ \r\n", 4);
-				pop3cmd_expect_sasl(st);
-				break;
-			}
-			return pop3_gssapi_step(s, a1, l1);
+			return kerberos_start(s, a1, l1);
 		}
 		if (a0 == NULL || strcasecmp(a0, "PLAIN") != 0) {
 			session_printf(s, "-ERR Unsupported authentication mechanism.\r\n");
@@ -242,7 +219,7 @@ pop3_command(struct session *s)
 	case POP3CMD_SASL_RESPONSE:
 		a0 = pop3cmd_arg(st, 0, &l0);
 		if (s->login != NULL && s->login->mech == LOGIN_GSSAPI)
-			return pop3_gssapi_step(s, a0 ? a0 : "", l0);
+			return kerberos_step(s, a0 ? a0 : "", l0);
 		return pop3_sasl_plain(s, a0 ? a0 : "", l0);
 	case POP3CMD_SASL_CANCEL:
 		login_free(s);
@@ -438,5 +415,5 @@ const struct proto_ops pop3_ops = {
 	.reject = pop3_reject,
 	.login_failed = pop3_login_failed,
 	.bye = pop3_bye,
-	.sasl_challenge = pop3_sasl_challenge,
+	.sasl_expect = pop3_sasl_expect,
 };

@@ -474,12 +474,22 @@ session_connect(struct session *s)
 	}
 }
 
+/* Answer the refused login of <s> when a wrong password would have been answered. */
+static void
+session_fail_later(struct session *s)
+{
+	uint32_t delay = login_fail_delay(s);
+
+	if (delay > 0)
+		session_goto(s, SS_FAIL_DELAY, delay);
+	else
+		session_refused(s);
+}
+
 /* The lookup of the login of <s> ended with <rc> (<why>): connect, answer or fail. */
 static void
 session_lookup_result(struct session *s, enum phase rc, const char *why)
 {
-	uint32_t delay;
-
 	switch (rc) {
 	case PH_MORE:
 		break;
@@ -497,12 +507,7 @@ session_lookup_result(struct session *s, enum phase rc, const char *why)
 		session_back(s);
 		break;
 	case PH_FAIL_LATER:
-		/* answer when a wrong password would have been answered */
-		delay = login_fail_delay(s);
-		if (delay > 0)
-			session_goto(s, SS_FAIL_DELAY, delay);
-		else
-			session_refused(s);
+		session_fail_later(s);
 		break;
 	default:
 		session_tempfail(s, why, TEMPFAIL_LOOKUP);
@@ -543,8 +548,6 @@ session_login(struct session *s)
 static void
 session_sasl_result(struct session *s, enum phase rc, const char *why)
 {
-	uint32_t delay;
-
 	switch (rc) {
 	case PH_MORE:
 		session_goto(s, SS_CMD, 0);      /* the challenge is queued: the client answers */
@@ -553,11 +556,7 @@ session_sasl_result(struct session *s, enum phase rc, const char *why)
 		session_login(s);
 		break;
 	case PH_FAIL_LATER:
-		delay = login_fail_delay(s);
-		if (delay > 0)
-			session_goto(s, SS_FAIL_DELAY, delay);
-		else
-			session_refused(s);
+		session_fail_later(s);
 		break;
 	default:
 		session_tempfail(s, why, TEMPFAIL_AUTH);

@@ -201,6 +201,22 @@ queue_take(struct jobq *q, int own)
 	return fast;
 }
 
+/*
+ * Move <job>, back from its fast-lane work, to the back of the own lane
+ * (<own>) or of the slow lane, and wake a worker of that lane. Call with
+ * the queue mutex held.
+ */
+static void
+lane_move(struct jobq *q, struct jobq_job *job, int own)
+{
+	atomic_store(own ? &job->own : &job->slow, 1);
+	atomic_store(&job->state, own ? JOB_OWNQ : JOB_SLOWQ);
+	TAILQ_INSERT_TAIL(own ? &q->ownq : &q->slowq, job, link);
+	q->nqueued++;
+	depth_update(q);
+	pthread_cond_signal(own ? &q->own_cv : &q->cv);
+}
+
 /* A worker: take jobs until the queue stops. */
 static void *
 worker_main(void *arg)
@@ -245,22 +261,8 @@ worker_main(void *arg)
 				/* jobq_stop() already took the queues: never run again */
 				atomic_store(&job->state, JOB_STOPPED);
 				metrics_inc(&q->ag->metrics, M_QUEUE_CANCELLED);
-			} else if (next == JOBQ_OWN && q->nown > 0) {
-				atomic_store(&job->own, 1);
-				atomic_store(&job->state, JOB_OWNQ);
-				TAILQ_INSERT_TAIL(&q->ownq, job, link);
-				q->nqueued++;
-				depth_update(q);
-				pthread_cond_signal(&q->own_cv);
-				pthread_mutex_unlock(&q->mu);
-				continue;
 			} else {
-				atomic_store(&job->slow, 1);
-				atomic_store(&job->state, JOB_SLOWQ);
-				TAILQ_INSERT_TAIL(&q->slowq, job, link);
-				q->nqueued++;
-				depth_update(q);
-				pthread_cond_signal(&q->cv);
+				lane_move(q, job, next == JOBQ_OWN && q->nown > 0);
 				pthread_mutex_unlock(&q->mu);
 				continue;
 			}
