@@ -6,6 +6,7 @@
  * "no security layer" only, in a message wrapped with integrity, and reads
  * the client's choice and authorization identity back.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /*
  * Kerberos logins (SASL GSSAPI) of a session: each step of the mechanism
- * runs as a job on a worker thread (the Kerberos library reads the keytab
- * and writes its replay cache, both may block), the challenges go back to
+ * runs as a job on the job queue's own lane, threads no lookup uses (the
+ * Kerberos library reads the keytab and writes its replay cache, both may
+ * block), the challenges go back to
  * the client through the protocol, and once the client is authenticated
  * its principal is mapped to an account and the login continues exactly
  * like a password login (throttle, route), then logs in to the mailbox
@@ -12,7 +13,6 @@
  * allowed it for loopback servers.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +24,7 @@
 #include "kerberos.h"
 #include "mp.h"
 #include "name.h"
+#include "secret.h"
 
 /* One step of the mechanism, run on a worker. */
 struct krb_job {
@@ -45,48 +46,13 @@ struct krb_job {
 };
 
 static void kerberos_free(struct login *lg);
+static enum phase kerberos_refuse(struct session *s);
 
 /* Tell whether Kerberos logins are configured for the sessions of <s>'s generation. */
 int
 kerberos_enabled(const struct session *s)
 {
 	return s->gen->cfg->mailproxy.gssapi_keytab[0] != '\0';
-}
-
-/*
- * Read the master secret from <path> into <out> (<max> octets): the first
- * line, without its line end. Returns its length, or -1 with <why>.
- */
-static ssize_t
-read_secret(const char *path, char *out, size_t max, char *why, size_t whylen)
-{
-	char buf[SASL_PASS_MAX + 3];
-	ssize_t n;
-	size_t len;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	if (fd < 0) {
-		snprintf(why, whylen, "master_password_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(why, whylen, "master_password_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf[n] = '\0';
-	len = strcspn(buf, "\r\n");
-	if (len == 0 || len >= max || memchr(buf, '\0', len) != NULL) {
-		snprintf(why, whylen, "master_password_file %s: %s", path,
-		         len == 0 ? "empty" : "unusable (too long or holds NUL)");
-		explicit_bzero(buf, sizeof(buf));
-		return -1;
-	}
-	memcpy(out, buf, len);
-	out[len] = '\0';
-	explicit_bzero(buf, sizeof(buf));
-	return (ssize_t)len;
 }
 
 /*
@@ -138,7 +104,7 @@ krb_work(struct agent_worker *w, void *arg)
 		         kj->principal);
 		return JOBQ_DONE;
 	}
-	n = read_secret(kj->mc->master_password_file, kj->secret, sizeof(kj->secret), kj->why,
+	n = secret_read(kj->mc->master_password_file, kj->secret, sizeof(kj->secret), kj->why,
 	                sizeof(kj->why));
 	if (n < 0) {
 		kj->rc = GSSAPI_TEMPFAIL;
@@ -225,7 +191,7 @@ kerberos_step(struct session *s, const char *b64, size_t len)
 		                    len > (sizeof(kj->in) + 2) / 3 * 4 ? "too long" : "not base64",
 		                    len);
 		free(kj);
-		return kerberos_refuse(s, NULL);
+		return kerberos_refuse(s);
 	}
 	kj->inlen = (size_t)n;
 	kj->s = s;
@@ -289,17 +255,17 @@ kerberos_sasl_max(const struct session *s)
 }
 
 /*
- * Refuse the GSSAPI login of <s> for <name> (NULL: no name known): the
- * failure is recorded like a wrong password and answered after the
- * failure delay. Returns PH_FAIL_LATER.
+ * Refuse the GSSAPI login of <s>: the failure is recorded against the
+ * client's address (a bad ticket names nobody) and answered as a wrong
+ * password is, after the failure delay. Returns PH_FAIL_LATER.
  */
-enum phase
-kerberos_refuse(struct session *s, const char *name)
+static enum phase
+kerberos_refuse(struct session *s)
 {
 	struct login *lg = s->login;
 
 	lg->refusal = "gssapi-refused";
-	login_record_failure(s, name);
+	login_record_failure(s, NULL);
 	gssapi_free(lg->gss);
 	lg->gss = NULL;
 	return PH_FAIL_LATER;
@@ -356,9 +322,9 @@ kerberos_end(struct session *s, void *job, const char **why)
 	case GSSAPI_FAIL:
 		session_log_limited(s, LOG_NOTICE, "gssapi-refused", "GSSAPI login refused: %s",
 		                    kj->why[0] ? kj->why : "authentication failed");
-		/* a bad ticket names nobody; a mapped user asking to be another is no
-		 * password guess either: the address pays, never an account */
-		rc = kerberos_refuse(s, NULL);
+		/* a mapped user asking to be another is no password guess
+		 * either: the address pays, never an account */
+		rc = kerberos_refuse(s);
 		break;
 	default:
 		session_log_limited(s, LOG_WARNING, "gssapi-tempfail", "GSSAPI login failed: %s",
@@ -458,9 +424,8 @@ kerberos_check(const struct gh_config *cfg, char *err, size_t errlen)
 		         mc->gssapi_keytab, strerror(errno));
 		return -1;
 	}
-	if (read_secret(mc->master_password_file, secret, sizeof(secret), why, sizeof(why)) < 0) {
-		explicit_bzero(secret, sizeof(secret));
-		snprintf(err, errlen, "%s: [mailproxy] %s", cfg->path, why);
+	if (secret_read(mc->master_password_file, secret, sizeof(secret), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: [mailproxy] master_password_file: %s", cfg->path, why);
 		return -1;
 	}
 	explicit_bzero(secret, sizeof(secret));

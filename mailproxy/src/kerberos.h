@@ -22,7 +22,6 @@ enum phase kerberos_step(struct session *s, const char *b64, size_t len);
 enum phase kerberos_run(struct session *s, kerberos_done_fn done, const char **why);
 size_t kerberos_sasl_max(const struct session *s);
 enum phase kerberos_end(struct session *s, void *job, const char **why);
-enum phase kerberos_refuse(struct session *s, const char *name);
 int kerberos_upstream_ok(const struct session *s);
 int kerberos_check(const struct gh_config *cfg, char *err, size_t errlen);
 int kerberos_threads_start(struct gen *g, char *err, size_t errlen);

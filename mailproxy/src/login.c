@@ -34,7 +34,6 @@ struct lookup_job {
 };
 
 static const char *lookup_throttle_name(const struct lookup_job *lk);
-static void login_record(struct session *s, const char *user, int ok);
 
 /* A fire-and-forget job recording the outcome of a login with the throttle. */
 struct record_job {
@@ -153,13 +152,6 @@ record_work(struct agent_worker *w, void *arg)
 	return JOBQ_DONE;
 }
 
-/* Record a failed login of <s> for <user> (NULL: the address only), in the background. */
-void
-login_record_failure(struct session *s, const char *user)
-{
-	login_record(s, user, 0);
-}
-
 /* Record the outcome <ok> of the login of <s> for account <user>, in the background. */
 static void
 login_record(struct session *s, const char *user, int ok)
@@ -176,6 +168,13 @@ login_record(struct session *s, const char *user, int ok)
 	rj->gen = gen_ref(s->gen);
 	if (jobq_submit(s->gen->port, record_work, record_release, record_release, rj) == NULL)
 		record_release(rj);
+}
+
+/* Record a failed login of <s> for <user> (NULL: the address only), in the background. */
+void
+login_record_failure(struct session *s, const char *user)
+{
+	login_record(s, user, 0);
 }
 
 /* Observe the latency of the login of <s>. */

@@ -170,7 +170,7 @@ struct login {
 	struct gssapi *gss;              /* GSSAPI conversation (NULL while a step runs) */
 	void *pending;                   /* GSSAPI: the client's decoded response, until it runs */
 	void (*mech_free)(struct login *lg);   /* frees the mechanism's state (set by it) */
-	const char *refusal;             /* audit result of a refusal ("" = the route's status) */
+	const char *refusal;             /* audit result of a refusal (NULL: the route's status) */
 	ev_tstamp start;
 	unsigned attempts;               /* upstream connect attempts */
 	int step;                        /* protocol-specific upstream step */
@@ -311,7 +311,6 @@ void login_tempfail(struct session *s, const char *why, enum tempfail_what what)
 void login_unknown_answer(struct session *s);
 int login_allowed(const struct session *s);
 void login_record_failure(struct session *s, const char *user);
-
 
 /* upstream.c */
 enum phase upstream_connect(struct session *s, const char **why);

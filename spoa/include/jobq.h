@@ -10,7 +10,9 @@
  * nthreads - 1 workers (1 when nthreads is 1) run slow-lane work at once,
  * so with two threads or more a hung directory never holds every worker
  * and cache-only answers never wait behind it. Each worker takes the
- * oldest job it may run, whichever lane it is on.
+ * oldest job it may run, whichever lane it is on. A third lane, the own
+ * lane (jobq_own_start()), has threads of its own for another kind of call
+ * that may hang (Kerberos files): work returns JOBQ_OWN to go there.
  *
  * Contract:
  * - jobq_submit() never blocks: when the queue is full it returns NULL at

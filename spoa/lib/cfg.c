@@ -16,6 +16,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "parse.h"
+#include "secret.h"
 
 enum kw_type {
 	KW_STR,       /* char[CFG_STR_MAX] or char[CFG_NAME_MAX] (size in kw) */
@@ -584,29 +585,14 @@ static int
 read_password(struct load *ld)
 {
 	struct cfg_ldap *l = &ld->cfg->ldap;
-	FILE *fp;
-	size_t n;
-	int extra;
+	char why[CFG_STR_MAX + 128];
 
 	if (l->bind_password_file[0] == '\0')
 		return 0;
-	fp = fopen(l->bind_password_file, "r");
-	if (fp == NULL) {
-		snprintf(ld->err, ld->errlen, "%s: bind_password_file: cannot read %s: %s",
-		         ld->path, l->bind_password_file, strerror(errno));
-		return -1;
-	}
-	n = fread(l->bind_password, 1, sizeof(l->bind_password) - 1, fp);
-	extra = fgetc(fp) != EOF;
-	fclose(fp);
-	l->bind_password[n] = '\0';
-	while (n > 0 && (l->bind_password[n - 1] == '\n' || l->bind_password[n - 1] == '\r'))
-		l->bind_password[--n] = '\0';
-	/* a DN with an empty password is an unauthenticated bind: never what is meant */
-	if (extra || n == 0) {
-		memset(l->bind_password, 0, sizeof(l->bind_password));
-		snprintf(ld->err, ld->errlen, "%s: bind_password_file: %s is %s", ld->path,
-		         l->bind_password_file, extra ? "too long" : "empty");
+	/* an empty password would be an unauthenticated bind: never what is meant */
+	if (secret_read(l->bind_password_file, l->bind_password, sizeof(l->bind_password), why,
+	                sizeof(why)) < 0) {
+		snprintf(ld->err, ld->errlen, "%s: bind_password_file: %s", ld->path, why);
 		return -1;
 	}
 	return 0;
