@@ -255,7 +255,10 @@ def test_purge_on_one_node_reaches_both(cluster):
         assert r.rc == 0, r
         assert sorted(h["socket"] for h in r.data["haproxy"]) == \
             sorted([n1.admin_sock, n2.admin_sock]), r
-        assert all(h.get("cleared") == ["mbox3"] for h in r.data["haproxy"]), r
+        # the old server's routes go; every route when the purge's own cache
+        # read found nothing (a memcached read timing out on a loaded machine:
+        # test_route_table covers both answers deterministically)
+        assert all(h.get("cleared") in (["mbox3"], "all") for h in r.data["haproxy"]), r
         t0 = time.monotonic()
         for node in cluster.nodes:
             gh_wait.until(lambda: http_server_of(node, user) == "mbox1",

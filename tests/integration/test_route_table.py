@@ -193,6 +193,26 @@ def test_purge_reaches_the_table(spoa_factory, haproxy_factory, slapd, memcached
     assert r.rc == 2 and "error" in r.data["haproxy"][0], r
 
 
+def test_purge_without_the_cached_route_clears_every_route(
+        spoa_factory, haproxy_factory, slapd, memcached, mailboxes, make_conf, gatehouse):
+    """When the cache no longer holds the route a table learned (a restarted
+    memcached, an eviction, a timeout), the purge cannot tell which server
+    to drop: it drops every route, never just LDAP's new server."""
+    site = start(spoa_factory, haproxy_factory, slapd, memcached, mailboxes,
+                 memcached_opts={"local_ttl": "0"})
+    for _ in range(2):
+        assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox1"
+    slapd.set_host("uid=alice,ou=example.com,o=gatehouse", "mbox2")
+    memcached.stop()
+    memcached.start()                  # empty: where alice was routed is forgotten
+    assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox1"   # the table keeps it
+    conf = make_conf(spoa={"haproxy_admin": site.hp.admin_sock}, **site.conf_kw)
+    r = gatehouse(conf).run("purge", ALICE)
+    assert r.rc == 0, r
+    assert r.data["haproxy"] == [{"socket": site.hp.admin_sock, "cleared": "all"}], r
+    assert server_of(site.get("/home/%s/x" % ALICE)) == "mbox2"
+
+
 def test_status_shows_the_table(spoa_factory, haproxy_factory, slapd_shared, memcached,
                                 mailboxes, make_conf, gatehouse):
     site = start(spoa_factory, haproxy_factory, slapd_shared, memcached, mailboxes)

@@ -46,8 +46,8 @@ const struct cli_cmd cmd_purge = {
 	"    name: \"NAME: N entries deleted\" or \"NAME: error: ...\".\n"
 	"    Then, on every HAProxy admin socket of [spoa] haproxy_admin, it drops\n"
 	"    from the route table every route to the server the account was\n"
-	"    routed to before the purge (the cache's answer, else LDAP's), or\n"
-	"    every route when that is not known (unknown name, LDAP down): one\n"
+	"    routed to before the purge (the cache's answer), or every route\n"
+	"    when that is not known (not in the cache, unknown name): one\n"
 	"    line per socket, \"haproxy SOCKET: routes to mbox1 cleared\", \"...:\n"
 	"    all routes cleared\" or \"haproxy SOCKET: error: ...\". Without\n"
 	"    haproxy_admin a warning says that HAProxy keeps its routes until\n"
@@ -79,9 +79,12 @@ purge_note_server(struct cli *c, const char *name, struct purge_servers *ps)
 
 	if (c->cfg->spoa.haproxy_admin.n == 0 || ps->all)
 		return;
-	/* the cache's answer is what HAProxy may have learned; without one,
-	 * LDAP's (whose answer the purge then deletes again) */
+	/* the cache's answer is what HAProxy may have learned; without one
+	 * (evicted, a restarted memcached, a timeout) a table may still hold
+	 * a route learned before, to a server LDAP no longer names: every
+	 * route goes then */
 	if (route_lookup(&c->w, ROUTE_BY_NAME, name, PROTO_HTTP, &rr) < 0 ||
+	    (rr.source != ROUTE_SRC_LOCAL && rr.source != ROUTE_SRC_MEMCACHED) ||
 	    (idx = hapi_server_index(c->cfg, rr.server)) == 0) {
 		ps->all = 1;
 		return;
